@@ -1,0 +1,351 @@
+//! AWS APIs: the autoscaling group and its instances (AutoScaling + EC2) and the state bucket (S3).
+//!
+//! Endpoints, credentials and region follow the SDK's standard conventions (SPEC §3); the seam
+//! for tests is `AWS_ENDPOINT_URL`. Throttling is retried by the SDK's adaptive retry; errors
+//! such as AccessDenied or validation are not retried.
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use serde::{Deserialize, Serialize};
+
+/// An AWS call that failed, with the SDK's whole error context.
+#[derive(Debug, thiserror::Error)]
+pub enum AwsError {
+    #[error("AWS {operation} failed: {message}")]
+    Api {
+        operation: &'static str,
+        message: String,
+        /// The service's error code (`AccessDenied`, `ValidationError`, ...), when it sent one.
+        code: Option<String>,
+    },
+    #[error("instance {0} is not in any autoscaling group")]
+    NotInAsg(String),
+    #[error("autoscaling group {0:?} does not exist")]
+    NoSuchAsg(String),
+}
+
+impl AwsError {
+    fn api<E, R>(operation: &'static str, err: aws_sdk_ec2::error::SdkError<E, R>) -> Self
+    where
+        E: std::error::Error + aws_sdk_ec2::error::ProvideErrorMetadata + 'static,
+        R: std::fmt::Debug,
+    {
+        let code = err.code().map(str::to_string);
+        AwsError::Api {
+            operation,
+            message: aws_sdk_ec2::error::DisplayErrorContext(&err).to_string(),
+            code,
+        }
+    }
+
+    /// The service's error code, if the service answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            AwsError::Api { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+
+/// One instance of an autoscaling group, as AutoScaling and EC2 see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AsgInstance {
+    pub instance_id: String,
+    /// AutoScaling lifecycle state: `Pending`, `Pending:Wait`, `InService`, `Terminating`, ...
+    pub lifecycle_state: String,
+    /// AutoScaling health: `Healthy` or `Unhealthy`.
+    pub health_status: String,
+    pub availability_zone: String,
+    /// From EC2; `None` when EC2 no longer knows the instance.
+    pub private_ip: Option<Ipv4Addr>,
+    /// From EC2, RFC 3339.
+    pub launch_time: Option<String>,
+    /// From EC2: `pending`, `running`, `shutting-down`, `terminated`, ...
+    pub ec2_state: Option<String>,
+}
+
+impl AsgInstance {
+    pub fn in_service(&self) -> bool {
+        self.lifecycle_state == "InService"
+    }
+
+    /// Whether the instance is leaving or gone (AutoScaling terminating it, or EC2 says so).
+    pub fn leaving(&self) -> bool {
+        self.lifecycle_state.starts_with("Terminat")
+            || matches!(
+                self.ec2_state.as_deref(),
+                Some("shutting-down" | "terminated" | "stopping" | "stopped")
+            )
+    }
+}
+
+/// An autoscaling group and its instances, sorted by instance id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AsgView {
+    pub name: String,
+    pub desired_capacity: i32,
+    pub min_size: i32,
+    pub max_size: i32,
+    pub instances: Vec<AsgInstance>,
+}
+
+impl AsgView {
+    pub fn instance(&self, id: &str) -> Option<&AsgInstance> {
+        self.instances.iter().find(|i| i.instance_id == id)
+    }
+}
+
+/// Clients for the AWS services the agent uses, counting the API requests it sends.
+#[derive(Clone)]
+pub struct Aws {
+    ec2: aws_sdk_ec2::Client,
+    autoscaling: aws_sdk_autoscaling::Client,
+    s3: aws_sdk_s3::Client,
+    page_size: i32,
+    calls: Arc<AtomicU32>,
+}
+
+/// Largest page DescribeInstances allows.
+const MAX_PAGE: i32 = 1000;
+/// Most values one EC2 filter takes.
+const MAX_FILTER_VALUES: usize = 200;
+
+impl Aws {
+    /// Clients for `region`, with credentials and endpoints from the SDK's default chain.
+    pub async fn connect(region: &str) -> Self {
+        let conf = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .retry_config(
+                RetryConfig::adaptive()
+                    .with_max_attempts(5)
+                    .with_initial_backoff(Duration::from_millis(200))
+                    .with_max_backoff(Duration::from_secs(5)),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_attempt_timeout(Duration::from_secs(10))
+                    .operation_timeout(Duration::from_secs(60))
+                    .build(),
+            )
+            .load()
+            .await;
+        // A custom S3 endpoint (a local test server, a VPC endpoint by IP) cannot take bucket
+        // names as host names: address buckets by path there.
+        let path_style = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+        Self::from_sdk_config(&conf, path_style)
+    }
+
+    /// Clients from an SDK configuration made elsewhere (tests point one at a local server).
+    pub fn from_sdk_config(conf: &aws_config::SdkConfig, s3_path_style: bool) -> Self {
+        let s3_conf = aws_sdk_s3::config::Builder::from(conf)
+            .force_path_style(s3_path_style)
+            .build();
+        Aws {
+            ec2: aws_sdk_ec2::Client::new(conf),
+            autoscaling: aws_sdk_autoscaling::Client::new(conf),
+            s3: aws_sdk_s3::Client::from_conf(s3_conf),
+            page_size: MAX_PAGE,
+            calls: Arc::new(AtomicU32::new(0)),
+        }
+    }
+
+    /// Page size for DescribeInstances (5 to 1000); tests make it small to exercise paging.
+    pub fn with_page_size(mut self, size: i32) -> Self {
+        self.page_size = size.clamp(5, MAX_PAGE);
+        self
+    }
+
+    /// How many AWS API requests this client has sent (pages count one each; SDK retries of one
+    /// request do not).
+    pub fn calls(&self) -> u32 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    fn count(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An object of the state bucket; `None` when there is no such key.
+    pub async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, AwsError> {
+        self.count();
+        let out = match self.s3.get_object().bucket(bucket).key(key).send().await {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(AwsError::api("GetObject", e)),
+        };
+        let body = out.body.collect().await.map_err(|e| AwsError::Api {
+            operation: "GetObject",
+            message: format!("reading s3://{bucket}/{key}: {e}"),
+            code: None,
+        })?;
+        Ok(Some(body.into_bytes().to_vec()))
+    }
+
+    /// Creates `key` only if it does not exist yet (`If-None-Match: *`): `Ok(true)` when this
+    /// call created it, `Ok(false)` when someone else already had.
+    pub async fn put_object_if_absent(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+    ) -> Result<bool, AwsError> {
+        self.count();
+        let result = self
+            .s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .if_none_match("*")
+            .content_type("application/json")
+            .body(body.into())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.code(),
+                    Some("PreconditionFailed" | "ConditionalRequestConflict")
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(AwsError::api("PutObject", e)),
+        }
+    }
+
+    /// The autoscaling group `instance_id` belongs to.
+    pub async fn asg_of(&self, instance_id: &str) -> Result<String, AwsError> {
+        self.count();
+        let out = self
+            .autoscaling
+            .describe_auto_scaling_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .map_err(|e| AwsError::api("DescribeAutoScalingInstances", e))?;
+        out.auto_scaling_instances()
+            .first()
+            .and_then(|i| i.auto_scaling_group_name())
+            .map(str::to_string)
+            .ok_or_else(|| AwsError::NotInAsg(instance_id.to_string()))
+    }
+
+    /// The group and its instances: one DescribeAutoScalingGroups call, then DescribeInstances
+    /// for exactly those instances (paged), never an account-wide scan.
+    pub async fn describe_asg(&self, name: &str) -> Result<AsgView, AwsError> {
+        self.count();
+        let out = self
+            .autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(name)
+            .send()
+            .await
+            .map_err(|e| AwsError::api("DescribeAutoScalingGroups", e))?;
+        let group = out
+            .auto_scaling_groups()
+            .iter()
+            .find(|g| g.auto_scaling_group_name() == Some(name))
+            .ok_or_else(|| AwsError::NoSuchAsg(name.to_string()))?;
+        let mut instances: Vec<AsgInstance> = group
+            .instances()
+            .iter()
+            .filter_map(|i| {
+                Some(AsgInstance {
+                    instance_id: i.instance_id()?.to_string(),
+                    lifecycle_state: i
+                        .lifecycle_state()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                    health_status: i.health_status().unwrap_or_default().to_string(),
+                    availability_zone: i.availability_zone().unwrap_or_default().to_string(),
+                    private_ip: None,
+                    launch_time: None,
+                    ec2_state: None,
+                })
+            })
+            .collect();
+        instances.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+        let ids: Vec<String> = instances.iter().map(|i| i.instance_id.clone()).collect();
+        for chunk in ids.chunks(MAX_FILTER_VALUES) {
+            for found in self.describe_instances(chunk).await? {
+                if let Some(i) = instances
+                    .iter_mut()
+                    .find(|i| i.instance_id == found.instance_id)
+                {
+                    i.private_ip = found.private_ip;
+                    i.launch_time = found.launch_time;
+                    i.ec2_state = found.ec2_state;
+                }
+            }
+        }
+        Ok(AsgView {
+            name: name.to_string(),
+            desired_capacity: group.desired_capacity().unwrap_or_default(),
+            min_size: group.min_size().unwrap_or_default(),
+            max_size: group.max_size().unwrap_or_default(),
+            instances,
+        })
+    }
+
+    async fn describe_instances(&self, ids: &[String]) -> Result<Vec<Ec2Facts>, AwsError> {
+        let mut facts = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            self.count();
+            let out = self
+                .ec2
+                .describe_instances()
+                .filters(
+                    aws_sdk_ec2::types::Filter::builder()
+                        .name("instance-id")
+                        .set_values(Some(ids.to_vec()))
+                        .build(),
+                )
+                .max_results(self.page_size)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::api("DescribeInstances", e))?;
+            for inst in out.reservations().iter().flat_map(|r| r.instances()) {
+                let Some(id) = inst.instance_id() else {
+                    continue;
+                };
+                facts.push(Ec2Facts {
+                    instance_id: id.to_string(),
+                    private_ip: inst.private_ip_address().and_then(|ip| ip.parse().ok()),
+                    launch_time: inst.launch_time().and_then(|t| {
+                        t.fmt(aws_sdk_ec2::primitives::DateTimeFormat::DateTime)
+                            .ok()
+                    }),
+                    ec2_state: inst
+                        .state()
+                        .and_then(|s| s.name())
+                        .map(|n| n.as_str().to_string()),
+                });
+            }
+            match out.next_token() {
+                Some(token) if !token.is_empty() => next = Some(token.to_string()),
+                _ => return Ok(facts),
+            }
+        }
+    }
+}
+
+struct Ec2Facts {
+    instance_id: String,
+    private_ip: Option<Ipv4Addr>,
+    launch_time: Option<String>,
+    ec2_state: Option<String>,
+}

@@ -1,0 +1,15 @@
+//! tn-agent: boot-time agent for self-managed Kubernetes nodes on AWS (Flatcar Container Linux).
+//!
+//! One module per outside system (`imds`, `aws`, `fsutil`, later `etcd`, `pki`, `kubelet`), pure
+//! decisions over plain data, and the command line in `cli`.
+
+pub mod aws;
+pub mod cli;
+pub mod config;
+pub mod exit;
+pub mod fsutil;
+pub mod identity;
+pub mod imds;
+pub mod logging;
+pub mod retry;
+pub mod state;

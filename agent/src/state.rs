@@ -1,0 +1,103 @@
+//! `/var/lib/tn-agent/state.json`: what the last `bootstrap` found and decided, read by `status`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::aws::AsgView;
+use crate::fsutil::{self, Root};
+use crate::identity::NodeIdentity;
+
+/// Where the state file is on a node.
+pub const PATH: &str = "/var/lib/tn-agent/state.json";
+/// Version of the file's schema; bumped on incompatible changes.
+pub const SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BootState {
+    pub schema: u32,
+    pub agent_version: String,
+    pub cluster: String,
+    pub role: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// `true` when the run finished its work; `error` says why not otherwise.
+    pub ok: bool,
+    pub error: Option<String>,
+    pub identity: Option<NodeIdentity>,
+    /// The node's own autoscaling group as seen at boot.
+    pub asg: Option<AsgView>,
+    /// Decisions taken, in order, each with its reason.
+    pub decisions: Vec<Decision>,
+    /// Node paths written (as on the node, without `--root`).
+    pub files_written: Vec<String>,
+    /// Milliseconds per step.
+    pub timings_ms: BTreeMap<String, u64>,
+    /// AWS API requests sent.
+    pub aws_calls: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub what: String,
+    pub why: String,
+}
+
+impl BootState {
+    pub fn new(cluster: &str, role: &str) -> Self {
+        BootState {
+            schema: SCHEMA,
+            agent_version: env!("CARGO_PKG_VERSION").to_string(),
+            cluster: cluster.to_string(),
+            role: role.to_string(),
+            started_at: now_rfc3339(),
+            finished_at: None,
+            ok: false,
+            error: None,
+            identity: None,
+            asg: None,
+            decisions: Vec::new(),
+            files_written: Vec::new(),
+            timings_ms: BTreeMap::new(),
+            aws_calls: 0,
+        }
+    }
+
+    /// Records a decision and logs it.
+    pub fn decide(&mut self, what: impl Into<String>, why: impl Into<String>) {
+        let (what, why) = (what.into(), why.into());
+        tracing::info!(decision = %what, reason = %why, "{what}: {why}");
+        self.decisions.push(Decision { what, why });
+    }
+
+    pub fn save(&self, root: &Root) -> Result<()> {
+        let path = root.path(PATH);
+        let mut text = serde_json::to_vec_pretty(self).expect("state serialises");
+        text.push(b'\n');
+        fsutil::write_atomic(&path, &text, fsutil::MODE_PUBLIC)
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// The last run's state; `None` when the node never ran `bootstrap`.
+    pub fn load(root: &Root) -> Result<Option<Self>> {
+        read_json(&root.path(PATH))
+    }
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .with_context(|| format!("{} is not valid state JSON", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("current time formats as RFC 3339")
+}

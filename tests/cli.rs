@@ -1,0 +1,184 @@
+//! The tn-agent binary as an operator and systemd see it: flags, exit codes, error text, and
+//! that nothing is written on bad input.
+
+use std::path::Path;
+use std::process::Command;
+
+use tn_world::{agent_bin, World};
+
+fn agent(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(agent_bin().unwrap())
+        .args(args)
+        .env_remove("JOURNAL_STREAM")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Every file under `dir`, relative, sorted.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let (code, stdout, _) = agent(&["--help"]);
+    assert_eq!(code, 0);
+    for word in [
+        "bootstrap",
+        "etcd",
+        "status",
+        "pki",
+        "--config",
+        "--root",
+        "--verbose",
+    ] {
+        assert!(stdout.contains(word), "--help lacks {word}:\n{stdout}");
+    }
+    let (code, stdout, _) = agent(&["etcd", "--help"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("promote") && stdout.contains("leave"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn unknown_flags_are_bad_input() {
+    let (code, _, stderr) = agent(&["bootstrap", "--frobnicate"]);
+    assert_eq!(code, 2, "{stderr}");
+    let (code, _, stderr) = agent(&["reboot"]);
+    assert_eq!(code, 2, "{stderr}");
+}
+
+#[test]
+fn a_bad_config_is_exit_2_naming_the_file_and_nothing_is_written() {
+    let root = tempfile::tempdir().unwrap();
+    let config = root.path().join("etc/tn-agent/config.toml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(
+        &config,
+        "cluster = \"prod\"\nrole = \"etcd\"\nstate_bucket = \"prod-tn-state\"\n[etcd]\nclient_port = 70000\n",
+    )
+    .unwrap();
+    let before = files_under(root.path());
+    let (code, stdout, stderr) = agent(&["--root", root.path().to_str().unwrap(), "bootstrap"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stdout, "");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "error: {}: key `etcd.client_port`: expected a TCP port from 1 to 65535, got 70000",
+            config.display()
+        )
+    );
+    assert_eq!(files_under(root.path()), before, "nothing written");
+}
+
+#[test]
+fn a_missing_config_is_exit_2_naming_the_path() {
+    let root = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = agent(&["--root", root.path().to_str().unwrap(), "bootstrap"]);
+    assert_eq!(code, 2, "{stderr}");
+    let expected = format!(
+        "error: cannot read config file {}/etc/tn-agent/config.toml\n  caused by: No such file or directory (os error 2)",
+        root.path().display()
+    );
+    assert_eq!(stderr.trim_end(), expected);
+    assert!(files_under(root.path()).is_empty());
+}
+
+#[test]
+fn an_explicit_config_path_is_used_as_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(&config, "cluster = \"Prod\"\n").unwrap();
+    let (code, _, stderr) = agent(&[
+        "--root",
+        "/nonexistent-root",
+        "--config",
+        config.to_str().unwrap(),
+        "bootstrap",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("error: {}: key `cluster`", config.display())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn commands_not_built_yet_say_so_with_exit_2() {
+    for args in [["pki", "init"], ["etcd", "promote"], ["etcd", "leave"]] {
+        let (code, _, stderr) = agent(&args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains("is not implemented"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn bootstrap_identifies_the_node_and_finds_its_peers() {
+    let world = World::start().unwrap();
+    world.create_asg("demo-etcd", "etcd", 3).unwrap();
+    let instances = world.asg_instances("demo-etcd").unwrap();
+    let me = &instances[1];
+    let node = world.node(me, &world.config("etcd", "")).unwrap();
+    let run = node.run(&["bootstrap"]).unwrap();
+    let state = node.state().unwrap();
+
+    assert_eq!(state["identity"]["instance_id"], me.id.as_str());
+    assert_eq!(state["identity"]["private_ip"], me.ip.to_string());
+    assert_eq!(state["identity"]["availability_zone"], "us-east-1a");
+    assert_eq!(state["identity"]["region"], "us-east-1", "region from IMDS");
+    assert_eq!(state["asg"]["name"], "demo-etcd");
+    let peers: Vec<(String, String)> = state["asg"]["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["instance_id"].as_str().unwrap().to_string(),
+                i["private_ip"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<_> = instances
+        .iter()
+        .map(|i| (i.id.clone(), i.ip.to_string()))
+        .collect();
+    assert_eq!(peers, expected);
+    assert_eq!(state["aws_calls"], 3);
+    assert_eq!(state["decisions"][0]["what"], "discovered peers");
+    // IMDSv2 only: every metadata read carried a token.
+    let seen = node.imds.requests();
+    assert!(seen
+        .iter()
+        .filter(|r| r.method == "GET")
+        .all(|r| r.token.is_some()));
+    assert!(
+        !run.stderr.contains("testing"),
+        "credentials never logged: {}",
+        run.stderr
+    );
+    // Role work is not built yet: the run says so and records it.
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(state["ok"], false);
+}

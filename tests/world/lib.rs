@@ -1,0 +1,465 @@
+//! The local AWS world tn-agent's tests and demo run in: moto_server for EC2, AutoScaling and S3
+//! (VPC 127.0.0.0/16, so instances get loopback addresses real etcd can bind), one fake IMDSv2
+//! per simulated node, and real etcd processes started from the env file a node's bootstrap
+//! wrote. Each node has its own `--root`. Everything binds 127.x.x.x and is stopped when the
+//! world is dropped, also when a test fails.
+
+pub mod etcd;
+pub mod imds;
+pub mod moto;
+pub mod process;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+use anyhow::{anyhow, bail, Context, Result};
+use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag};
+use aws_sdk_ec2::types::{RequestLaunchTemplateData, ResourceType, TagSpecification};
+
+pub use etcd::EtcdProcess;
+pub use imds::{FakeImds, ImdsData};
+pub use moto::Moto;
+
+/// The workspace's top directory.
+pub fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The tn-agent binary: `TN_AGENT_BIN`, else beside the running test or demo binary.
+pub fn agent_bin() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("TN_AGENT_BIN") {
+        return Ok(p.into());
+    }
+    let exe = std::env::current_exe()?;
+    let mut dir = exe.parent().context("exe has a directory")?.to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let bin = dir.join("tn-agent");
+    if !bin.exists() {
+        bail!(
+            "{} not found: build it first with `cargo build -p tn-agent`",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// One ASG instance as the world sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub id: String,
+    pub ip: Ipv4Addr,
+    pub lifecycle_state: String,
+}
+
+pub const REGION: &str = "us-east-1";
+pub const AZ: &str = "us-east-1a";
+
+pub struct World {
+    /// Holds every node's root and the logs; removed on drop unless `TN_KEEP_WORLD` is set.
+    dir: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
+    pub moto: Moto,
+    pub ec2: aws_sdk_ec2::Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+    pub s3: aws_sdk_s3::Client,
+    /// SDK configuration pointing at moto, for tests that drive tn-agent's clients directly.
+    pub sdk_config: aws_config::SdkConfig,
+    pub cluster: String,
+    pub bucket: String,
+    vpc_id: String,
+    image_id: String,
+    subnets: Mutex<HashMap<String, String>>,
+}
+
+impl World {
+    /// Starts moto_server with a VPC 127.0.0.0/16 and the cluster's state bucket.
+    pub fn start() -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("tn-world-")
+            .tempdir()
+            .context("creating the world's directory")?;
+        if std::env::var_os("TN_KEEP_WORLD").is_some() {
+            eprintln!("world directory: {}", dir.path().display());
+        }
+        let moto = Moto::start(dir.path().join("moto.log"))?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let conf = rt.block_on(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new(REGION))
+                .endpoint_url(&moto.endpoint)
+                .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+                    "testing", "testing", None, None, "world",
+                ))
+                .load(),
+        );
+        let ec2 = aws_sdk_ec2::Client::new(&conf);
+        let sdk_config = conf.clone();
+        let autoscaling = aws_sdk_autoscaling::Client::new(&conf);
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&conf)
+                .force_path_style(true)
+                .build(),
+        );
+        let cluster = "demo".to_string();
+        let bucket = "demo-tn-state".to_string();
+        let (vpc_id, image_id) = rt.block_on(async {
+            let vpc = ec2
+                .create_vpc()
+                .cidr_block("127.0.0.0/16")
+                .send()
+                .await
+                .context("creating the VPC")?;
+            let vpc_id = vpc
+                .vpc()
+                .and_then(|v| v.vpc_id())
+                .context("VPC without id")?
+                .to_string();
+            let images = ec2
+                .describe_images()
+                .owners("amazon")
+                .send()
+                .await
+                .context("listing AMIs")?;
+            let image_id = images
+                .images()
+                .iter()
+                .find_map(|i| i.image_id())
+                .context("moto has no AMI")?
+                .to_string();
+            s3.create_bucket()
+                .bucket(&bucket)
+                .send()
+                .await
+                .context("creating the state bucket")?;
+            anyhow::Ok((vpc_id, image_id))
+        })?;
+        let keep = std::env::var_os("TN_KEEP_WORLD").is_some();
+        let mut dir = dir;
+        if keep {
+            dir.disable_cleanup(true);
+        }
+        Ok(World {
+            dir,
+            rt,
+            moto,
+            ec2,
+            autoscaling,
+            s3,
+            sdk_config,
+            cluster,
+            bucket,
+            vpc_id,
+            image_id,
+            subnets: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs a future on the world's runtime (the world's API is blocking).
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// Creates an ASG of `size` for `role` (a subnet 127.0.<k>.0/24 of its own, a launch
+    /// template, the cluster's tags) and returns its instances' ids, sorted.
+    pub fn create_asg(&self, name: &str, role: &str, size: i32) -> Result<Vec<String>> {
+        let subnet = self.subnet(name)?;
+        let template = format!("{name}-lt");
+        self.block_on(async {
+            self.ec2
+                .create_launch_template()
+                .launch_template_name(&template)
+                .launch_template_data(
+                    RequestLaunchTemplateData::builder()
+                        .image_id(&self.image_id)
+                        .instance_type(aws_sdk_ec2::types::InstanceType::T3Small)
+                        .tag_specifications(
+                            aws_sdk_ec2::types::LaunchTemplateTagSpecificationRequest::builder()
+                                .resource_type(ResourceType::Instance)
+                                .tags(ec2_tag("tn:role", role))
+                                .build(),
+                        )
+                        .build(),
+                )
+                .send()
+                .await
+                .with_context(|| format!("creating launch template {template}"))?;
+            let tag = |k: &str, v: &str| {
+                Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .resource_id(name)
+                    .resource_type("auto-scaling-group")
+                    .propagate_at_launch(true)
+                    .build()
+            };
+            self.autoscaling
+                .create_auto_scaling_group()
+                .auto_scaling_group_name(name)
+                .launch_template(
+                    LaunchTemplateSpecification::builder()
+                        .launch_template_name(&template)
+                        .version("$Latest")
+                        .build(),
+                )
+                .min_size(0)
+                .max_size(size.max(1) * 2)
+                .desired_capacity(size)
+                .vpc_zone_identifier(&subnet)
+                .tags(tag("tn:cluster", &self.cluster))
+                .tags(tag("tn:role", role))
+                .send()
+                .await
+                .with_context(|| format!("creating autoscaling group {name}"))?;
+            anyhow::Ok(())
+        })?;
+        Ok(self
+            .asg_instances(name)?
+            .into_iter()
+            .map(|i| i.id)
+            .collect())
+    }
+
+    fn subnet(&self, asg: &str) -> Result<String> {
+        let mut subnets = self.subnets.lock().unwrap();
+        if let Some(id) = subnets.get(asg) {
+            return Ok(id.clone());
+        }
+        let cidr = format!("127.0.{}.0/24", subnets.len() + 1);
+        let out = self
+            .block_on(
+                self.ec2
+                    .create_subnet()
+                    .vpc_id(&self.vpc_id)
+                    .cidr_block(&cidr)
+                    .availability_zone(AZ)
+                    .tag_specifications(
+                        TagSpecification::builder()
+                            .resource_type(ResourceType::Subnet)
+                            .tags(ec2_tag("Name", asg))
+                            .build(),
+                    )
+                    .send(),
+            )
+            .with_context(|| format!("creating subnet {cidr}"))?;
+        let id = out
+            .subnet()
+            .and_then(|s| s.subnet_id())
+            .context("subnet without id")?
+            .to_string();
+        subnets.insert(asg.to_string(), id.clone());
+        Ok(id)
+    }
+
+    /// The ASG's instances with their private IPs, sorted by id.
+    pub fn asg_instances(&self, name: &str) -> Result<Vec<Instance>> {
+        self.block_on(async {
+            let out = self
+                .autoscaling
+                .describe_auto_scaling_groups()
+                .auto_scaling_group_names(name)
+                .send()
+                .await?;
+            let group = out
+                .auto_scaling_groups()
+                .first()
+                .ok_or_else(|| anyhow!("no ASG {name}"))?;
+            let states: HashMap<String, String> = group
+                .instances()
+                .iter()
+                .map(|i| {
+                    (
+                        i.instance_id().unwrap_or_default().to_string(),
+                        i.lifecycle_state()
+                            .map(|s| s.as_str().to_string())
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect();
+            let mut found = Vec::new();
+            if states.is_empty() {
+                return Ok(found);
+            }
+            let out = self
+                .ec2
+                .describe_instances()
+                .set_instance_ids(Some(states.keys().cloned().collect()))
+                .send()
+                .await?;
+            for inst in out.reservations().iter().flat_map(|r| r.instances()) {
+                let id = inst.instance_id().unwrap_or_default().to_string();
+                let ip = inst
+                    .private_ip_address()
+                    .context("instance without private IP")?
+                    .parse()?;
+                found.push(Instance {
+                    lifecycle_state: states.get(&id).cloned().unwrap_or_default(),
+                    id,
+                    ip,
+                });
+            }
+            found.sort_by(|a, b| a.id.cmp(&b.id));
+            Ok(found)
+        })
+    }
+
+    /// Sets the ASG's desired capacity; the ASG launches or terminates instances to match.
+    pub fn set_desired_capacity(&self, name: &str, desired: i32) -> Result<()> {
+        self.block_on(
+            self.autoscaling
+                .set_desired_capacity()
+                .auto_scaling_group_name(name)
+                .desired_capacity(desired)
+                .send(),
+        )
+        .with_context(|| format!("setting the desired capacity of {name} to {desired}"))?;
+        Ok(())
+    }
+
+    /// Terminates an instance the way an ASG health check or an operator would; the ASG
+    /// replaces it with a new instance (new id, new IP).
+    pub fn terminate(&self, instance_id: &str) -> Result<()> {
+        self.terminate_in_asg(instance_id, false)
+    }
+
+    /// Scale-in: terminates the instance and lowers the desired capacity.
+    pub fn scale_in(&self, instance_id: &str) -> Result<()> {
+        self.terminate_in_asg(instance_id, true)
+    }
+
+    fn terminate_in_asg(&self, instance_id: &str, decrement: bool) -> Result<()> {
+        self.block_on(
+            self.autoscaling
+                .terminate_instance_in_auto_scaling_group()
+                .instance_id(instance_id)
+                .should_decrement_desired_capacity(decrement)
+                .send(),
+        )
+        .with_context(|| format!("terminating {instance_id}"))?;
+        Ok(())
+    }
+
+    /// The config file a node of `role` gets, plus `extra` TOML lines.
+    pub fn config(&self, role: &str, extra: &str) -> String {
+        format!(
+            "cluster = \"{}\"\nrole = \"{role}\"\nstate_bucket = \"{}\"\ninternal_domain = \"{}.int\"\n{extra}",
+            self.cluster, self.bucket, self.cluster
+        )
+    }
+
+    /// A simulated node for an instance: its root directory with `config` as
+    /// `/etc/tn-agent/config.toml`, and a fake IMDS on its private IP.
+    pub fn node(&self, instance: &Instance, config: &str) -> Result<Node> {
+        let root = self.dir().join("nodes").join(&instance.id);
+        let config_path = root.join("etc/tn-agent/config.toml");
+        std::fs::create_dir_all(config_path.parent().unwrap())?;
+        std::fs::write(&config_path, config)?;
+        let imds = FakeImds::start(
+            IpAddr::V4(instance.ip),
+            ImdsData::new(&instance.id, instance.ip),
+        )?;
+        Ok(Node {
+            id: instance.id.clone(),
+            ip: instance.ip,
+            root,
+            imds,
+            moto_endpoint: self.moto.endpoint.clone(),
+        })
+    }
+}
+
+fn ec2_tag(k: &str, v: &str) -> aws_sdk_ec2::types::Tag {
+    aws_sdk_ec2::types::Tag::builder().key(k).value(v).build()
+}
+
+/// A simulated node: an instance's root directory and fake IMDS.
+pub struct Node {
+    pub id: String,
+    pub ip: Ipv4Addr,
+    pub root: PathBuf,
+    pub imds: FakeImds,
+    moto_endpoint: String,
+}
+
+/// How a `tn-agent` run ended.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Node {
+    /// `tn-agent --root <root> <args>` with the environment a node has: the SDK's standard
+    /// variables pointing at moto and this node's IMDS, test credentials, nothing from the
+    /// caller's AWS setup.
+    pub fn command(&self, args: &[&str]) -> Result<Command> {
+        let mut cmd = Command::new(agent_bin()?);
+        cmd.arg("--root").arg(&self.root).args(args);
+        for var in [
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+            "AWS_PROFILE",
+            "AWS_SESSION_TOKEN",
+            "JOURNAL_STREAM",
+            "RUST_LOG",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("AWS_ENDPOINT_URL", &self.moto_endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_CONFIG_FILE", "/nonexistent/tn-world/config")
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/tn-world/credentials",
+            )
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", self.imds.url())
+            .stdin(Stdio::null());
+        Ok(cmd)
+    }
+
+    /// Runs `tn-agent <args>` to the end.
+    pub fn run(&self, args: &[&str]) -> Result<Run> {
+        let out = self.command(args)?.output().context("running tn-agent")?;
+        Ok(Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    /// A node path under this node's root.
+    pub fn path(&self, node_path: &str) -> PathBuf {
+        self.root.join(node_path.trim_start_matches('/'))
+    }
+
+    /// The last bootstrap's `state.json`.
+    pub fn state(&self) -> Result<serde_json::Value> {
+        let path = self.path("/var/lib/tn-agent/state.json");
+        let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(serde_json::from_slice(&text)?)
+    }
+
+    /// Starts etcd from the env file this node's bootstrap wrote.
+    pub fn start_etcd(&self) -> Result<EtcdProcess> {
+        EtcdProcess::start(
+            &self.path("/etc/etcd/etcd.env"),
+            &self.root.join("etcd.log"),
+        )
+    }
+}
