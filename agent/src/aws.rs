@@ -28,6 +28,8 @@ pub enum AwsError {
     NotInAsg(String),
     #[error("autoscaling group {0:?} does not exist")]
     NoSuchAsg(String),
+    #[error("s3://{bucket}/{key} does not exist")]
+    NoSuchObject { bucket: String, key: String },
 }
 
 impl AwsError {
@@ -192,6 +194,16 @@ impl Aws {
         Ok(Some(body.into_bytes().to_vec()))
     }
 
+    /// An object that must exist.
+    pub async fn get_required(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsError> {
+        self.get_object(bucket, key)
+            .await?
+            .ok_or_else(|| AwsError::NoSuchObject {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+            })
+    }
+
     /// Creates `key` only if it does not exist yet (`If-None-Match: *`): `Ok(true)` when this
     /// call created it, `Ok(false)` when someone else already had.
     pub async fn put_object_if_absent(
@@ -240,6 +252,45 @@ impl Aws {
             .and_then(|i| i.auto_scaling_group_name())
             .map(str::to_string)
             .ok_or_else(|| AwsError::NotInAsg(instance_id.to_string()))
+    }
+
+    /// Completes the pending termination lifecycle actions of `instance_id` in `asg` with
+    /// CONTINUE, so the ASG goes on terminating it without waiting for the hook's timeout.
+    /// Returns the hooks completed.
+    pub async fn complete_termination(
+        &self,
+        asg: &str,
+        instance_id: &str,
+    ) -> Result<Vec<String>, AwsError> {
+        self.count();
+        let hooks = self
+            .autoscaling
+            .describe_lifecycle_hooks()
+            .auto_scaling_group_name(asg)
+            .send()
+            .await
+            .map_err(|e| AwsError::api("DescribeLifecycleHooks", e))?;
+        let mut done = Vec::new();
+        for hook in hooks.lifecycle_hooks() {
+            if hook.lifecycle_transition() != Some("autoscaling:EC2_INSTANCE_TERMINATING") {
+                continue;
+            }
+            let Some(name) = hook.lifecycle_hook_name() else {
+                continue;
+            };
+            self.count();
+            self.autoscaling
+                .complete_lifecycle_action()
+                .auto_scaling_group_name(asg)
+                .lifecycle_hook_name(name)
+                .instance_id(instance_id)
+                .lifecycle_action_result("CONTINUE")
+                .send()
+                .await
+                .map_err(|e| AwsError::api("CompleteLifecycleAction", e))?;
+            done.push(name.to_string());
+        }
+        Ok(done)
     }
 
     /// The group and its instances: one DescribeAutoScalingGroups call, then DescribeInstances

@@ -25,9 +25,12 @@ impl std::error::Error for BadInput {}
 /// Picks the exit code for a failed command: 2 when any error in the chain is bad input
 /// (a config error or a [`BadInput`]), 1 otherwise.
 pub fn code_for(err: &anyhow::Error) -> u8 {
-    let bad_input = err
-        .chain()
-        .any(|cause| cause.is::<BadInput>() || cause.is::<crate::config::ConfigError>());
+    // `downcast_ref` sees context values anywhere in the chain; `chain` sees sources.
+    let bad_input = err.downcast_ref::<BadInput>().is_some()
+        || err.downcast_ref::<crate::config::ConfigError>().is_some()
+        || err
+            .chain()
+            .any(|cause| cause.is::<BadInput>() || cause.is::<crate::config::ConfigError>());
     if bad_input {
         BAD_INPUT
     } else {
@@ -40,6 +43,18 @@ pub fn render(err: &anyhow::Error) -> String {
     let mut out = format!("error: {err}");
     for cause in err.chain().skip(1) {
         out.push_str(&format!("\n  caused by: {cause}"));
+    }
+    out
+}
+
+/// An error and its causes on one line, `: `-separated, for log fields.
+pub fn one_line(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
     }
     out
 }
@@ -57,6 +72,12 @@ mod tests {
         assert_eq!(code_for(&err), BAD_INPUT);
         let err = anyhow::anyhow!("etcd not reachable");
         assert_eq!(code_for(&err), FAILED);
+        // As a context value too, under more context.
+        let err = Err::<(), _>(std::io::Error::other("bad PEM"))
+            .context(BadInput("s3://b/k is not a CA".into()))
+            .context("making certificates")
+            .unwrap_err();
+        assert_eq!(code_for(&err), BAD_INPUT);
     }
 
     #[test]

@@ -6,10 +6,12 @@
 pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod etcd;
 pub mod exit;
 pub mod fsutil;
 pub mod identity;
 pub mod imds;
 pub mod logging;
+pub mod pki;
 pub mod retry;
 pub mod state;

@@ -72,6 +72,17 @@ impl BootState {
         self.decisions.push(Decision { what, why });
     }
 
+    /// Records that `path` (under `root`) was written.
+    pub fn wrote(&mut self, root: &Root, path: &Path) {
+        let shown = match path.strip_prefix(root.dir()) {
+            Ok(rel) => format!("/{}", rel.display()),
+            Err(_) => path.display().to_string(),
+        };
+        if !self.files_written.contains(&shown) {
+            self.files_written.push(shown);
+        }
+    }
+
     pub fn save(&self, root: &Root) -> Result<()> {
         let path = root.path(PATH);
         let mut text = serde_json::to_vec_pretty(self).expect("state serialises");

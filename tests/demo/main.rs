@@ -49,8 +49,10 @@ fn run() -> Result<()> {
     println!("tn-agent demo: a simulated cluster booting in a local AWS world\n");
     let world = World::start()?;
     println!(
-        "world: moto_server at {} (EC2, AutoScaling, S3), VPC 127.0.0.0/16, state bucket s3://{}",
-        world.moto.endpoint, world.bucket
+        "world: moto_server at {} (EC2, AutoScaling, S3), VPC {}, state bucket s3://{}",
+        world.moto.endpoint,
+        world.vpc_cidr(),
+        world.bucket
     );
     let mut booted = Vec::new();
     for pool in POOLS {

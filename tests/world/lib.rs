@@ -1,9 +1,11 @@
 //! The local AWS world tn-agent's tests and demo run in: moto_server for EC2, AutoScaling and S3
-//! (VPC 127.0.0.0/16, so instances get loopback addresses real etcd can bind), one fake IMDSv2
+//! (a VPC 127.<n>.0.0/16, so instances get loopback addresses real etcd can bind; each world
+//! running at the same time has its own n), one fake IMDSv2
 //! per simulated node, and real etcd processes started from the env file a node's bootstrap
 //! wrote. Each node has its own `--root`. Everything binds 127.x.x.x and is stopped when the
 //! world is dropped, also when a test fails.
 
+pub mod cluster;
 pub mod etcd;
 pub mod imds;
 pub mod moto;
@@ -19,6 +21,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag};
 use aws_sdk_ec2::types::{RequestLaunchTemplateData, ResourceType, TagSpecification};
 
+pub use cluster::{boot_in_parallel, Inspector};
 pub use etcd::EtcdProcess;
 pub use imds::{FakeImds, ImdsData};
 pub use moto::Moto;
@@ -74,9 +77,36 @@ pub struct World {
     pub sdk_config: aws_config::SdkConfig,
     pub cluster: String,
     pub bucket: String,
+    /// The world's network: VPC 127.<octet>.0.0/16, held exclusively while the world lives.
+    net: NetLease,
     vpc_id: String,
     image_id: String,
     subnets: Mutex<HashMap<String, String>>,
+}
+
+/// An exclusive claim on the address range 127.<octet>.0.0/16 across every process on the
+/// machine (a lock file), so worlds running at the same time never bind the same addresses.
+struct NetLease {
+    octet: u8,
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl NetLease {
+    fn acquire() -> Result<Self> {
+        let dir = std::env::temp_dir().join("tn-world-nets");
+        std::fs::create_dir_all(&dir)?;
+        let start = (std::process::id() % 200) as u8;
+        for i in 0..254u16 {
+            let octet = 1 + ((start as u16 + i) % 254) as u8;
+            let file = std::fs::File::create(dir.join(format!("{octet}.lock")))?;
+            if let Ok(lock) =
+                nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+            {
+                return Ok(NetLease { octet, _lock: lock });
+            }
+        }
+        bail!("every 127.x.0.0/16 range is in use by another world")
+    }
 }
 
 impl World {
@@ -89,6 +119,7 @@ impl World {
         if std::env::var_os("TN_KEEP_WORLD").is_some() {
             eprintln!("world directory: {}", dir.path().display());
         }
+        let net = NetLease::acquire()?;
         let moto = Moto::start(dir.path().join("moto.log"))?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -116,7 +147,7 @@ impl World {
         let (vpc_id, image_id) = rt.block_on(async {
             let vpc = ec2
                 .create_vpc()
-                .cidr_block("127.0.0.0/16")
+                .cidr_block(format!("127.{}.0.0/16", net.octet))
                 .send()
                 .await
                 .context("creating the VPC")?;
@@ -157,6 +188,7 @@ impl World {
             autoscaling,
             s3,
             sdk_config,
+            net,
             cluster,
             bucket,
             vpc_id,
@@ -174,7 +206,12 @@ impl World {
         self.rt.block_on(f)
     }
 
-    /// Creates an ASG of `size` for `role` (a subnet 127.0.<k>.0/24 of its own, a launch
+    /// The VPC's CIDR, 127.<n>.0.0/16: each world has its own.
+    pub fn vpc_cidr(&self) -> String {
+        format!("127.{}.0.0/16", self.net.octet)
+    }
+
+    /// Creates an ASG of `size` for `role` (a subnet 127.<n>.<k>.0/24 of its own, a launch
     /// template, the cluster's tags) and returns its instances' ids, sorted.
     pub fn create_asg(&self, name: &str, role: &str, size: i32) -> Result<Vec<String>> {
         let subnet = self.subnet(name)?;
@@ -239,7 +276,7 @@ impl World {
         if let Some(id) = subnets.get(asg) {
             return Ok(id.clone());
         }
-        let cidr = format!("127.0.{}.0/24", subnets.len() + 1);
+        let cidr = format!("127.{}.{}.0/24", self.net.octet, subnets.len() + 1);
         let out = self
             .block_on(
                 self.ec2

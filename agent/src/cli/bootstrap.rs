@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::{not_built, Globals};
 use crate::aws::Aws;
-use crate::config::Settings;
+use crate::config::{Role, Settings};
 use crate::identity::NodeIdentity;
 use crate::imds::Imds;
 use crate::state::{now_rfc3339, BootState};
@@ -30,7 +30,6 @@ impl Bootstrap {
 }
 
 async fn work(settings: &Settings, globals: &Globals, state: &mut BootState) -> Result<()> {
-    let _ = globals;
     let step = Instant::now();
     let imds = Imds::from_env();
     let me = NodeIdentity::from_imds(&imds)
@@ -59,10 +58,21 @@ async fn work(settings: &Settings, globals: &Globals, state: &mut BootState) -> 
             asg.instances.iter().filter(|i| i.in_service()).count()
         ),
     );
-    state.asg = Some(asg);
+    state.asg = Some(asg.clone());
     state.timings_ms.insert("discover".into(), elapsed_ms(step));
 
-    Err(not_built(&format!("bootstrap for role {}", settings.role)))
+    let step = Instant::now();
+    let result = match settings.role {
+        Role::Etcd => crate::etcd::bootstrap(settings, &globals.root, &me, &aws, &asg, state).await,
+        Role::Master | Role::Worker => {
+            Err(not_built(&format!("bootstrap for role {}", settings.role)))
+        }
+    };
+    state.aws_calls = aws.calls();
+    state
+        .timings_ms
+        .insert(settings.role.as_str().into(), elapsed_ms(step));
+    result
 }
 
 async fn discover(aws: &Aws, me: &NodeIdentity) -> Result<crate::aws::AsgView> {

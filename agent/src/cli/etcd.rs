@@ -1,23 +1,67 @@
 //! `tn-agent etcd ...`: this node's etcd membership after boot.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Subcommand;
 
-use super::{not_built, Globals};
+use super::Globals;
+use crate::aws::Aws;
+use crate::identity::NodeIdentity;
+use crate::imds::Imds;
 
 #[derive(Debug, Subcommand)]
 pub enum Etcd {
-    /// After etcd has started: promote this member from learner to voter (no-op if voter).
+    /// After etcd has started: promote this member from learner to voter once it has caught up
+    /// (no-op if it is a voter). Waits up to etcd.join_timeout_seconds.
     Promote,
-    /// Remove this member from the cluster safely (scale-in, termination).
+    /// Remove this member from the cluster if the remaining voters keep quorum (scale-in,
+    /// termination); then complete a pending ASG termination lifecycle action.
     Leave,
 }
 
 impl Etcd {
-    pub async fn run(self, _globals: &Globals) -> Result<u8> {
+    pub async fn run(self, globals: &Globals) -> Result<u8> {
+        let settings = globals.load_config()?;
+        let imds = Imds::from_env();
+        let me = NodeIdentity::from_imds(&imds)
+            .await
+            .context("finding out who this node is from the instance metadata service")?;
         match self {
-            Etcd::Promote => Err(not_built("etcd promote")),
-            Etcd::Leave => Err(not_built("etcd leave")),
+            Etcd::Promote => {
+                let done = crate::etcd::promote(&settings, &globals.root, &me).await?;
+                println!("{done}");
+            }
+            Etcd::Leave => {
+                let done = crate::etcd::leave(&settings, &globals.root, &me).await?;
+                println!("{done}");
+                complete_termination(&imds, &me).await?;
+            }
         }
+        Ok(crate::exit::OK)
     }
+}
+
+/// When the ASG is terminating this instance (IMDS `autoscaling/target-lifecycle-state` is
+/// `Terminated`), tell it to go on now rather than at the hook's timeout.
+async fn complete_termination(imds: &Imds, me: &NodeIdentity) -> Result<()> {
+    let target = imds
+        .target_lifecycle_state()
+        .await
+        .context("reading the ASG target lifecycle state")?;
+    if target.as_deref() != Some("Terminated") {
+        return Ok(());
+    }
+    let aws = Aws::connect(&me.region).await;
+    let asg = aws
+        .asg_of(&me.instance_id)
+        .await
+        .context("finding this instance's autoscaling group")?;
+    let hooks = aws
+        .complete_termination(&asg, &me.instance_id)
+        .await
+        .context("completing the termination lifecycle action")?;
+    for hook in hooks {
+        tracing::info!(hook = %hook, asg = %asg, "completed lifecycle action");
+        println!("completed lifecycle action {hook} of {asg}: termination continues");
+    }
+    Ok(())
 }

@@ -1,0 +1,281 @@
+//! Talking to etcd: who answers, the member list, and the membership changes the plan asks for.
+//! Every call has a short timeout: a member that does not answer is reported, not waited for.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, MemberAddOptions, TlsOptions};
+use tokio::task::JoinSet;
+
+use super::plan::{ClusterView, MemberInfo};
+use crate::exit::one_line;
+
+/// Time for one connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Time for one request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EtcdError {
+    #[error("etcd {operation} via {endpoints} failed")]
+    Call {
+        operation: &'static str,
+        endpoints: String,
+        #[source]
+        source: etcd_client::Error,
+    },
+    #[error("etcd {operation} via {endpoints} did not answer within {}s", REQUEST_TIMEOUT.as_secs())]
+    Timeout {
+        operation: &'static str,
+        endpoints: String,
+    },
+    #[error("no etcd member to send {operation} to")]
+    NoEndpoint { operation: &'static str },
+}
+
+impl EtcdError {
+    /// The etcd server's own message, for matching known conditions.
+    pub fn server_message(&self) -> Option<String> {
+        match self {
+            EtcdError::Call {
+                source: etcd_client::Error::GRpcStatus(status),
+                ..
+            } => Some(status.message().to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// The client certificate and CA the agent uses to talk to etcd.
+#[derive(Clone)]
+pub struct ClientTls {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// One member's answer to a status request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    pub member_id: u64,
+    pub leader: u64,
+    pub raft_term: u64,
+    pub is_learner: bool,
+}
+
+/// How to reach etcd: scheme, client port, TLS material.
+#[derive(Clone)]
+pub struct EtcdAccess {
+    tls: Option<Arc<ClientTls>>,
+    client_port: u16,
+}
+
+impl EtcdAccess {
+    pub fn new(tls: Option<ClientTls>, client_port: u16) -> Self {
+        EtcdAccess {
+            tls: tls.map(Arc::new),
+            client_port,
+        }
+    }
+
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The client URL of a member at `ip`.
+    pub fn client_url(&self, ip: impl std::fmt::Display) -> String {
+        format!("{}://{ip}:{}", self.scheme(), self.client_port)
+    }
+
+    /// Connection options: timeouts and TLS.
+    pub fn connect_options(&self) -> ConnectOptions {
+        let mut opts = ConnectOptions::new()
+            .with_connect_timeout(CONNECT_TIMEOUT)
+            .with_timeout(REQUEST_TIMEOUT);
+        if let Some(tls) = &self.tls {
+            opts = opts.with_tls(
+                TlsOptions::new()
+                    .ca_certificate(Certificate::from_pem(&tls.ca_pem))
+                    .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem)),
+            );
+        }
+        opts
+    }
+
+    async fn call<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        endpoints: &[String],
+        f: F,
+    ) -> Result<T, EtcdError>
+    where
+        F: FnOnce(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+    {
+        if endpoints.is_empty() {
+            return Err(EtcdError::NoEndpoint { operation });
+        }
+        let joined = endpoints.join(",");
+        let work = async {
+            let client = Client::connect(endpoints, Some(self.connect_options())).await?;
+            f(client).await
+        };
+        match tokio::time::timeout(REQUEST_TIMEOUT + CONNECT_TIMEOUT, work).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(source)) => Err(EtcdError::Call {
+                operation,
+                endpoints: joined,
+                source,
+            }),
+            Err(_) => Err(EtcdError::Timeout {
+                operation,
+                endpoints: joined,
+            }),
+        }
+    }
+
+    /// The status of the member at one endpoint.
+    pub async fn status(&self, endpoint: &str) -> Result<Status, EtcdError> {
+        self.call("status", &[endpoint.to_string()], |mut c| async move {
+            let s = c.status().await?;
+            Ok(Status {
+                member_id: s.header().map(|h| h.member_id()).unwrap_or_default(),
+                leader: s.leader(),
+                raft_term: s.raft_term(),
+                is_learner: s.is_learner(),
+            })
+        })
+        .await
+    }
+
+    /// Statuses of every endpoint that answers, asked in parallel.
+    pub async fn statuses(&self, endpoints: &[String]) -> Vec<(String, Status)> {
+        let mut set = JoinSet::new();
+        for ep in endpoints {
+            let (this, ep) = (self.clone(), ep.clone());
+            set.spawn(async move {
+                let result = this.status(&ep).await;
+                if let Err(e) = &result {
+                    tracing::debug!(endpoint = %ep, error = %one_line(e), "no etcd status");
+                }
+                result.ok().map(|s| (ep, s))
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            if let Ok(Some(answer)) = joined {
+                out.push(answer);
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// The cluster as seen from `candidates` (client URLs to try): `None` when nobody answers.
+    /// The member list comes from a voter that knows a leader (the newest term first); each
+    /// member is healthy when one of its client URLs answers a status request.
+    pub async fn observe(&self, candidates: &[String]) -> Option<ClusterView> {
+        let mut statuses = self.statuses(candidates).await;
+        if statuses.is_empty() {
+            return None;
+        }
+        let mut order: Vec<&(String, Status)> = statuses.iter().collect();
+        order.sort_by_key(|(_, s)| {
+            (
+                std::cmp::Reverse(s.leader != 0 && !s.is_learner),
+                std::cmp::Reverse(!s.is_learner),
+                std::cmp::Reverse(s.raft_term),
+            )
+        });
+        let mut listed = None;
+        for (endpoint, status) in order {
+            match self.member_list(std::slice::from_ref(endpoint)).await {
+                Ok(members) => {
+                    listed = Some((members, status.leader));
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(endpoint = %endpoint, error = %one_line(&e), "member list failed")
+                }
+            }
+        }
+        let (mut members, leader) = listed?;
+        // Members whose client URLs were not among the candidates: ask them too.
+        let unasked: Vec<String> = members
+            .iter()
+            .flat_map(|m| m.client_urls.iter())
+            .filter(|u| !candidates.contains(u))
+            .cloned()
+            .collect();
+        statuses.extend(self.statuses(&unasked).await);
+        for m in &mut members {
+            m.healthy = statuses.iter().any(|(_, s)| s.member_id == m.id);
+        }
+        Some(ClusterView {
+            members,
+            leader: (leader != 0).then_some(leader),
+        })
+    }
+
+    pub async fn member_list(&self, endpoints: &[String]) -> Result<Vec<MemberInfo>, EtcdError> {
+        self.call("member list", endpoints, |mut c| async move {
+            let resp = c.member_list().await?;
+            Ok(resp.members().iter().map(member_info).collect())
+        })
+        .await
+    }
+
+    /// Adds `peer_url` as a learner: the new member's id and the member list after the add.
+    pub async fn add_learner(
+        &self,
+        endpoints: &[String],
+        peer_url: &str,
+    ) -> Result<(u64, Vec<MemberInfo>), EtcdError> {
+        let url = peer_url.to_string();
+        self.call("member add --learner", endpoints, |mut c| async move {
+            let resp = c
+                .member_add([url], Some(MemberAddOptions::new().with_is_learner()))
+                .await?;
+            let id = resp.member().map(|m| m.id()).unwrap_or_default();
+            Ok((id, resp.member_list().iter().map(member_info).collect()))
+        })
+        .await
+    }
+
+    pub async fn remove(&self, endpoints: &[String], id: u64) -> Result<(), EtcdError> {
+        self.call("member remove", endpoints, |mut c| async move {
+            c.member_remove(id).await.map(|_| ())
+        })
+        .await
+    }
+
+    pub async fn promote(&self, endpoints: &[String], id: u64) -> Result<(), EtcdError> {
+        self.call("member promote", endpoints, |mut c| async move {
+            c.member_promote(id).await.map(|_| ())
+        })
+        .await
+    }
+}
+
+fn member_info(m: &etcd_client::Member) -> MemberInfo {
+    MemberInfo {
+        id: m.id(),
+        name: m.name().to_string(),
+        peer_urls: m.peer_urls().to_vec(),
+        client_urls: m.client_urls().to_vec(),
+        is_learner: m.is_learner(),
+        healthy: false,
+    }
+}
+
+/// Client URLs of the healthy voters: where membership changes are sent.
+pub fn voter_endpoints(view: &ClusterView) -> Vec<String> {
+    view.voters()
+        .filter(|m| m.healthy)
+        .flat_map(|m| m.client_urls.iter().cloned())
+        .collect()
+}

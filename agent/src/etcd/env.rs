@@ -1,0 +1,165 @@
+//! `/etc/etcd/etcd.env`: etcd's own `ETCD_*` variables, `KEY=value` per line, no quotes and no
+//! shell syntax, read by the unit with `EnvironmentFile=`.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+/// Where the env file is on a node.
+pub const PATH: &str = "/etc/etcd/etcd.env";
+/// The node's etcd certificate directory.
+pub const PKI_DIR: &str = "/etc/etcd/pki";
+
+/// `ETCD_INITIAL_CLUSTER_STATE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterState {
+    New,
+    Existing,
+}
+
+impl ClusterState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterState::New => "new",
+            ClusterState::Existing => "existing",
+        }
+    }
+}
+
+/// Certificate paths as written into the env file (with the `--root` prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub peer_cert: PathBuf,
+    pub peer_key: PathBuf,
+}
+
+/// Everything the env file says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdEnv {
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub ip: Ipv4Addr,
+    pub client_port: u16,
+    pub peer_port: u16,
+    /// `name=peer_url` pairs joined by commas.
+    pub initial_cluster: String,
+    pub initial_cluster_state: ClusterState,
+    pub token: String,
+    pub tls: Option<TlsFiles>,
+}
+
+impl EtcdEnv {
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    pub fn peer_url(&self) -> String {
+        format!("{}://{}:{}", self.scheme(), self.ip, self.peer_port)
+    }
+
+    pub fn client_url(&self) -> String {
+        format!("{}://{}:{}", self.scheme(), self.ip, self.client_port)
+    }
+
+    /// The file's text.
+    pub fn render(&self) -> String {
+        let mut vars: Vec<(&str, String)> = vec![
+            ("ETCD_NAME", self.name.clone()),
+            ("ETCD_DATA_DIR", self.data_dir.display().to_string()),
+            ("ETCD_INITIAL_CLUSTER", self.initial_cluster.clone()),
+            (
+                "ETCD_INITIAL_CLUSTER_STATE",
+                self.initial_cluster_state.as_str().into(),
+            ),
+            ("ETCD_INITIAL_CLUSTER_TOKEN", self.token.clone()),
+            ("ETCD_INITIAL_ADVERTISE_PEER_URLS", self.peer_url()),
+            ("ETCD_LISTEN_PEER_URLS", self.peer_url()),
+            ("ETCD_LISTEN_CLIENT_URLS", self.client_url()),
+            ("ETCD_ADVERTISE_CLIENT_URLS", self.client_url()),
+            ("ETCD_STRICT_RECONFIG_CHECK", "true".into()),
+            ("ETCD_ENABLE_V2", "false".into()),
+            ("ETCD_LOGGER", "zap".into()),
+            ("ETCD_LOG_OUTPUTS", "stderr".into()),
+        ];
+        if let Some(tls) = &self.tls {
+            let p = |p: &PathBuf| p.display().to_string();
+            vars.extend([
+                ("ETCD_TRUSTED_CA_FILE", p(&tls.ca)),
+                ("ETCD_CERT_FILE", p(&tls.server_cert)),
+                ("ETCD_KEY_FILE", p(&tls.server_key)),
+                ("ETCD_CLIENT_CERT_AUTH", "true".into()),
+                ("ETCD_PEER_TRUSTED_CA_FILE", p(&tls.ca)),
+                ("ETCD_PEER_CERT_FILE", p(&tls.peer_cert)),
+                ("ETCD_PEER_KEY_FILE", p(&tls.peer_key)),
+                ("ETCD_PEER_CLIENT_CERT_AUTH", "true".into()),
+            ]);
+        }
+        let mut out = String::from("# Written by tn-agent bootstrap; changes are overwritten.\n");
+        for (k, v) in vars {
+            out.push_str(k);
+            out.push('=');
+            out.push_str(&v);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_plain_key_value_lines() {
+        let env = EtcdEnv {
+            name: "i-0abc".into(),
+            data_dir: "/tmp/n1/var/lib/etcd".into(),
+            ip: Ipv4Addr::new(10, 0, 1, 12),
+            client_port: 2379,
+            peer_port: 2380,
+            initial_cluster: "i-0abc=https://10.0.1.12:2380".into(),
+            initial_cluster_state: ClusterState::New,
+            token: "prod-0123".into(),
+            tls: Some(TlsFiles {
+                ca: "/etc/etcd/pki/ca.crt".into(),
+                server_cert: "/etc/etcd/pki/server.crt".into(),
+                server_key: "/etc/etcd/pki/server.key".into(),
+                peer_cert: "/etc/etcd/pki/peer.crt".into(),
+                peer_key: "/etc/etcd/pki/peer.key".into(),
+            }),
+        };
+        let text = env.render();
+        for line in [
+            "ETCD_NAME=i-0abc",
+            "ETCD_DATA_DIR=/tmp/n1/var/lib/etcd",
+            "ETCD_INITIAL_CLUSTER=i-0abc=https://10.0.1.12:2380",
+            "ETCD_INITIAL_CLUSTER_STATE=new",
+            "ETCD_INITIAL_CLUSTER_TOKEN=prod-0123",
+            "ETCD_INITIAL_ADVERTISE_PEER_URLS=https://10.0.1.12:2380",
+            "ETCD_LISTEN_PEER_URLS=https://10.0.1.12:2380",
+            "ETCD_LISTEN_CLIENT_URLS=https://10.0.1.12:2379",
+            "ETCD_ADVERTISE_CLIENT_URLS=https://10.0.1.12:2379",
+            "ETCD_CERT_FILE=/etc/etcd/pki/server.crt",
+            "ETCD_PEER_KEY_FILE=/etc/etcd/pki/peer.key",
+            "ETCD_CLIENT_CERT_AUTH=true",
+            "ETCD_PEER_CLIENT_CERT_AUTH=true",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+        }
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (k, v) = line.split_once('=').unwrap();
+            assert!(k.starts_with("ETCD_"), "{line}");
+            assert!(!v.contains(['"', '\'', '$', ' ', '\\']), "{line}");
+        }
+        let plain = EtcdEnv { tls: None, ..env };
+        let text = plain.render();
+        assert!(text.contains("ETCD_LISTEN_CLIENT_URLS=http://10.0.1.12:2379\n"));
+        assert!(!text.contains("CERT"), "{text}");
+    }
+}
