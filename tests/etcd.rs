@@ -83,3 +83,370 @@ fn cold_start_of_three_in_parallel() {
 fn cold_start_of_five_in_parallel() {
     cold_start(5);
 }
+
+/// A booted cluster: the world, its nodes and their etcd processes.
+struct Cluster {
+    world: World,
+    nodes: Vec<Node>,
+    etcd: Vec<Option<tn_world::EtcdProcess>>,
+}
+
+impl Cluster {
+    fn boot(size: i32) -> Cluster {
+        let (world, nodes) = world_with_etcd_asg(size);
+        let etcd = boot_in_parallel(&refs(&nodes))
+            .unwrap()
+            .into_iter()
+            .map(Some)
+            .collect();
+        let c = Cluster { world, nodes, etcd };
+        c.expect_healthy();
+        c.check().put("/before", "v1").unwrap();
+        c
+    }
+
+    fn running(&self) -> Vec<&Node> {
+        self.nodes
+            .iter()
+            .zip(&self.etcd)
+            .filter(|(_, e)| e.is_some())
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    fn check(&self) -> Inspector<'_> {
+        let running = self.running();
+        Inspector::new(&self.world, running[0], &running).unwrap()
+    }
+
+    /// Every node that runs etcd is a healthy voter, and nobody else is a member; data
+    /// written at the start is still there.
+    fn expect_healthy(&self) {
+        let ids = names(&self.running());
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        self.check().expect_members(&ids, SETTLE).unwrap();
+    }
+
+    fn expect_data(&self) {
+        assert_eq!(self.check().get("/before").unwrap().as_deref(), Some("v1"));
+    }
+
+    fn index_of(&self, id: &str) -> usize {
+        self.nodes.iter().position(|n| n.id == id).unwrap()
+    }
+
+    fn leader_name(&self) -> String {
+        let view = self.check().view().unwrap();
+        let leader = view.leader.unwrap();
+        view.members
+            .iter()
+            .find(|m| m.id == leader)
+            .unwrap()
+            .name
+            .clone()
+    }
+
+    /// SIGKILL a node's etcd (a crash, a power loss).
+    fn kill(&mut self, i: usize) {
+        self.etcd[i].take().unwrap().kill();
+    }
+
+    /// Terminates node `i`'s instance (the ASG replaces it) and returns the replacement's node.
+    fn terminate_and_replace(&mut self, i: usize, join_timeout: u32) -> Node {
+        if self.etcd[i].is_some() {
+            self.kill(i);
+        }
+        let gone = self.nodes[i].id.clone();
+        self.world.terminate(&gone).unwrap();
+        let known: Vec<String> = self.nodes.iter().map(|n| n.id.clone()).collect();
+        let newcomer = self
+            .world
+            .asg_instances(ASG)
+            .unwrap()
+            .into_iter()
+            .find(|inst| !known.contains(&inst.id))
+            .expect("the ASG launched a replacement");
+        let node = self
+            .world
+            .node(&newcomer, &self.world.etcd_config(join_timeout))
+            .unwrap();
+        self.nodes.remove(i);
+        self.etcd.remove(i);
+        node
+    }
+
+    fn add(&mut self, node: Node, etcd: tn_world::EtcdProcess) {
+        self.nodes.push(node);
+        self.etcd.push(Some(etcd));
+    }
+}
+
+fn replace(pick: impl Fn(&Cluster) -> String) {
+    let mut c = Cluster::boot(3);
+    let victim = pick(&c);
+    let i = c.index_of(&victim);
+    let newcomer = c.terminate_and_replace(i, JOIN_TIMEOUT);
+    let etcd = newcomer.boot_etcd().unwrap();
+    let made = decisions(&newcomer);
+    assert!(made.contains(&"removed stale member".into()), "{made:?}");
+    assert!(made.contains(&"joined as learner".into()), "{made:?}");
+    let state = newcomer.state().unwrap();
+    let removed = state["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["what"] == "removed stale member")
+        .unwrap()["why"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        removed.contains(&format!("instance {victim} is gone from the ASG")),
+        "{removed}"
+    );
+    c.add(newcomer, etcd);
+    c.expect_healthy();
+    c.expect_data();
+}
+
+#[test]
+fn replacement_of_a_member() {
+    replace(|c| {
+        let leader = c.leader_name();
+        let seeder = c.nodes.iter().map(|n| n.id.clone()).min().unwrap();
+        c.nodes
+            .iter()
+            .map(|n| n.id.clone())
+            .find(|id| *id != leader && *id != seeder)
+            .unwrap()
+    });
+}
+
+#[test]
+fn replacement_of_the_seeder() {
+    replace(|c| c.nodes.iter().map(|n| n.id.clone()).min().unwrap());
+}
+
+#[test]
+fn replacement_of_the_leader() {
+    replace(|c| c.leader_name());
+}
+
+#[test]
+fn reboot_of_a_member_changes_nothing() {
+    let mut c = Cluster::boot(3);
+    let before = c.check().view().unwrap();
+    let i = 1;
+    c.kill(i);
+    // Written while the member is down: it must catch up after its restart.
+    c.check().put("/during", "v2").unwrap();
+    let node = &c.nodes[i];
+    let run = node.run(&["bootstrap"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        decisions(node).last().unwrap(),
+        "restart etcd with its data"
+    );
+    let etcd = node.start_etcd().unwrap();
+    let run = node.run(&["etcd", "promote"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("is a voter"), "{}", run.stdout);
+    c.etcd[i] = Some(etcd);
+    c.expect_healthy();
+    let after = c.check().view().unwrap();
+    let ids = |v: &tn_agent::etcd::plan::ClusterView| {
+        let mut ids: Vec<u64> = v.members.iter().map(|m| m.id).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(&before), ids(&after), "no membership change");
+    c.expect_data();
+    // Read through the rebooted member only.
+    let only = Inspector::new(&c.world, &c.nodes[i], &[&c.nodes[i]]).unwrap();
+    assert_eq!(only.get("/during").unwrap().as_deref(), Some("v2"));
+}
+
+#[test]
+fn two_nodes_joining_at_once() {
+    let mut c = Cluster::boot(1);
+    c.world.set_desired_capacity(ASG, 3).unwrap();
+    let known: Vec<String> = c.nodes.iter().map(|n| n.id.clone()).collect();
+    let newcomers: Vec<Node> = c
+        .world
+        .asg_instances(ASG)
+        .unwrap()
+        .iter()
+        .filter(|i| !known.contains(&i.id))
+        .map(|i| c.world.node(i, &c.world.etcd_config(JOIN_TIMEOUT)).unwrap())
+        .collect();
+    assert_eq!(newcomers.len(), 2);
+    let etcds = boot_in_parallel(&refs(&newcomers)).unwrap();
+    for (node, etcd) in newcomers.into_iter().zip(etcds) {
+        assert!(decisions(&node).contains(&"joined as learner".into()));
+        c.add(node, etcd);
+    }
+    c.expect_healthy();
+    c.expect_data();
+}
+
+#[test]
+fn a_stale_data_dir_is_moved_aside_and_the_node_joins_fresh() {
+    let mut c = Cluster::boot(3);
+    let i = 2;
+    c.kill(i);
+    // While the node is away, an operator removes its member.
+    let view = c.check().view().unwrap();
+    let stale = view
+        .members
+        .iter()
+        .find(|m| m.name == c.nodes[i].id)
+        .unwrap()
+        .id;
+    let others: Vec<String> = c.running().iter().map(|n| n.client_url()).collect();
+    let access = c.running()[0].etcd_access().unwrap();
+    c.world.block_on(access.remove(&others, stale)).unwrap();
+
+    let node = &c.nodes[i];
+    let etcd = node.boot_etcd().unwrap();
+    let made = decisions(node);
+    assert!(made.contains(&"moved data dir aside".into()), "{made:?}");
+    assert!(made.contains(&"joined as learner".into()), "{made:?}");
+    let moved: Vec<String> = std::fs::read_dir(node.path("/var/lib"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("etcd.moved-"))
+        .collect();
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    let kept = node.path(&format!("/var/lib/{}", moved[0]));
+    assert!(
+        kept.join("member/wal").is_dir(),
+        "the old data is kept, not deleted"
+    );
+    assert!(kept.join("tn-agent-member.json").is_file());
+    c.etcd[i] = Some(etcd);
+    c.expect_healthy();
+    let view = c.check().view().unwrap();
+    assert!(
+        view.members.iter().all(|m| m.id != stale),
+        "a new member id"
+    );
+    c.expect_data();
+}
+
+#[test]
+fn scale_in_with_leave() {
+    let mut c = Cluster::boot(3);
+    let i = 2;
+    let node = &c.nodes[i];
+    let run = node.run(&["etcd", "leave"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("removed member"), "{}", run.stdout);
+    let id = node.id.clone();
+    c.world.scale_in(&id).unwrap();
+    c.kill(i);
+    c.nodes.remove(i);
+    c.etcd.remove(i);
+    c.expect_healthy();
+    c.expect_data();
+}
+
+#[test]
+fn leave_is_refused_when_quorum_would_be_lost() {
+    let mut c = Cluster::boot(3);
+    c.kill(1);
+    let run = c.nodes[2].run(&["etcd", "leave"]).unwrap();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("refusing to leave: removing member")
+            && run
+                .stderr
+                .contains("would leave 1 healthy of 2 voters and quorum needs 2"),
+        "{}",
+        run.stderr
+    );
+    // Nothing changed: with the member back, the cluster is whole.
+    let etcd = c.nodes[1].start_etcd().unwrap();
+    c.etcd[1] = Some(etcd);
+    c.expect_healthy();
+    c.expect_data();
+}
+
+#[test]
+fn a_replacement_that_would_lose_quorum_is_refused() {
+    let mut c = Cluster::boot(3);
+    // Two of three members down; one of them is terminated and replaced.
+    c.kill(1);
+    let newcomer = c.terminate_and_replace(2, 4);
+    let run = newcomer.run(&["bootstrap"]).unwrap();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("refusing to change membership: removing stale member")
+            && run
+                .stderr
+                .contains("would leave 1 healthy of 2 voters and quorum needs 2"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !newcomer.path("/etc/etcd/etcd.env").exists(),
+        "no env file: etcd must not start"
+    );
+    // Once the downed member is back, the same newcomer joins.
+    c.etcd[1] = Some(c.nodes[1].start_etcd().unwrap());
+    newcomer
+        .write_config(&c.world.etcd_config(JOIN_TIMEOUT))
+        .unwrap();
+    let etcd = newcomer.boot_etcd().unwrap();
+    c.add(newcomer, etcd);
+    c.expect_healthy();
+    c.expect_data();
+}
+
+#[test]
+fn the_marker_without_a_reachable_member_never_seeds_again() {
+    let mut c = Cluster::boot(3);
+    let marker = c.world.get_object("demo/etcd/cluster.json").unwrap();
+    for i in 0..3 {
+        c.kill(i);
+    }
+    c.world.set_desired_capacity(ASG, 4).unwrap();
+    let known: Vec<String> = c.nodes.iter().map(|n| n.id.clone()).collect();
+    let inst = c
+        .world
+        .asg_instances(ASG)
+        .unwrap()
+        .into_iter()
+        .find(|i| !known.contains(&i.id))
+        .unwrap();
+    let newcomer = c.world.node(&inst, &c.world.etcd_config(3)).unwrap();
+    let run = newcomer.run(&["bootstrap"]).unwrap();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("but no member answers; a new cluster is never started once it exists"),
+        "{}",
+        run.stderr
+    );
+    assert!(!decisions(&newcomer).contains(&"seeded cluster".into()));
+    assert!(!newcomer.path("/etc/etcd/etcd.env").exists());
+    assert_eq!(
+        c.world.get_object("demo/etcd/cluster.json").unwrap(),
+        marker
+    );
+    // The old members come back (a whole-cluster restart) and the newcomer joins them.
+    for i in 0..3 {
+        let node = &c.nodes[i];
+        let run = node.run(&["bootstrap"]).unwrap();
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        c.etcd[i] = Some(node.start_etcd().unwrap());
+    }
+    c.expect_healthy();
+    newcomer
+        .write_config(&c.world.etcd_config(JOIN_TIMEOUT))
+        .unwrap();
+    let etcd = newcomer.boot_etcd().unwrap();
+    c.add(newcomer, etcd);
+    c.expect_healthy();
+    c.expect_data();
+}

@@ -1,6 +1,7 @@
 //! Logs for journald: native journal fields when stderr is the journal (`JOURNAL_STREAM`),
 //! plain lines on stderr otherwise, without timestamps under systemd. Never log secrets.
 
+use std::io::IsTerminal;
 use std::os::fd::AsFd;
 
 use tracing_subscriber::layer::SubscriberExt;
@@ -28,6 +29,7 @@ pub fn init(verbosity: u8) {
     }
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(verbosity >= 2);
     if std::env::var_os("INVOCATION_ID").is_some() {
         // Under systemd the journal stamps every line already.

@@ -402,20 +402,22 @@ impl World {
     /// `/etc/tn-agent/config.toml`, and a fake IMDS on its private IP.
     pub fn node(&self, instance: &Instance, config: &str) -> Result<Node> {
         let root = self.dir().join("nodes").join(&instance.id);
-        let config_path = root.join("etc/tn-agent/config.toml");
-        std::fs::create_dir_all(config_path.parent().unwrap())?;
-        std::fs::write(&config_path, config)?;
+        let empty_file = self.dir().join("empty");
+        std::fs::write(&empty_file, "")?;
         let imds = FakeImds::start(
             IpAddr::V4(instance.ip),
             ImdsData::new(&instance.id, instance.ip),
         )?;
-        Ok(Node {
+        let node = Node {
             id: instance.id.clone(),
             ip: instance.ip,
             root,
             imds,
             moto_endpoint: self.moto.endpoint.clone(),
-        })
+            empty_file,
+        };
+        node.write_config(config)?;
+        Ok(node)
     }
 }
 
@@ -430,6 +432,8 @@ pub struct Node {
     pub root: PathBuf,
     pub imds: FakeImds,
     moto_endpoint: String,
+    /// Stands in for `~/.aws/config` and `~/.aws/credentials`: nothing from the caller's setup.
+    empty_file: PathBuf,
 }
 
 /// How a `tn-agent` run ended.
@@ -460,11 +464,8 @@ impl Node {
         cmd.env("AWS_ENDPOINT_URL", &self.moto_endpoint)
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_CONFIG_FILE", "/nonexistent/tn-world/config")
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                "/nonexistent/tn-world/credentials",
-            )
+            .env("AWS_CONFIG_FILE", &self.empty_file)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &self.empty_file)
             .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", self.imds.url())
             .stdin(Stdio::null());
         Ok(cmd)
@@ -478,6 +479,14 @@ impl Node {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
+    }
+
+    /// Replaces the node's `/etc/tn-agent/config.toml`.
+    pub fn write_config(&self, config: &str) -> Result<()> {
+        let path = self.path("/etc/tn-agent/config.toml");
+        std::fs::create_dir_all(path.parent().unwrap())?;
+        std::fs::write(&path, config)?;
+        Ok(())
     }
 
     /// A node path under this node's root.

@@ -582,32 +582,54 @@ pub async fn promote(settings: &Settings, root: &Root, ident: &NodeIdentity) -> 
     unreachable!("the loop returns or bails")
 }
 
-/// `etcd leave`: remove this node's member if the remaining voters keep quorum.
+/// `etcd leave`: remove this node's member if the remaining voters keep quorum. A refusal is
+/// immediate; etcd saying "not now" (a member that just started, a leader election) is retried
+/// for up to `etcd.join_timeout_seconds`.
 pub async fn leave(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Result<String> {
     let local = local_from_disk(settings, root, ident)?;
-    let Some(view) = local.access.observe(&local.candidates(None)).await else {
-        bail!("no etcd member answers: cannot check quorum, so not leaving");
-    };
-    let Some(me) = view.find_me(&local.me) else {
-        return Ok(format!("{} is not a member: nothing to do", local.me.name));
-    };
-    if let Err(why) = plan::check_leave(&view, me.id) {
-        bail!("refusing to leave: {why}");
-    }
+    let timeout = settings.etcd.join_timeout;
+    let policy = wait_policy(timeout);
+    let deadline = Instant::now() + timeout;
     let own = local.access.client_url(local.me.ip);
-    let others: Vec<String> = voter_endpoints(&view)
-        .into_iter()
-        .filter(|e| *e != own)
-        .collect();
-    let endpoints = if others.is_empty() { vec![own] } else { others };
-    local
-        .access
-        .remove(&endpoints, me.id)
-        .await
-        .with_context(|| format!("removing member {:x}", me.id))?;
-    tracing::info!(member = %format!("{:x}", me.id), "left the cluster");
-    Ok(format!(
-        "removed member {:x} ({}) from the cluster",
-        me.id, local.me.name
-    ))
+    let mut last_why = String::new();
+    for attempt in 1u32.. {
+        let Some(view) = local.access.observe(&local.candidates(None)).await else {
+            bail!("no etcd member answers: cannot check quorum, so not leaving");
+        };
+        let Some(me) = view.find_me(&local.me) else {
+            return Ok(format!("{} is not a member: nothing to do", local.me.name));
+        };
+        if let Err(why) = plan::check_leave(&view, me.id) {
+            bail!("refusing to leave: {why}");
+        }
+        let others: Vec<String> = voter_endpoints(&view)
+            .into_iter()
+            .filter(|e| *e != own)
+            .collect();
+        let endpoints = if others.is_empty() {
+            vec![own.clone()]
+        } else {
+            others
+        };
+        let why = match local.access.remove(&endpoints, me.id).await {
+            Ok(()) => {
+                tracing::info!(member = %format!("{:x}", me.id), "left the cluster");
+                return Ok(format!(
+                    "removed member {:x} ({}) from the cluster",
+                    me.id, local.me.name
+                ));
+            }
+            Err(e) => format!("removing member {:x} failed: {}", me.id, one_line(&e)),
+        };
+        if why != last_why {
+            tracing::info!(reason = %why, "waiting to leave");
+            last_why = why.clone();
+        }
+        let wait = policy.wait(attempt);
+        if Instant::now() + wait > deadline {
+            bail!("did not leave after {}s: {why}", timeout.as_secs());
+        }
+        tokio::time::sleep(wait).await;
+    }
+    unreachable!("the loop returns or bails")
 }

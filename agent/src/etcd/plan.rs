@@ -222,11 +222,6 @@ fn decide_fresh(f: &Facts) -> Plan {
             },
         };
     };
-    if cluster.leader.is_none() {
-        return Plan::Wait {
-            why: "the cluster has no leader right now".into(),
-        };
-    }
     plan_join(f, cluster)
 }
 
@@ -314,6 +309,19 @@ fn plan_join(f: &Facts, cluster: &ClusterView) -> Plan {
     }
     if let Some(why) = quorum_after(cluster, &remove) {
         return Plan::Refuse { why };
+    }
+    if cluster.leader.is_none() {
+        let (healthy, voters) = (
+            cluster.voters().filter(|v| v.healthy).count(),
+            cluster.voters().count(),
+        );
+        return Plan::Wait {
+            why: format!(
+                "the cluster has no leader right now ({healthy} of {voters} voters answer, \
+                 quorum needs {})",
+                quorum(voters)
+            ),
+        };
     }
     Plan::Join {
         remove,
@@ -720,7 +728,7 @@ mod tests {
                 member(2, "i-b", 2, false, false),
                 member(3, "i-c", 3, false, false),
             ],
-            leader: Some(1),
+            leader: None, // two of three down: no leader either
         };
         let p = plan(
             &me("i-d", 4),
