@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tn_world::{boot_in_parallel, Inspector, Node, World};
+use tn_world::{boot_in_parallel, Inspector, LifecycleFake, Node, World};
 
 const ASG: &str = "demo-etcd";
 /// How long bootstrap and promote may wait in these tests.
@@ -67,6 +67,48 @@ fn cold_start(n: i32) {
     }
     check.put("/before", "v1").unwrap();
     assert_eq!(check.get("/before").unwrap().as_deref(), Some("v1"));
+    for node in &nodes {
+        expect_node_pki(&world, node);
+    }
+}
+
+/// The node's etcd certificates: keys 0600, SANs per SPEC §6, and the CA key nowhere on disk.
+fn expect_node_pki(world: &World, node: &Node) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &str| {
+        std::fs::metadata(node.path(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("/etc/etcd/pki/server.key"), 0o600);
+    assert_eq!(mode("/etc/etcd/pki/peer.key"), 0o600);
+    assert_eq!(mode("/etc/etcd/pki/server.crt"), 0o644);
+    let cert = std::fs::read_to_string(node.path("/etc/etcd/pki/server.crt")).unwrap();
+    let info = tn_agent::pki::inspect(&cert).unwrap();
+    let ips: Vec<String> = info.ips.iter().map(|i| i.to_string()).collect();
+    assert!(
+        ips.contains(&node.ip.to_string()) && ips.contains(&"127.0.0.1".into()),
+        "{ips:?}"
+    );
+    assert!(info.dns_names.contains("localhost"), "{:?}", info.dns_names);
+    assert!(info.server_auth && info.client_auth);
+    let ca_key = world.get_object("demo/pki/etcd-ca.key").unwrap().unwrap();
+    let ca_key = String::from_utf8(ca_key).unwrap();
+    let body: String = ca_key.lines().filter(|l| !l.starts_with("-----")).collect();
+    let mut stack = vec![node.root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(text) = std::fs::read_to_string(&path) {
+                let flat: String = text.lines().collect();
+                assert!(!flat.contains(&body), "the CA key is in {}", path.display());
+            }
+        }
+    }
 }
 
 #[test]
@@ -82,6 +124,34 @@ fn cold_start_of_three_in_parallel() {
 #[test]
 fn cold_start_of_five_in_parallel() {
     cold_start(5);
+}
+
+#[test]
+fn cold_start_without_tls() {
+    let world = World::start().unwrap();
+    world.create_asg(ASG, "etcd", 3).unwrap();
+    let config = world.config("etcd", "[etcd]\ntls = false\njoin_timeout_seconds = 90\n");
+    let nodes: Vec<Node> = world
+        .asg_instances(ASG)
+        .unwrap()
+        .iter()
+        .map(|i| world.node(i, &config).unwrap())
+        .collect();
+    let all = refs(&nodes);
+    let _etcd = boot_in_parallel(&all).unwrap();
+    let env = std::fs::read_to_string(nodes[0].path("/etc/etcd/etcd.env")).unwrap();
+    assert!(env.contains(&format!(
+        "ETCD_LISTEN_CLIENT_URLS=http://{}:2379\n",
+        nodes[0].ip
+    )));
+    assert!(!env.contains("CERT_FILE"), "{env}");
+    assert!(!nodes[0].path("/etc/etcd/pki").exists());
+    let check = Inspector::new(&world, &nodes[0], &all).unwrap();
+    let ids = names(&all);
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    check.expect_members(&ids, SETTLE).unwrap();
+    check.put("/plain", "ok").unwrap();
+    assert_eq!(check.get("/plain").unwrap().as_deref(), Some("ok"));
 }
 
 /// A booted cluster: the world, its nodes and their etcd processes.
@@ -336,12 +406,45 @@ fn a_stale_data_dir_is_moved_aside_and_the_node_joins_fresh() {
 #[test]
 fn scale_in_with_leave() {
     let mut c = Cluster::boot(3);
+    // The ASG's termination lifecycle hook: etcd leave completes it once the member is out.
+    c.world
+        .block_on(
+            c.world
+                .autoscaling
+                .put_lifecycle_hook()
+                .auto_scaling_group_name(ASG)
+                .lifecycle_hook_name("etcd-leave")
+                .lifecycle_transition("autoscaling:EC2_INSTANCE_TERMINATING")
+                .heartbeat_timeout(600)
+                .send(),
+        )
+        .unwrap();
+    let lifecycle = LifecycleFake::start(&c.world.moto.endpoint).unwrap();
     let i = 2;
-    let node = &c.nodes[i];
-    let run = node.run(&["etcd", "leave"]).unwrap();
+    let id = c.nodes[i].id.clone();
+    c.nodes[i]
+        .imds
+        .set_target_lifecycle_state(Some("Terminated"));
+    c.nodes[i]
+        .env
+        .push(("AWS_ENDPOINT_URL_AUTO_SCALING".into(), lifecycle.url()));
+    let run = c.nodes[i].run(&["etcd", "leave"]).unwrap();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("removed member"), "{}", run.stdout);
-    let id = node.id.clone();
+    assert!(
+        run.stdout
+            .contains("completed lifecycle action etcd-leave of demo-etcd"),
+        "{}",
+        run.stdout
+    );
+    let calls = lifecycle.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["Action"], "CompleteLifecycleAction");
+    assert_eq!(calls[0]["AutoScalingGroupName"], ASG);
+    assert_eq!(calls[0]["LifecycleHookName"], "etcd-leave");
+    assert_eq!(calls[0]["InstanceId"], id);
+    assert_eq!(calls[0]["LifecycleActionResult"], "CONTINUE");
+
     c.world.scale_in(&id).unwrap();
     c.kill(i);
     c.nodes.remove(i);

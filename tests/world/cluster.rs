@@ -94,8 +94,16 @@ impl Node {
         Ok(etcd)
     }
 
-    /// How a client on this node reaches etcd: its own server certificate.
+    /// Whether bootstrap configured etcd with TLS (it wrote the node's etcd CA).
+    pub fn etcd_tls(&self) -> bool {
+        self.path("/etc/etcd/pki/ca.crt").exists()
+    }
+
+    /// How a client on this node reaches etcd: with TLS, its own server certificate.
     pub fn etcd_access(&self) -> Result<EtcdAccess> {
+        if !self.etcd_tls() {
+            return Ok(EtcdAccess::new(None, 2379));
+        }
         let read = |n: &str| std::fs::read_to_string(self.path(&format!("/etc/etcd/pki/{n}")));
         let tls = ClientTls {
             ca_pem: read("ca.crt")?,
@@ -106,7 +114,8 @@ impl Node {
     }
 
     pub fn client_url(&self) -> String {
-        format!("https://{}:2379", self.ip)
+        let scheme = if self.etcd_tls() { "https" } else { "http" };
+        format!("{scheme}://{}:2379", self.ip)
     }
 }
 

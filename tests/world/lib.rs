@@ -8,6 +8,7 @@
 pub mod cluster;
 pub mod etcd;
 pub mod imds;
+pub mod lifecycle;
 pub mod moto;
 pub mod process;
 
@@ -24,6 +25,7 @@ use aws_sdk_ec2::types::{RequestLaunchTemplateData, ResourceType, TagSpecificati
 pub use cluster::{boot_in_parallel, Inspector};
 pub use etcd::EtcdProcess;
 pub use imds::{FakeImds, ImdsData};
+pub use lifecycle::LifecycleFake;
 pub use moto::Moto;
 
 /// The workspace's top directory.
@@ -93,12 +95,15 @@ struct NetLease {
 
 impl NetLease {
     fn acquire() -> Result<Self> {
-        let dir = std::env::temp_dir().join("tn-world-nets");
-        std::fs::create_dir_all(&dir)?;
+        // Apart from the worlds' own directories, so that cleaning those up leaves the locks.
+        let dir = std::env::temp_dir().join(".tn-net-locks");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let start = (std::process::id() % 200) as u8;
         for i in 0..254u16 {
             let octet = 1 + ((start as u16 + i) % 254) as u8;
-            let file = std::fs::File::create(dir.join(format!("{octet}.lock")))?;
+            let path = dir.join(format!("{octet}.lock"));
+            let file = std::fs::File::create(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
             if let Ok(lock) =
                 nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
             {
@@ -415,6 +420,7 @@ impl World {
             imds,
             moto_endpoint: self.moto.endpoint.clone(),
             empty_file,
+            env: Vec::new(),
         };
         node.write_config(config)?;
         Ok(node)
@@ -434,6 +440,8 @@ pub struct Node {
     moto_endpoint: String,
     /// Stands in for `~/.aws/config` and `~/.aws/credentials`: nothing from the caller's setup.
     empty_file: PathBuf,
+    /// More environment for the agent (e.g. `AWS_ENDPOINT_URL_AUTO_SCALING`).
+    pub env: Vec<(String, String)>,
 }
 
 /// How a `tn-agent` run ended.
@@ -467,6 +475,7 @@ impl Node {
             .env("AWS_CONFIG_FILE", &self.empty_file)
             .env("AWS_SHARED_CREDENTIALS_FILE", &self.empty_file)
             .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", self.imds.url())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         Ok(cmd)
     }

@@ -33,6 +33,12 @@ pub fn marker_key(cluster: &str) -> String {
     format!("{cluster}/etcd/cluster.json")
 }
 
+/// How old the ASG view may get while waiting.
+const ASG_REFRESH: Duration = Duration::from_secs(5);
+
+/// How old the ASG view may be when a removal is decided on it.
+const FRESH: Duration = Duration::from_secs(1);
+
 /// Waits between looks at the cluster while waiting (seeder, a joiner ahead, a leader).
 fn wait_policy(deadline: Duration) -> Backoff {
     Backoff::new(Duration::from_millis(300), Duration::from_secs(3), deadline)
@@ -193,18 +199,31 @@ pub async fn bootstrap(
     let timeout = settings.etcd.join_timeout;
     let policy = wait_policy(timeout);
     let deadline = Instant::now() + timeout;
-    let mut asg_view = (asg_name == own_asg.name).then(|| own_asg.clone());
+    // While waiting, the ASG is listed again at most every ASG_REFRESH, and the marker is
+    // read until it exists (it never changes after): a waiting node costs few AWS calls.
+    let mut asg_view = None;
+    if asg_name == own_asg.name {
+        asg_view = Some((own_asg.clone(), Instant::now()));
+    }
+    let mut marker: Option<Marker> = None;
     let mut last_why = String::new();
     for attempt in 1u32.. {
-        let asg = match asg_view.take() {
-            Some(v) => v,
-            None => aws
+        let stale = asg_view
+            .as_ref()
+            .is_none_or(|(_, at)| at.elapsed() > ASG_REFRESH);
+        if stale {
+            let view = aws
                 .describe_asg(&asg_name)
                 .await
-                .with_context(|| format!("listing the etcd autoscaling group {asg_name}"))?,
-        };
-        let marker = read_marker(aws, bucket, cluster_name).await?;
-        let cluster = local.access.observe(&local.candidates(Some(&asg))).await;
+                .with_context(|| format!("listing the etcd autoscaling group {asg_name}"))?;
+            asg_view = Some((view, Instant::now()));
+        }
+        let (asg, listed_at) = asg_view.as_ref().expect("listed above");
+        let asg_age = listed_at.elapsed();
+        if marker.is_none() {
+            marker = read_marker(aws, bucket, cluster_name).await?;
+        }
+        let cluster = local.access.observe(&local.candidates(Some(asg))).await;
         let data = local.data_dir_state();
         let plan = plan::decide(&Facts {
             me: &local.me,
@@ -214,10 +233,20 @@ pub async fn bootstrap(
             data: &data,
         });
         tracing::debug!(?plan, "etcd plan");
+        // A removal is decided on a fresh ASG view only: an instance launched since the last
+        // look must not have its new learner taken for a stale one.
+        let removes = matches!(&plan, Plan::Join { remove, .. } if !remove.is_empty());
+        if removes && asg_age > FRESH {
+            asg_view = None;
+            continue;
+        }
         let why = match plan {
-            Plan::Seed => match seed(&local, aws, &asg, state).await? {
+            Plan::Seed => match seed(&local, aws, asg, state).await? {
                 None => return Ok(()),
-                Some(why) => why,
+                Some(why) => {
+                    marker = read_marker(aws, bucket, cluster_name).await?;
+                    why
+                }
             },
             Plan::Restart { why } => {
                 restart(&local, cluster.as_ref(), marker.as_ref(), state, why)?;

@@ -344,7 +344,7 @@ fn quorum_after(cluster: &ClusterView, remove: &[Removal]) -> Option<String> {
             return Some(format!(
                 "removing stale member {} ({:x}: {}) would leave {healthy} healthy of {} voters \
                  and quorum needs {need}; bring the unhealthy members back or restore the \
-                 cluster (docs/runbooks.md)",
+                 cluster (see docs/etcd.md, Runbooks)",
                 display_name(&r.name),
                 r.id,
                 r.why,

@@ -1,0 +1,562 @@
+//! `tn-bench`: how long tn-agent takes to form and repair an etcd cluster in the local AWS world,
+//! against the floor of the same etcd processes started with a static `--initial-cluster`.
+//! Run by `scripts/bench`; prints figures, asserts nothing beyond each step succeeding, leaves
+//! nothing running.
+//!
+//! For each cluster size N and each run:
+//! - agent cold start: a fresh world, the etcd PKI, an ASG of N; every node's boot (bootstrap,
+//!   etcd, promote) started at once; timed until all N are healthy voters with a leader;
+//! - replacement: in that cluster, once it has run for `STEADY`, a non-leader member's etcd is
+//!   SIGKILLed and its instance terminated; the ASG's new instance boots; timed from its boot
+//!   until the N members (the newcomer in, the old one out) are healthy voters;
+//! - static floor: a fresh world's ASG of N, the same TLS and env file the agent would write, but
+//!   with every member in `ETCD_INITIAL_CLUSTER` from the start and no agent; timed from starting
+//!   the N etcd processes until all are healthy voters with a leader.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use tn_agent::etcd::env::{ClusterState, EtcdEnv, TlsFiles, PKI_DIR};
+use tn_agent::etcd::plan::ClusterView;
+use tn_agent::fsutil::{write_atomic, MODE_PUBLIC, MODE_SECRET};
+use tn_agent::pki::{Ca, LeafRequest, Usage};
+use tn_world::{boot_in_parallel, EtcdProcess, Inspector, Node, World};
+
+const ASG: &str = "demo-etcd";
+/// How long bootstrap and promote may wait (as in the etcd tests).
+const JOIN_TIMEOUT: u32 = 90;
+/// How long a step may take to reach a healthy cluster (as in the etcd tests).
+const SETTLE: Duration = Duration::from_secs(30);
+/// How long the ASG may take to show the replacement instance.
+const REPLACEMENT_LAUNCH: Duration = Duration::from_secs(10);
+/// How long a freshly formed cluster runs before a member is replaced: etcd (strict reconfig
+/// check) refuses to add a member until the leader has been connected to every peer for 5 s
+/// (its `HealthInterval`), so a failure right after the cold start would time that, not the
+/// replacement of a member of a running cluster.
+const STEADY: Duration = Duration::from_secs(6);
+/// Pause between looks at the cluster while timing: short, so the figures are not rounded up
+/// to the 200 ms steps of `Inspector::expect_members`.
+const POLL: Duration = Duration::from_millis(20);
+const CLIENT_PORT: u16 = 2379;
+const PEER_PORT: u16 = 2380;
+
+const USAGE: &str = "usage: tn-bench [--runs R] [--sizes N,N,...]
+  --runs R      runs per cluster size (default 3); the median is reported with min and max
+  --sizes LIST  cluster sizes, comma-separated (default 3,5)";
+
+struct Options {
+    runs: usize,
+    sizes: Vec<usize>,
+}
+
+fn parse_args() -> Result<Options> {
+    let mut opts = Options {
+        runs: 3,
+        sizes: vec![3, 5],
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) => (f.to_string(), Some(v.to_string())),
+            None => (arg.clone(), None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .with_context(|| format!("{name} needs a value\n{USAGE}"))
+        };
+        match flag.as_str() {
+            "--runs" => {
+                let v = value("--runs")?;
+                opts.runs = v
+                    .parse()
+                    .ok()
+                    .filter(|r| (1..=100).contains(r))
+                    .with_context(|| format!("--runs: expected 1 to 100, got {v:?}"))?;
+            }
+            "--sizes" => {
+                let v = value("--sizes")?;
+                opts.sizes = v
+                    .split(',')
+                    .map(|s| {
+                        s.trim()
+                            .parse()
+                            .ok()
+                            .filter(|n| (1..=15).contains(n))
+                            .with_context(|| {
+                                format!("--sizes: expected sizes from 1 to 15, got {s:?}")
+                            })
+                    })
+                    .collect::<Result<_>>()?;
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            _ => bail!("unknown argument {arg:?}\n{USAGE}"),
+        }
+    }
+    Ok(opts)
+}
+
+fn main() {
+    let result = parse_args().and_then(|opts| run(&opts));
+    if let Err(e) = result {
+        eprintln!("tn-bench: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// What one run of one size measured.
+struct Sample {
+    cold: Duration,
+    floor: Duration,
+    replace: Duration,
+    cold_calls: Vec<u64>,
+    replace_calls: u64,
+    cold_bootstrap_ms: Vec<u64>,
+    replace_bootstrap_ms: u64,
+    /// How long one look at the healthy cluster took (the resolution of the timings).
+    probe: Duration,
+}
+
+fn run(opts: &Options) -> Result<()> {
+    let agent = tn_world::agent_bin()?;
+    let agent_size = std::fs::metadata(&agent)
+        .with_context(|| format!("reading {}", agent.display()))?
+        .len();
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    println!(
+        "tn-bench: figures from a {} build of tn-agent on this machine",
+        profile.to_uppercase()
+    );
+    println!("machine:  {} CPUs (nproc), {}", nproc(), cpu_model());
+    println!("load:     {} (1, 5, 15 min averages at start)", loadavg());
+    println!("etcd:     {}", etcd_version()?);
+    println!(
+        "agent:    {} ({} build, {:.1} MiB)",
+        agent.display(),
+        profile,
+        agent_size as f64 / (1024.0 * 1024.0)
+    );
+    println!(
+        "world:    moto_server, a fake IMDSv2 per node, real etcd with TLS, all on loopback and \
+         sharing the CPUs above"
+    );
+    println!(
+        "runs:     {} per size; figures are median (min–max)\n",
+        opts.runs
+    );
+
+    let mut samples: Vec<Vec<Sample>> = opts.sizes.iter().map(|_| Vec::new()).collect();
+    for r in 1..=opts.runs {
+        for (k, &n) in opts.sizes.iter().enumerate() {
+            let s = measure(n).with_context(|| format!("run {r} of {}, N={n}", opts.runs))?;
+            eprintln!(
+                "  run {r}/{} N={n}: cold start {}, static {}, replacement {}",
+                opts.runs,
+                secs(s.cold),
+                secs(s.floor),
+                secs(s.replace)
+            );
+            samples[k].push(s);
+        }
+    }
+    eprintln!();
+
+    let label_width = 31;
+    let col = 22;
+    let mut header = format!("{:label_width$}", "");
+    for n in &opts.sizes {
+        header.push_str(&format!("{:col$}", format!("N={n}")));
+    }
+    println!("{}", header.trim_end());
+    type Row = (&'static str, fn(&[Sample]) -> String);
+    let rows: [Row; 9] = [
+        ("agent cold start to healthy", |s| {
+            durations(s.iter().map(|s| s.cold))
+        }),
+        ("static --initial-cluster", |s| {
+            durations(s.iter().map(|s| s.floor))
+        }),
+        ("ratio agent / static", |s| {
+            let cold = median_of(s.iter().map(|s| s.cold.as_secs_f64()));
+            let floor = median_of(s.iter().map(|s| s.floor.as_secs_f64()));
+            format!("{:.1}x", cold / floor)
+        }),
+        ("replacement to healthy", |s| {
+            durations(s.iter().map(|s| s.replace))
+        }),
+        ("AWS calls per boot (cold)", |s| {
+            counts(s.iter().flat_map(|s| s.cold_calls.iter().copied()))
+        }),
+        ("AWS calls per boot (replace)", |s| {
+            counts(s.iter().map(|s| s.replace_calls))
+        }),
+        ("bootstrap process (cold)", |s| {
+            millis(s.iter().flat_map(|s| s.cold_bootstrap_ms.iter().copied()))
+        }),
+        ("bootstrap process (replace)", |s| {
+            millis(s.iter().map(|s| s.replace_bootstrap_ms))
+        }),
+        ("one look at the cluster", |s| {
+            millis(s.iter().map(|s| s.probe.as_millis() as u64))
+        }),
+    ];
+    for (label, cell) in rows {
+        let mut line = format!("{label:label_width$}");
+        for s in &samples {
+            line.push_str(&format!("{:col$}", cell(s)));
+        }
+        println!("{}", line.trim_end());
+    }
+    println!("\nload at the end: {}", loadavg());
+    for note in [
+        "cold start: from starting all N boots at once (bootstrap, etcd, promote per node)"
+            .to_string(),
+        "  to all N healthy voters with a leader.".into(),
+        "static: the same N etcd processes, TLS and env file, every member listed in".into(),
+        "  ETCD_INITIAL_CLUSTER, started together, no agent.".into(),
+        format!(
+            "replacement: {} s after the cold start, a non-leader member SIGKILLed and its",
+            STEADY.as_secs()
+        ),
+        "  instance terminated; from the new instance's boot to N healthy voters.".into(),
+        "AWS calls, bootstrap process: per node boot, from state.json (aws_calls; the sum of"
+            .into(),
+        "  timings_ms).".into(),
+        "one look at the cluster: status and member list over TLS; the timings' resolution.".into(),
+    ] {
+        println!("{note}");
+    }
+    Ok(())
+}
+
+/// One run of one size: an agent cluster (cold start, then a replacement) and a static floor.
+fn measure(n: usize) -> Result<Sample> {
+    let agent = agent_cluster(n)?;
+    let floor = static_floor(n).context("static --initial-cluster floor")?;
+    Ok(Sample { floor, ..agent })
+}
+
+fn agent_cluster(n: usize) -> Result<Sample> {
+    let world = World::start().context("starting the world")?;
+    world.init_etcd_pki()?;
+    world.create_asg(ASG, "etcd", n as i32)?;
+    let nodes = world.etcd_nodes(ASG, JOIN_TIMEOUT)?;
+    let all: Vec<&Node> = nodes.iter().collect();
+    let ids: Vec<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
+
+    let start = Instant::now();
+    let mut etcds = boot_in_parallel(&all).context("agent cold start: booting the nodes")?;
+    // Built once the nodes have their certificates (bootstrap writes them); reads files only.
+    let check = Inspector::new(&world, &nodes[0], &all)?;
+    wait_healthy(&check, &ids).context("agent cold start")?;
+    let cold = start.elapsed();
+    let cold_healthy_at = Instant::now();
+
+    let probe_start = Instant::now();
+    let view = check
+        .view()
+        .context("agent cluster: no member answers after the cold start")?;
+    let probe = probe_start.elapsed();
+    let mut cold_calls = Vec::new();
+    let mut cold_bootstrap_ms = Vec::new();
+    for node in &nodes {
+        let (calls, ms) = boot_figures(node)?;
+        cold_calls.push(calls);
+        cold_bootstrap_ms.push(ms);
+    }
+
+    // Replacement: the highest-id member that is not the leader (never the seeder either, which
+    // has the lowest id).
+    let leader = view.leader.context("the cluster has no leader")?;
+    let leader_name = view
+        .members
+        .iter()
+        .find(|m| m.id == leader)
+        .map(|m| m.name.clone())
+        .context("the leader is not in the member list")?;
+    let victim = nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.id != leader_name)
+        .max_by(|a, b| a.1.id.cmp(&b.1.id))
+        .map(|(i, _)| i)
+        .context("no member other than the leader")?;
+    let gone = nodes[victim].id.clone();
+    std::thread::sleep(STEADY.saturating_sub(cold_healthy_at.elapsed()));
+    etcds[victim].kill();
+    world.terminate(&gone)?;
+    let newcomer = replacement_instance(&world, &nodes)?;
+    let newcomer = world.node(&newcomer, &world.etcd_config(JOIN_TIMEOUT))?;
+    let members: Vec<&Node> = nodes
+        .iter()
+        .filter(|n| n.id != gone)
+        .chain([&newcomer])
+        .collect();
+    let member_ids: Vec<&str> = members.iter().map(|n| n.id.as_str()).collect();
+
+    let start = Instant::now();
+    let etcd = newcomer
+        .boot_etcd()
+        .context("replacement: booting the new instance")?;
+    // After the boot: the newcomer's client URL depends on the files bootstrap wrote.
+    let check = Inspector::new(&world, members[0], &members)?;
+    wait_healthy(&check, &member_ids).context("replacement")?;
+    let replace = start.elapsed();
+    let (replace_calls, replace_bootstrap_ms) = boot_figures(&newcomer)?;
+
+    drop(etcd);
+    drop(etcds);
+    drop(check);
+    drop(world);
+    Ok(Sample {
+        cold,
+        floor: Duration::ZERO,
+        replace,
+        cold_calls,
+        replace_calls,
+        cold_bootstrap_ms,
+        replace_bootstrap_ms,
+        probe,
+    })
+}
+
+/// The instance the ASG launched in place of a terminated one.
+fn replacement_instance(world: &World, known: &[Node]) -> Result<tn_world::Instance> {
+    let deadline = Instant::now() + REPLACEMENT_LAUNCH;
+    loop {
+        let found = world
+            .asg_instances(ASG)?
+            .into_iter()
+            .find(|i| known.iter().all(|n| n.id != i.id));
+        if let Some(inst) = found {
+            return Ok(inst);
+        }
+        if Instant::now() > deadline {
+            bail!("the ASG launched no replacement within {REPLACEMENT_LAUNCH:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `aws_calls` and the sum of `timings_ms` from the node's state.json.
+fn boot_figures(node: &Node) -> Result<(u64, u64)> {
+    let state = node.state()?;
+    ensure!(
+        state["ok"] == true,
+        "{}: state.json says the last bootstrap did not finish: {}",
+        node.id,
+        state["error"]
+    );
+    let calls = state["aws_calls"]
+        .as_u64()
+        .with_context(|| format!("{}: state.json has no aws_calls", node.id))?;
+    let ms = state["timings_ms"]
+        .as_object()
+        .with_context(|| format!("{}: state.json has no timings_ms", node.id))?
+        .values()
+        .filter_map(|v| v.as_u64())
+        .sum();
+    Ok((calls, ms))
+}
+
+fn static_floor(n: usize) -> Result<Duration> {
+    let world = World::start().context("starting the world")?;
+    let ca = world.init_etcd_pki()?;
+    world.create_asg(ASG, "etcd", n as i32)?;
+    let nodes = world.etcd_nodes(ASG, JOIN_TIMEOUT)?;
+    let all: Vec<&Node> = nodes.iter().collect();
+    let ids: Vec<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
+    let token = format!("{}-{:016x}", world.cluster, rand::random::<u64>());
+    let initial_cluster = nodes
+        .iter()
+        .map(|n| format!("{}=https://{}:{PEER_PORT}", n.id, n.ip))
+        .collect::<Vec<_>>()
+        .join(",");
+    for node in &nodes {
+        write_static_config(node, &ca, &initial_cluster, &token)?;
+    }
+    let check = Inspector::new(&world, &nodes[0], &all)?;
+
+    let start = Instant::now();
+    let etcds: Vec<EtcdProcess> = nodes
+        .iter()
+        .map(|n| n.start_etcd())
+        .collect::<Result<_>>()?;
+    wait_healthy(&check, &ids)?;
+    let floor = start.elapsed();
+
+    drop(etcds);
+    drop(check);
+    drop(world);
+    Ok(floor)
+}
+
+/// What bootstrap would write for a member of a new cluster that lists every member: the CA,
+/// server and peer certificates under /etc/etcd/pki, and /etc/etcd/etcd.env.
+fn write_static_config(node: &Node, ca: &Ca, initial_cluster: &str, token: &str) -> Result<()> {
+    let pki = |name: &str| node.path(&format!("{PKI_DIR}/{name}"));
+    let tls = TlsFiles {
+        ca: pki("ca.crt"),
+        server_cert: pki("server.crt"),
+        server_key: pki("server.key"),
+        peer_cert: pki("peer.crt"),
+        peer_key: pki("peer.key"),
+    };
+    let write = |path: &std::path::Path, text: &str, mode: u32| {
+        write_atomic(path, text.as_bytes(), mode)
+            .with_context(|| format!("writing {}", path.display()))
+    };
+    write(&tls.ca, ca.cert_pem(), MODE_PUBLIC)?;
+    let request = LeafRequest {
+        common_name: node.id.clone(),
+        organization: None,
+        dns_names: vec!["localhost".into()],
+        ips: vec![node.ip.into(), [127, 0, 0, 1].into()],
+        usages: vec![Usage::ServerAuth, Usage::ClientAuth],
+    };
+    for (cert, key) in [
+        (&tls.server_cert, &tls.server_key),
+        (&tls.peer_cert, &tls.peer_key),
+    ] {
+        let leaf = ca
+            .issue(&request)
+            .with_context(|| format!("issuing a certificate for {}", node.id))?;
+        write(cert, &leaf.cert_pem, MODE_PUBLIC)?;
+        write(key, &leaf.key_pem, MODE_SECRET)?;
+    }
+    let env = EtcdEnv {
+        name: node.id.clone(),
+        data_dir: node.path("/var/lib/etcd"),
+        ip: node.ip,
+        client_port: CLIENT_PORT,
+        peer_port: PEER_PORT,
+        initial_cluster: initial_cluster.to_string(),
+        initial_cluster_state: ClusterState::New,
+        token: token.to_string(),
+        tls: Some(tls),
+    };
+    write(
+        &node.path(tn_agent::etcd::env::PATH),
+        &env.render(),
+        MODE_PUBLIC,
+    )
+}
+
+/// Waits (at most `SETTLE`) until the members are exactly `names`, all healthy voters, with a
+/// leader: the check of `Inspector::expect_members`, looking every `POLL` instead of 200 ms.
+fn wait_healthy(check: &Inspector<'_>, names: &[&str]) -> Result<()> {
+    let want: BTreeSet<&str> = names.iter().copied().collect();
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let view = check.view();
+        if view.as_ref().is_some_and(|v| is_whole(v, &want)) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("members are not {want:?} (all healthy voters) after {SETTLE:?}: {view:#?}");
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn is_whole(view: &ClusterView, want: &BTreeSet<&str>) -> bool {
+    let got: BTreeSet<&str> = view.members.iter().map(|m| m.name.as_str()).collect();
+    got == *want && view.members.iter().all(|m| !m.is_learner && m.healthy) && view.leader.is_some()
+}
+
+fn nproc() -> String {
+    Command::new("nproc")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "CPU model unknown".into())
+}
+
+fn etcd_version() -> Result<String> {
+    let out = Command::new("etcd")
+        .arg("--version")
+        .output()
+        .context("running `etcd --version` (run ./scripts/setup first)")?;
+    ensure!(out.status.success(), "`etcd --version` failed");
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// Median, min and max.
+fn summary(values: impl Iterator<Item = f64>) -> (f64, f64, f64) {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    let mid = v.len() / 2;
+    let median = if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    };
+    (median, v[0], v[v.len() - 1])
+}
+
+fn median_of(values: impl Iterator<Item = f64>) -> f64 {
+    summary(values).0
+}
+
+/// `median (min–max)`, or the single value when they are all the same.
+fn cell(values: impl Iterator<Item = f64>, show: impl Fn(f64) -> String, unit: &str) -> String {
+    let (median, min, max) = summary(values);
+    if min == max {
+        format!("{}{unit}", show(median))
+    } else {
+        format!("{}{unit} ({}–{})", show(median), show(min), show(max))
+    }
+}
+
+fn durations(values: impl Iterator<Item = Duration>) -> String {
+    cell(values.map(|d| d.as_secs_f64()), |s| format!("{s:.2}"), " s")
+}
+
+fn millis(values: impl Iterator<Item = u64>) -> String {
+    cell(values.map(|v| v as f64), |v| format!("{v:.0}"), " ms")
+}
+
+fn counts(values: impl Iterator<Item = u64>) -> String {
+    cell(values.map(|v| v as f64), |v| format!("{v}"), "")
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}

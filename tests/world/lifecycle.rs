@@ -1,0 +1,201 @@
+//! A stand-in for the two AutoScaling lifecycle-action calls moto does not implement
+//! (CompleteLifecycleAction, RecordLifecycleActionHeartbeat answer HTTP 500 there): a small
+//! proxy that answers those itself, records them for assertions, and forwards every other
+//! AutoScaling request to moto. Nodes reach it through `AWS_ENDPOINT_URL_AUTO_SCALING`.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+
+use anyhow::{anyhow, Context, Result};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response};
+
+/// One lifecycle call the proxy answered: the request's form parameters.
+pub type LifecycleCall = HashMap<String, String>;
+
+pub struct LifecycleFake {
+    addr: SocketAddr,
+    calls: Arc<Mutex<Vec<LifecycleCall>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LifecycleFake {
+    pub fn start(moto_endpoint: &str) -> Result<Self> {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (bound_tx, bound_rx) = mpsc::channel::<std::io::Result<SocketAddr>>();
+        let upstream = moto_endpoint.trim_end_matches('/').to_string();
+        let recorded = calls.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+                    Ok(l) => {
+                        let _ = bound_tx.send(l.local_addr());
+                        l
+                    }
+                    Err(e) => {
+                        let _ = bound_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let http = reqwest::Client::builder()
+                    .no_proxy()
+                    .build()
+                    .expect("client");
+                loop {
+                    tokio::select! {
+                        _ = &mut stop_rx => return,
+                        accepted = listener.accept() => {
+                            let Ok((stream, _)) = accepted else { continue };
+                            let (http, upstream, recorded) =
+                                (http.clone(), upstream.clone(), recorded.clone());
+                            tokio::spawn(async move {
+                                let svc = hyper::service::service_fn(move |req| {
+                                    let (http, upstream, recorded) =
+                                        (http.clone(), upstream.clone(), recorded.clone());
+                                    async move {
+                                        Ok::<_, Infallible>(
+                                            handle(req, &http, &upstream, &recorded).await,
+                                        )
+                                    }
+                                });
+                                let _ = hyper::server::conn::http1::Builder::new()
+                                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                                    .await;
+                            });
+                        }
+                    }
+                }
+            });
+        });
+        let addr = bound_rx
+            .recv()
+            .map_err(|_| anyhow!("lifecycle fake thread died"))?
+            .context("binding the lifecycle fake")?;
+        Ok(LifecycleFake {
+            addr,
+            calls,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// The endpoint, for `AWS_ENDPOINT_URL_AUTO_SCALING`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The lifecycle calls answered so far.
+    pub fn calls(&self) -> Vec<LifecycleCall> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl Drop for LifecycleFake {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    http: &reqwest::Client,
+    upstream: &str,
+    recorded: &Mutex<Vec<LifecycleCall>>,
+) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let form: LifecycleCall = form_params(&body);
+    let action = form.get("Action").cloned().unwrap_or_default();
+    if action == "CompleteLifecycleAction" || action == "RecordLifecycleActionHeartbeat" {
+        recorded.lock().unwrap().push(form);
+        let xml = format!(
+            "<{action}Response xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">\
+             <{action}Result/><ResponseMetadata><RequestId>tn-world</RequestId>\
+             </ResponseMetadata></{action}Response>"
+        );
+        return Response::builder()
+            .header("content-type", "text/xml")
+            .body(Full::new(Bytes::from(xml)))
+            .unwrap();
+    }
+    let url = format!(
+        "{upstream}{}",
+        parts.uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    let mut forward = http.request(parts.method.clone(), url).body(body.to_vec());
+    for (name, value) in parts.headers.iter() {
+        if name != "host" && name != "content-length" {
+            forward = forward.header(name, value);
+        }
+    }
+    match forward.send().await {
+        Ok(resp) => {
+            let status = resp.status();
+            let ctype = resp.headers().get("content-type").cloned();
+            let bytes = resp.bytes().await.unwrap_or_default();
+            let mut out = Response::builder().status(status.as_u16());
+            if let Some(c) = ctype {
+                out = out.header("content-type", c);
+            }
+            out.body(Full::new(bytes)).unwrap()
+        }
+        Err(e) => Response::builder()
+            .status(502)
+            .body(Full::new(Bytes::from(format!("forwarding to moto: {e}"))))
+            .unwrap(),
+    }
+}
+
+/// `application/x-www-form-urlencoded` pairs (the AWS query protocol).
+fn form_params(body: &[u8]) -> LifecycleCall {
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            Some((decode(k), decode(v)))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
