@@ -41,7 +41,7 @@ const FRESH: Duration = Duration::from_secs(1);
 
 /// Waits between looks at the cluster while waiting (seeder, a joiner ahead, a leader).
 fn wait_policy(deadline: Duration) -> Backoff {
-    Backoff::new(Duration::from_millis(300), Duration::from_secs(3), deadline)
+    Backoff::new(Duration::from_millis(300), Duration::from_secs(1), deadline)
 }
 
 /// What the etcd commands know about this node.
