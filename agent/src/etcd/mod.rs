@@ -44,6 +44,47 @@ fn wait_policy(deadline: Duration) -> Backoff {
     Backoff::new(Duration::from_millis(300), Duration::from_secs(1), deadline)
 }
 
+/// Paces a command's wait loop: logs each new reason once, backs off with jitter, and gives up
+/// at the deadline with the last reason.
+struct Waiter {
+    policy: Backoff,
+    timeout: Duration,
+    deadline: Instant,
+    attempt: u32,
+    last_why: String,
+}
+
+impl Waiter {
+    fn new(timeout: Duration) -> Self {
+        Waiter {
+            policy: wait_policy(timeout),
+            timeout,
+            deadline: Instant::now() + timeout,
+            attempt: 0,
+            last_why: String::new(),
+        }
+    }
+
+    /// Waits before the next look, or `Err(why)` when that would pass the deadline.
+    async fn pause(&mut self, why: String) -> Result<(), String> {
+        if why != self.last_why {
+            tracing::info!(reason = %why, "waiting");
+            self.last_why = why.clone();
+        }
+        self.attempt += 1;
+        let wait = self.policy.wait(self.attempt);
+        if Instant::now() + wait > self.deadline {
+            return Err(why);
+        }
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+
+    fn secs(&self) -> u64 {
+        self.timeout.as_secs()
+    }
+}
+
 /// What the etcd commands know about this node.
 struct Local<'a> {
     settings: &'a Settings,
@@ -196,9 +237,7 @@ pub async fn bootstrap(
         (None, None)
     };
     let local = local(settings, root, ident, client_tls, tls_files);
-    let timeout = settings.etcd.join_timeout;
-    let policy = wait_policy(timeout);
-    let deadline = Instant::now() + timeout;
+    let mut waiter = Waiter::new(settings.etcd.join_timeout);
     // While waiting, the ASG is listed again at most every ASG_REFRESH, and the marker is
     // read until it exists (it never changes after): a waiting node costs few AWS calls.
     let mut asg_view = None;
@@ -206,8 +245,7 @@ pub async fn bootstrap(
         asg_view = Some((own_asg.clone(), Instant::now()));
     }
     let mut marker: Option<Marker> = None;
-    let mut last_why = String::new();
-    for attempt in 1u32.. {
+    loop {
         let stale = asg_view
             .as_ref()
             .is_none_or(|(_, at)| at.elapsed() > ASG_REFRESH);
@@ -271,21 +309,11 @@ pub async fn bootstrap(
             Plan::Wait { why } => why,
             Plan::Refuse { why } => format!("refusing to change membership: {why}"),
         };
-        if why != last_why {
-            tracing::info!(reason = %why, "waiting");
-            last_why = why.clone();
-        }
-        let wait = policy.wait(attempt);
-        if Instant::now() + wait > deadline {
+        if let Err(why) = waiter.pause(why).await {
             state.decide("gave up", why.clone());
-            bail!(
-                "etcd is not ready to start after {}s: {why}",
-                timeout.as_secs()
-            );
+            bail!("etcd is not ready to start after {}s: {why}", waiter.secs());
         }
-        tokio::time::sleep(wait).await;
     }
-    unreachable!("the loop returns or bails")
 }
 
 fn local<'a>(
@@ -567,11 +595,8 @@ fn local_from_disk<'a>(
 /// already: nothing to do.
 pub async fn promote(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Result<String> {
     let local = local_from_disk(settings, root, ident)?;
-    let timeout = settings.etcd.join_timeout;
-    let policy = wait_policy(timeout);
-    let deadline = Instant::now() + timeout;
-    let mut last_why = String::new();
-    for attempt in 1u32.. {
+    let mut waiter = Waiter::new(settings.etcd.join_timeout);
+    loop {
         let why = match local.access.observe(&local.candidates(None)).await {
             None => "no etcd member answers".to_string(),
             Some(view) => match view.find_me(&local.me) {
@@ -598,17 +623,10 @@ pub async fn promote(settings: &Settings, root: &Root, ident: &NodeIdentity) -> 
                 },
             },
         };
-        if why != last_why {
-            tracing::info!(reason = %why, "waiting to promote");
-            last_why = why.clone();
+        if let Err(why) = waiter.pause(why).await {
+            bail!("not promoted after {}s: {why}", waiter.secs());
         }
-        let wait = policy.wait(attempt);
-        if Instant::now() + wait > deadline {
-            bail!("not promoted after {}s: {why}", timeout.as_secs());
-        }
-        tokio::time::sleep(wait).await;
     }
-    unreachable!("the loop returns or bails")
 }
 
 /// `etcd leave`: remove this node's member if the remaining voters keep quorum. A refusal is
@@ -616,12 +634,9 @@ pub async fn promote(settings: &Settings, root: &Root, ident: &NodeIdentity) -> 
 /// for up to `etcd.join_timeout_seconds`.
 pub async fn leave(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Result<String> {
     let local = local_from_disk(settings, root, ident)?;
-    let timeout = settings.etcd.join_timeout;
-    let policy = wait_policy(timeout);
-    let deadline = Instant::now() + timeout;
+    let mut waiter = Waiter::new(settings.etcd.join_timeout);
     let own = local.access.client_url(local.me.ip);
-    let mut last_why = String::new();
-    for attempt in 1u32.. {
+    loop {
         let Some(view) = local.access.observe(&local.candidates(None)).await else {
             bail!("no etcd member answers: cannot check quorum, so not leaving");
         };
@@ -650,15 +665,8 @@ pub async fn leave(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Re
             }
             Err(e) => format!("removing member {:x} failed: {}", me.id, one_line(&e)),
         };
-        if why != last_why {
-            tracing::info!(reason = %why, "waiting to leave");
-            last_why = why.clone();
+        if let Err(why) = waiter.pause(why).await {
+            bail!("did not leave after {}s: {why}", waiter.secs());
         }
-        let wait = policy.wait(attempt);
-        if Instant::now() + wait > deadline {
-            bail!("did not leave after {}s: {why}", timeout.as_secs());
-        }
-        tokio::time::sleep(wait).await;
     }
-    unreachable!("the loop returns or bails")
 }
