@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use tn_world::{agent_bin, World};
+use tn_world::{agent_bin, AutoScalingProxy, World};
 
 fn agent(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(agent_bin().unwrap())
@@ -225,4 +225,39 @@ fn a_missing_or_malformed_ca_in_s3_is_named() {
         run.stderr
     );
     assert!(!node.path("/etc/etcd/etcd.env").exists());
+}
+
+#[test]
+fn throttling_is_retried_and_access_denied_is_not() {
+    let world = World::start().unwrap();
+    world.init_etcd_pki().unwrap();
+    world.create_asg("demo-etcd", "etcd", 1).unwrap();
+    let inst = &world.asg_instances("demo-etcd").unwrap()[0];
+    let proxy = AutoScalingProxy::start(&world.moto.endpoint).unwrap();
+    let mut node = world.node(inst, &world.config("etcd", "")).unwrap();
+    node.env
+        .push(("AWS_ENDPOINT_URL_AUTO_SCALING".into(), proxy.url()));
+
+    // Throttled twice, then answered: the SDK's adaptive retry carries on.
+    proxy.fail_next("DescribeAutoScalingInstances", 400, "Throttling", 2);
+    let run = node.run(&["bootstrap"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(proxy.calls_of("DescribeAutoScalingInstances").len(), 3);
+
+    // Access denied: not retried, and named.
+    let before = proxy.calls_of("DescribeAutoScalingGroups").len();
+    proxy.fail_next("DescribeAutoScalingGroups", 403, "AccessDenied", 5);
+    let run = node.run(&["bootstrap"]).unwrap();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(
+        proxy.calls_of("DescribeAutoScalingGroups").len(),
+        before + 1
+    );
+    assert!(
+        run.stderr
+            .contains("listing the instances of autoscaling group demo-etcd")
+            && run.stderr.contains("AccessDenied"),
+        "{}",
+        run.stderr
+    );
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tn_world::{boot_in_parallel, Inspector, LifecycleFake, Node, World};
+use tn_world::{boot_in_parallel, AutoScalingProxy, Inspector, Node, World};
 
 const ASG: &str = "demo-etcd";
 /// How long bootstrap and promote may wait in these tests.
@@ -419,7 +419,7 @@ fn scale_in_with_leave() {
                 .send(),
         )
         .unwrap();
-    let lifecycle = LifecycleFake::start(&c.world.moto.endpoint).unwrap();
+    let lifecycle = AutoScalingProxy::start(&c.world.moto.endpoint).unwrap();
     let i = 2;
     let id = c.nodes[i].id.clone();
     c.nodes[i]
@@ -437,7 +437,7 @@ fn scale_in_with_leave() {
         "{}",
         run.stdout
     );
-    let calls = lifecycle.calls();
+    let calls = lifecycle.calls_of("CompleteLifecycleAction");
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0]["Action"], "CompleteLifecycleAction");
     assert_eq!(calls[0]["AutoScalingGroupName"], ASG);

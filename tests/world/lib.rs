@@ -25,7 +25,7 @@ use aws_sdk_ec2::types::{RequestLaunchTemplateData, ResourceType, TagSpecificati
 pub use cluster::{boot_in_parallel, Inspector};
 pub use etcd::EtcdProcess;
 pub use imds::{FakeImds, ImdsData};
-pub use lifecycle::LifecycleFake;
+pub use lifecycle::AutoScalingProxy;
 pub use moto::Moto;
 
 /// The workspace's top directory.

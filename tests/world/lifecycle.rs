@@ -1,7 +1,8 @@
-//! A stand-in for the two AutoScaling lifecycle-action calls moto does not implement
-//! (CompleteLifecycleAction, RecordLifecycleActionHeartbeat answer HTTP 500 there): a small
-//! proxy that answers those itself, records them for assertions, and forwards every other
-//! AutoScaling request to moto. Nodes reach it through `AWS_ENDPOINT_URL_AUTO_SCALING`.
+//! A proxy in front of moto for AutoScaling (nodes reach it through
+//! `AWS_ENDPOINT_URL_AUTO_SCALING`). It answers the two lifecycle-action calls moto does not
+//! implement (CompleteLifecycleAction, RecordLifecycleActionHeartbeat answer HTTP 500 there)
+//! itself, can answer chosen calls with an error (throttling, access denied), records every call
+//! for assertions, and forwards the rest to moto.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -14,23 +15,38 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 
-/// One lifecycle call the proxy answered: the request's form parameters.
-pub type LifecycleCall = HashMap<String, String>;
+/// One call the proxy saw: the request's form parameters (`Action`, ...).
+pub type Call = HashMap<String, String>;
 
-pub struct LifecycleFake {
+/// An error to answer instead of forwarding.
+#[derive(Debug, Clone)]
+struct Fault {
+    action: String,
+    status: u16,
+    code: String,
+    left: u32,
+}
+
+#[derive(Default)]
+struct Shared {
+    calls: Mutex<Vec<Call>>,
+    faults: Mutex<Vec<Fault>>,
+}
+
+pub struct AutoScalingProxy {
     addr: SocketAddr,
-    calls: Arc<Mutex<Vec<LifecycleCall>>>,
+    shared: Arc<Shared>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl LifecycleFake {
+impl AutoScalingProxy {
     pub fn start(moto_endpoint: &str) -> Result<Self> {
-        let calls = Arc::new(Mutex::new(Vec::new()));
+        let shared = Arc::new(Shared::default());
         let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (bound_tx, bound_rx) = mpsc::channel::<std::io::Result<SocketAddr>>();
         let upstream = moto_endpoint.trim_end_matches('/').to_string();
-        let recorded = calls.clone();
+        let for_server = shared.clone();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -56,15 +72,15 @@ impl LifecycleFake {
                         _ = &mut stop_rx => return,
                         accepted = listener.accept() => {
                             let Ok((stream, _)) = accepted else { continue };
-                            let (http, upstream, recorded) =
-                                (http.clone(), upstream.clone(), recorded.clone());
+                            let (http, upstream, shared) =
+                                (http.clone(), upstream.clone(), for_server.clone());
                             tokio::spawn(async move {
                                 let svc = hyper::service::service_fn(move |req| {
-                                    let (http, upstream, recorded) =
-                                        (http.clone(), upstream.clone(), recorded.clone());
+                                    let (http, upstream, shared) =
+                                        (http.clone(), upstream.clone(), shared.clone());
                                     async move {
                                         Ok::<_, Infallible>(
-                                            handle(req, &http, &upstream, &recorded).await,
+                                            handle(req, &http, &upstream, &shared).await,
                                         )
                                     }
                                 });
@@ -79,11 +95,11 @@ impl LifecycleFake {
         });
         let addr = bound_rx
             .recv()
-            .map_err(|_| anyhow!("lifecycle fake thread died"))?
-            .context("binding the lifecycle fake")?;
-        Ok(LifecycleFake {
+            .map_err(|_| anyhow!("AutoScaling proxy thread died"))?
+            .context("binding the AutoScaling proxy")?;
+        Ok(AutoScalingProxy {
             addr,
-            calls,
+            shared,
             stop: Some(stop_tx),
             thread: Some(thread),
         })
@@ -94,13 +110,31 @@ impl LifecycleFake {
         format!("http://{}", self.addr)
     }
 
-    /// The lifecycle calls answered so far.
-    pub fn calls(&self) -> Vec<LifecycleCall> {
-        self.calls.lock().unwrap().clone()
+    /// Every call seen so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.shared.calls.lock().unwrap().clone()
+    }
+
+    /// The calls seen so far of one action.
+    pub fn calls_of(&self, action: &str) -> Vec<Call> {
+        let mut calls = self.calls();
+        calls.retain(|c| c.get("Action").map(String::as_str) == Some(action));
+        calls
+    }
+
+    /// Answers the next `count` calls of `action` with HTTP `status` and error `code`
+    /// (`Throttling` with 400, `AccessDenied` with 403, ...).
+    pub fn fail_next(&self, action: &str, status: u16, code: &str, count: u32) {
+        self.shared.faults.lock().unwrap().push(Fault {
+            action: action.into(),
+            status,
+            code: code.into(),
+            left: count,
+        });
     }
 }
 
-impl Drop for LifecycleFake {
+impl Drop for AutoScalingProxy {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -115,7 +149,7 @@ async fn handle(
     req: Request<Incoming>,
     http: &reqwest::Client,
     upstream: &str,
-    recorded: &Mutex<Vec<LifecycleCall>>,
+    shared: &Shared,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let body = body
@@ -123,10 +157,22 @@ async fn handle(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let form: LifecycleCall = form_params(&body);
+    let form: Call = form_params(&body);
     let action = form.get("Action").cloned().unwrap_or_default();
+    shared.calls.lock().unwrap().push(form);
+    if let Some((status, code)) = take_fault(shared, &action) {
+        let xml = format!(
+            "<ErrorResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">\
+             <Error><Type>Sender</Type><Code>{code}</Code><Message>injected by the test \
+             world</Message></Error><RequestId>tn-world</RequestId></ErrorResponse>"
+        );
+        return Response::builder()
+            .status(status)
+            .header("content-type", "text/xml")
+            .body(Full::new(Bytes::from(xml)))
+            .unwrap();
+    }
     if action == "CompleteLifecycleAction" || action == "RecordLifecycleActionHeartbeat" {
-        recorded.lock().unwrap().push(form);
         let xml = format!(
             "<{action}Response xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">\
              <{action}Result/><ResponseMetadata><RequestId>tn-world</RequestId>\
@@ -165,8 +211,17 @@ async fn handle(
     }
 }
 
+fn take_fault(shared: &Shared, action: &str) -> Option<(u16, String)> {
+    let mut faults = shared.faults.lock().unwrap();
+    let fault = faults
+        .iter_mut()
+        .find(|f| f.action == action && f.left > 0)?;
+    fault.left -= 1;
+    Some((fault.status, fault.code.clone()))
+}
+
 /// `application/x-www-form-urlencoded` pairs (the AWS query protocol).
-fn form_params(body: &[u8]) -> LifecycleCall {
+fn form_params(body: &[u8]) -> Call {
     String::from_utf8_lossy(body)
         .split('&')
         .filter_map(|pair| {
