@@ -553,3 +553,50 @@ fn the_marker_without_a_reachable_member_never_seeds_again() {
     c.expect_healthy();
     c.expect_data();
 }
+
+#[test]
+fn an_ip_reused_by_a_new_instance_replaces_the_old_member() {
+    let mut c = Cluster::boot(3);
+    let i = 2;
+    let old_ip = c.nodes[i].ip;
+    let replacement = c.terminate_and_replace(i, JOIN_TIMEOUT);
+    // The new instance got the old one's private IP (EC2 reuses addresses of a subnet).
+    drop(replacement);
+    let newcomer = tn_world::Instance {
+        id: c
+            .world
+            .asg_instances(ASG)
+            .unwrap()
+            .into_iter()
+            .map(|inst| inst.id)
+            .find(|id| c.nodes.iter().all(|n| n.id != *id))
+            .unwrap(),
+        ip: old_ip,
+        lifecycle_state: "InService".into(),
+    };
+    let node = c
+        .world
+        .node(&newcomer, &c.world.etcd_config(JOIN_TIMEOUT))
+        .unwrap();
+    let etcd = node.boot_etcd().unwrap();
+    let state = node.state().unwrap();
+    let removed = state["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["what"] == "removed stale member")
+        .expect("the old member was removed")["why"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        removed.contains(&format!(
+            "its peer URL https://{old_ip}:2380 now belongs to {}",
+            newcomer.id
+        )),
+        "{removed}"
+    );
+    c.add(node, etcd);
+    c.expect_healthy();
+    c.expect_data();
+}
