@@ -125,16 +125,6 @@ fn an_explicit_config_path_is_used_as_given() {
 }
 
 #[test]
-fn commands_not_built_yet_say_so_with_exit_2() {
-    for args in [vec!["pki", "init"], vec!["status"]] {
-        let (code, _, stderr) = agent(&args);
-        assert_eq!(code, 2, "{args:?}: {stderr}");
-        assert!(stderr.contains("is not implemented"), "{args:?}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{stderr}");
-    }
-}
-
-#[test]
 fn bootstrap_identifies_the_node_and_finds_its_peers() {
     let world = World::start().unwrap();
     world.init_etcd_pki().unwrap();

@@ -6,7 +6,7 @@
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -113,6 +113,8 @@ pub struct Aws {
     s3: aws_sdk_s3::Client,
     page_size: i32,
     calls: Arc<AtomicU32>,
+    /// S3 keys read with GetObject, in order (for `state.json` and tests).
+    fetched: Arc<Mutex<Vec<String>>>,
 }
 
 /// Largest page DescribeInstances allows.
@@ -159,6 +161,7 @@ impl Aws {
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
             page_size: MAX_PAGE,
             calls: Arc::new(AtomicU32::new(0)),
+            fetched: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -174,6 +177,15 @@ impl Aws {
         self.calls.load(Ordering::Relaxed)
     }
 
+    /// The S3 keys this client has asked for with GetObject, in order, each once (whether or not
+    /// the object existed).
+    pub fn fetched_keys(&self) -> Vec<String> {
+        let mut keys = self.fetched.lock().expect("fetched-keys lock").clone();
+        let mut seen = std::collections::HashSet::new();
+        keys.retain(|k| seen.insert(k.clone()));
+        keys
+    }
+
     fn count(&self) {
         self.calls.fetch_add(1, Ordering::Relaxed);
     }
@@ -181,6 +193,10 @@ impl Aws {
     /// An object of the state bucket; `None` when there is no such key.
     pub async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, AwsError> {
         self.count();
+        self.fetched
+            .lock()
+            .expect("fetched-keys lock")
+            .push(key.to_string());
         let out = match self.s3.get_object().bucket(bucket).key(key).send().await {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
@@ -234,6 +250,31 @@ impl Aws {
                 Ok(false)
             }
             Err(e) => Err(AwsError::api("PutObject", e)),
+        }
+    }
+
+    /// Writes `key`, replacing whatever is there.
+    pub async fn put_object(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), AwsError> {
+        self.count();
+        self.s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body.into())
+            .send()
+            .await
+            .map_err(|e| AwsError::api("PutObject", e))?;
+        Ok(())
+    }
+
+    /// Whether `key` exists (HeadObject). Without `s3:ListBucket` S3 answers 403, not 404, for
+    /// a missing key, which is an error here.
+    pub async fn object_exists(&self, bucket: &str, key: &str) -> Result<bool, AwsError> {
+        self.count();
+        match self.s3.head_object().bucket(bucket).key(key).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(false),
+            Err(e) => Err(AwsError::api("HeadObject", e)),
         }
     }
 

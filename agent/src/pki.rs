@@ -241,6 +241,18 @@ impl Ca {
     /// digitalSignature + keyEncipherment, extendedKeyUsage from `usages`, SANs, subject key id,
     /// authority key id, random positive 128-bit serial.
     pub fn issue(&self, req: &LeafRequest) -> Result<Leaf, PkiError> {
+        let now = std::time::SystemTime::now();
+        self.issue_with_validity(req, now - BACKDATE, now + LEAF_VALIDITY)
+    }
+
+    /// [`Ca::issue`] with the given validity period: for tests (certificates close to expiry)
+    /// and for short-lived certificates.
+    pub fn issue_with_validity(
+        &self,
+        req: &LeafRequest,
+        not_before: std::time::SystemTime,
+        not_after: std::time::SystemTime,
+    ) -> Result<Leaf, PkiError> {
         let cn = &req.common_name;
         let issue_err = |source| PkiError::Issue {
             cn: cn.clone(),
@@ -276,9 +288,8 @@ impl Ca {
             });
         }
         params.use_authority_key_identifier_extension = true;
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now - BACKDATE;
-        params.not_after = now + LEAF_VALIDITY;
+        params.not_before = not_before.into();
+        params.not_after = not_after.into();
         params.serial_number = Some(random_serial());
         let cert = params.signed_by(&key, &self.issuer).map_err(issue_err)?;
 
@@ -697,6 +708,49 @@ fn chain(err: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     out
+}
+
+/// Whether `cert_pem` was signed by the CA `ca_cert_pem`: its issuer name is the CA's subject
+/// (DER bytes), its authority key identifier is the CA's subject key identifier when both exist,
+/// and its signature verifies with the CA's public key. Input that does not parse is `false`.
+pub fn verifies(cert_pem: &str, ca_cert_pem: &str) -> bool {
+    let (Ok(cert_der), Ok(ca_der)) = (
+        pem_block(cert_pem, PEM_CERT),
+        pem_block(ca_cert_pem, PEM_CERT),
+    ) else {
+        return false;
+    };
+    match (parse_cert(&cert_der), parse_cert(&ca_der)) {
+        (Ok(cert), Ok(ca)) => not_signed_by(&cert, &ca).is_none(),
+        _ => false,
+    }
+}
+
+/// A key pair used outside X.509, both halves PEM.
+#[derive(Clone)]
+pub struct KeyPairPem {
+    /// PKCS#8 (`PRIVATE KEY`).
+    pub private_pem: String,
+    /// SubjectPublicKeyInfo (`PUBLIC KEY`).
+    pub public_pem: String,
+}
+
+impl fmt::Debug for KeyPairPem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyPairPem")
+            .field("private_pem", &"[elided]")
+            .field("public_pem", &self.public_pem)
+            .finish()
+    }
+}
+
+/// A new ECDSA P-256 key pair, e.g. the service-account token signing key (`sa.key`/`sa.pub`).
+pub fn generate_key_pair() -> Result<KeyPairPem, PkiError> {
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(PkiError::Generate)?;
+    Ok(KeyPairPem {
+        private_pem: key.serialize_pem(),
+        public_pem: key.public_key_pem(),
+    })
 }
 
 #[cfg(test)]
@@ -1398,5 +1452,28 @@ mod tests {
         assert_eq!(describe(RENEW), "30 days");
         assert_eq!(describe(Duration::from_secs(7200)), "2 hours");
         assert_eq!(describe(Duration::from_secs(90)), "90 seconds");
+    }
+
+    #[test]
+    fn verifies_tells_the_signing_ca_from_others() {
+        let ca = Ca::generate("etcd-ca").unwrap();
+        let now = std::time::SystemTime::now();
+        let short = ca
+            .issue_with_validity(&server_request(), now - BACKDATE, now + 3 * DAY)
+            .unwrap();
+        assert!(verifies(&short.cert_pem, ca.cert_pem()));
+        assert!(
+            verifies(ca.cert_pem(), ca.cert_pem()),
+            "a root signs itself"
+        );
+        let left = inspect(&short.cert_pem).unwrap().not_after - OffsetDateTime::now_utc();
+        assert!(
+            left <= 3 * DAY && left > 3 * DAY - Duration::from_secs(60),
+            "{left}"
+        );
+        let twin = Ca::generate("etcd-ca").unwrap();
+        assert!(!verifies(&short.cert_pem, twin.cert_pem()));
+        assert!(!verifies(&short.cert_pem, "garbage"));
+        assert!(!verifies(ca.cert_pem(), &short.cert_pem));
     }
 }

@@ -37,6 +37,9 @@ pub struct BootState {
     pub timings_ms: BTreeMap<String, u64>,
     /// AWS API requests sent.
     pub aws_calls: u32,
+    /// S3 keys of the state bucket read, in order (a worker reads no CA key).
+    #[serde(default)]
+    pub s3_keys_read: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +65,7 @@ impl BootState {
             files_written: Vec::new(),
             timings_ms: BTreeMap::new(),
             aws_calls: 0,
+            s3_keys_read: Vec::new(),
         }
     }
 

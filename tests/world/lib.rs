@@ -395,6 +395,55 @@ impl World {
         Ok(())
     }
 
+    /// `tn-agent <args>` as an operator runs it on a workstation against this world: the SDK's
+    /// standard variables pointing at moto, `AWS_REGION` set, no IMDS.
+    pub fn operator(&self, args: &[&str]) -> Result<Run> {
+        let empty = self.dir().join("empty");
+        std::fs::write(&empty, "")?;
+        let out = Command::new(agent_bin()?)
+            .args(args)
+            .env_remove("AWS_PROFILE")
+            .env_remove("JOURNAL_STREAM")
+            .env("AWS_ENDPOINT_URL", &self.moto.endpoint)
+            .env("AWS_REGION", REGION)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_CONFIG_FILE", &empty)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(Stdio::null())
+            .output()
+            .context("running tn-agent")?;
+        Ok(Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    /// The cluster's whole PKI in the state bucket, made the operator's way:
+    /// `tn-agent pki init --upload` into `<world>/operator`.
+    pub fn init_pki(&self) -> Result<Run> {
+        let out = self.dir().join("operator");
+        let run = self.operator(&[
+            "pki",
+            "init",
+            "--out",
+            out.to_str().context("world path is UTF-8")?,
+            "--cluster",
+            &self.cluster,
+            "--internal-domain",
+            &format!("{}.int", self.cluster),
+            "--upload",
+            "--bucket",
+            &self.bucket,
+        ])?;
+        if run.code != 0 {
+            bail!("pki init --upload exited {}:\n{}", run.code, run.stderr);
+        }
+        Ok(run)
+    }
+
     /// The config file a node of `role` gets, plus `extra` TOML lines.
     pub fn config(&self, role: &str, extra: &str) -> String {
         format!(

@@ -5,7 +5,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use super::{not_built, Globals};
+use super::Globals;
 use crate::aws::Aws;
 use crate::config::{Role, Settings};
 use crate::identity::NodeIdentity;
@@ -64,8 +64,11 @@ async fn work(settings: &Settings, globals: &Globals, state: &mut BootState) -> 
     let step = Instant::now();
     let result = match settings.role {
         Role::Etcd => crate::etcd::bootstrap(settings, &globals.root, &me, &aws, &asg, state).await,
-        Role::Master | Role::Worker => {
-            Err(not_built(&format!("bootstrap for role {}", settings.role)))
+        Role::Master => {
+            crate::kube::bootstrap_master(settings, &globals.root, &me, &aws, &asg, state).await
+        }
+        Role::Worker => {
+            crate::kube::bootstrap_worker(settings, &globals.root, &me, &aws, &asg, state).await
         }
     };
     state.aws_calls = aws.calls();

@@ -11,7 +11,6 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, Settings};
-use crate::exit::BadInput;
 use crate::fsutil::Root;
 
 /// Boot-time agent for self-managed Kubernetes nodes on AWS.
@@ -85,15 +84,6 @@ impl Cli {
             Command::Pki(cmd) => cmd.run(&globals).await,
         }
     }
-}
-
-/// The error for a command that this version does not do yet (exit 2).
-pub(crate) fn not_built(what: &str) -> anyhow::Error {
-    BadInput(format!(
-        "`{what}` is not implemented in tn-agent {} yet",
-        env!("CARGO_PKG_VERSION")
-    ))
-    .into()
 }
 
 #[cfg(test)]

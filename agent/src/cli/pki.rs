@@ -1,20 +1,263 @@
 //! `tn-agent pki ...`: the cluster's CAs and keys, made on an operator's workstation.
 
-use anyhow::Result;
-use clap::Subcommand;
+use std::path::PathBuf;
 
-use super::{not_built, Globals};
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+
+use super::Globals;
+use crate::aws::Aws;
+use crate::config::Settings;
+use crate::exit::BadInput;
+use crate::pkiinit::{self, Generated, Inputs, Overrides, FILES};
 
 #[derive(Debug, Subcommand)]
 pub enum Pki {
-    /// Create the cluster's CAs, service-account keys and bootstrap token (replaces tls-gen.sh).
-    Init,
+    /// Create the cluster's CAs, service-account keys, bootstrap token and an admin kubeconfig
+    /// in a directory (replaces tls-gen.sh); with --upload also put them in the state bucket.
+    ///
+    /// Values not given as flags come from a node's config file (--config), which is read only
+    /// when --cluster is not given, or --upload is without --bucket. Nothing is written when
+    /// any file or object is already there, unless --force.
+    Init(Init),
+}
+
+/// `pki init`'s flags.
+#[derive(Debug, Args)]
+pub struct Init {
+    /// Directory to write the files into (created 0700 when missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+
+    /// Cluster name, [a-z0-9-]{1,32}: CA names and the S3 prefix <cluster>/pki/.
+    #[arg(long, value_name = "NAME")]
+    cluster: Option<String>,
+
+    /// Internal DNS zone; the admin kubeconfig's server is https://kubernetes.<DOMAIN>:443.
+    #[arg(long, value_name = "DOMAIN")]
+    internal_domain: Option<String>,
+
+    /// The cluster's addressing plan (0-254). Checked only: nothing made here depends on it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=254))]
+    vpc_number: Option<u8>,
+
+    /// The admin kubeconfig's server, https://host[:port] (overrides --internal-domain).
+    #[arg(long, value_name = "URL")]
+    apiserver: Option<String>,
+
+    /// Replace files in DIR and objects in the bucket that already exist. On a running cluster
+    /// this breaks every node that trusts the old CAs.
+    #[arg(long)]
+    force: bool,
+
+    /// Also put everything but the admin files in the state bucket at <cluster>/pki/ (region
+    /// from AWS_REGION, credentials from the SDK's default chain).
+    #[arg(long)]
+    upload: bool,
+
+    /// The state bucket for --upload (default: state_bucket from the config file).
+    #[arg(long, value_name = "NAME", requires = "upload")]
+    bucket: Option<String>,
 }
 
 impl Pki {
-    pub async fn run(self, _globals: &Globals) -> Result<u8> {
+    pub async fn run(self, globals: &Globals) -> Result<u8> {
         match self {
-            Pki::Init => Err(not_built("pki init")),
+            Pki::Init(init) => init.run(globals).await,
         }
     }
+}
+
+/// Where `--upload` puts the files.
+struct Target {
+    aws: Aws,
+    bucket: String,
+}
+
+impl Init {
+    async fn run(self, globals: &Globals) -> Result<u8> {
+        let inputs = self.inputs(globals)?;
+        let target = if self.upload {
+            Some(upload_target(&inputs).await?)
+        } else {
+            None
+        };
+        self.refuse_existing_files()?;
+        if let Some(target) = &target {
+            refuse_existing_objects(target, &inputs, self.force).await?;
+        }
+        let generated = pkiinit::generate(&inputs).context("generating the cluster's PKI")?;
+        pkiinit::write_all(&self.out, &generated)?;
+        println!("wrote {} files to {}:", FILES.len(), self.out.display());
+        for (spec, body) in generated.iter() {
+            println!(
+                "  {:<20} {:o}  {}",
+                spec.name,
+                spec.mode,
+                pkiinit::describe(spec, body)
+            );
+        }
+        println!("admin kubeconfig server: {}", inputs.apiserver);
+        if let Some(target) = &target {
+            upload(target, &inputs, &generated, self.force)
+                .await
+                .with_context(|| {
+                    format!(
+                        "uploading to s3://{}/{}/pki/ (the files are in {})",
+                        target.bucket,
+                        inputs.cluster,
+                        self.out.display()
+                    )
+                })?;
+        }
+        Ok(crate::exit::OK)
+    }
+
+    fn inputs(&self, globals: &Globals) -> Result<Inputs> {
+        let flags = Overrides {
+            cluster: self.cluster.clone(),
+            internal_domain: self.internal_domain.clone(),
+            vpc_number: self.vpc_number,
+            apiserver: self.apiserver.clone(),
+            bucket: self.bucket.clone(),
+        };
+        let config = match (&flags.cluster, self.upload && flags.bucket.is_none()) {
+            (None, _) => Some(load_config(
+                globals,
+                "no cluster name: pass --cluster NAME, or a node config file with --config PATH",
+            )?),
+            (Some(_), true) => Some(load_config(
+                globals,
+                "--upload needs the state bucket: pass --bucket NAME, or a node config file \
+                 with --config PATH",
+            )?),
+            (Some(_), false) => None,
+        };
+        Ok(pkiinit::resolve(&flags, config.as_ref())?)
+    }
+
+    /// Exit 2 naming the files, before anything is generated, unless --force.
+    fn refuse_existing_files(&self) -> Result<()> {
+        let found = pkiinit::existing(&self.out)
+            .context(BadInput(format!("cannot use --out {}", self.out.display())))?;
+        if found.is_empty() || self.force {
+            return Ok(());
+        }
+        Err(BadInput(format!(
+            "{} already exist{}: {}; nothing was written (--force replaces them)",
+            plural(found.len(), "file"),
+            if found.len() == 1 { "s" } else { "" },
+            list(&found)
+        ))
+        .into())
+    }
+}
+
+fn load_config(globals: &Globals, why: &str) -> Result<Settings> {
+    globals.load_config().context(BadInput(why.to_string()))
+}
+
+/// The bucket and the region, checked before anything else happens.
+async fn upload_target(inputs: &Inputs) -> Result<Target> {
+    let bucket = inputs.bucket.clone().ok_or_else(|| {
+        BadInput("--upload needs the state bucket: pass --bucket NAME".to_string())
+    })?;
+    let region = std::env::var("AWS_REGION")
+        .ok()
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| {
+            BadInput(
+                "--upload needs the bucket's region: set AWS_REGION (a workstation has no \
+                 instance metadata to ask)"
+                    .to_string(),
+            )
+        })?;
+    Ok(Target {
+        aws: Aws::connect(&region).await,
+        bucket,
+    })
+}
+
+/// Exit 1 naming the objects that exist, before anything is generated, unless `force`.
+async fn refuse_existing_objects(target: &Target, inputs: &Inputs, force: bool) -> Result<()> {
+    if force {
+        return Ok(());
+    }
+    let mut found = Vec::new();
+    for spec in FILES.iter().filter(|f| f.upload) {
+        let key = pkiinit::object_key(&inputs.cluster, spec.name);
+        let exists = target
+            .aws
+            .object_exists(&target.bucket, &key)
+            .await
+            .with_context(|| format!("checking s3://{}/{key}", target.bucket))?;
+        if exists {
+            found.push(key);
+        }
+    }
+    if !found.is_empty() {
+        bail!(
+            "s3://{}/ already has {}: {}; nothing was written or uploaded (the cluster has its \
+             PKI already; --force replaces it, which breaks every node that trusts the old CAs)",
+            target.bucket,
+            plural(found.len(), "object"),
+            found.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Puts every uploadable file; without `force` only where no object exists
+/// (`If-None-Match: *`), naming those that appeared since the check.
+async fn upload(
+    target: &Target,
+    inputs: &Inputs,
+    generated: &Generated,
+    force: bool,
+) -> Result<()> {
+    let mut raced = Vec::new();
+    for (spec, body) in generated.iter().filter(|(s, _)| s.upload) {
+        let key = pkiinit::object_key(&inputs.cluster, spec.name);
+        let body = body.as_bytes().to_vec();
+        let (aws, bucket) = (&target.aws, target.bucket.as_str());
+        let context = || format!("uploading s3://{bucket}/{key}");
+        if force {
+            aws.put_object(bucket, &key, body)
+                .await
+                .with_context(context)?;
+        } else if !aws
+            .put_object_if_absent(bucket, &key, body)
+            .await
+            .with_context(context)?
+        {
+            raced.push(key);
+            continue;
+        }
+        println!("uploaded s3://{bucket}/{key}");
+    }
+    if !raced.is_empty() {
+        bail!(
+            "s3://{}/ got {} from someone else during the upload, left as they are: {}",
+            target.bucket,
+            plural(raced.len(), "object"),
+            raced.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// `1 file`, `3 files`.
+fn plural(n: usize, what: &str) -> String {
+    match n {
+        1 => format!("1 {what}"),
+        n => format!("{n} {what}s"),
+    }
+}
+
+fn list(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

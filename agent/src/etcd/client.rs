@@ -24,10 +24,11 @@ pub enum EtcdError {
         #[source]
         source: etcd_client::Error,
     },
-    #[error("etcd {operation} via {endpoints} did not answer within {}s", REQUEST_TIMEOUT.as_secs())]
+    #[error("etcd {operation} via {endpoints} did not answer within {within:?}")]
     Timeout {
         operation: &'static str,
         endpoints: String,
+        within: Duration,
     },
     #[error("no etcd member to send {operation} to")]
     NoEndpoint { operation: &'static str },
@@ -68,13 +69,28 @@ pub struct Status {
 pub struct EtcdAccess {
     tls: Option<Arc<ClientTls>>,
     client_port: u16,
+    connect_timeout: Duration,
+    request_timeout: Duration,
 }
 
 impl EtcdAccess {
     pub fn new(tls: Option<ClientTls>, client_port: u16) -> Self {
+        Self::with_timeouts(tls, client_port, CONNECT_TIMEOUT, REQUEST_TIMEOUT)
+    }
+
+    /// Like [`EtcdAccess::new`], with other timeouts for one connection and one request (a call
+    /// is bounded by their sum): `status` uses shorter ones to answer within its budget.
+    pub fn with_timeouts(
+        tls: Option<ClientTls>,
+        client_port: u16,
+        connect_timeout: Duration,
+        request_timeout: Duration,
+    ) -> Self {
         EtcdAccess {
             tls: tls.map(Arc::new),
             client_port,
+            connect_timeout,
+            request_timeout,
         }
     }
 
@@ -94,8 +110,8 @@ impl EtcdAccess {
     /// Connection options: timeouts and TLS.
     pub fn connect_options(&self) -> ConnectOptions {
         let mut opts = ConnectOptions::new()
-            .with_connect_timeout(CONNECT_TIMEOUT)
-            .with_timeout(REQUEST_TIMEOUT);
+            .with_connect_timeout(self.connect_timeout)
+            .with_timeout(self.request_timeout);
         if let Some(tls) = &self.tls {
             opts = opts.with_tls(
                 TlsOptions::new()
@@ -124,7 +140,7 @@ impl EtcdAccess {
             let client = Client::connect(endpoints, Some(self.connect_options())).await?;
             f(client).await
         };
-        match tokio::time::timeout(REQUEST_TIMEOUT + CONNECT_TIMEOUT, work).await {
+        match tokio::time::timeout(self.request_timeout + self.connect_timeout, work).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(source)) => Err(EtcdError::Call {
                 operation,
@@ -134,6 +150,7 @@ impl EtcdAccess {
             Err(_) => Err(EtcdError::Timeout {
                 operation,
                 endpoints: joined,
+                within: self.request_timeout,
             }),
         }
     }

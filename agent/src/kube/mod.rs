@@ -1,0 +1,622 @@
+//! Kubernetes nodes (SPEC §4–§6): a master's certificates, static pods and kubeconfigs, and the
+//! kubelet files of masters and workers. Everything that can be wrong in the cluster's PKI is
+//! fetched and checked before the first file is written, so a missing or malformed object
+//! leaves the node's files as they were.
+
+pub mod certs;
+pub mod fetch;
+pub mod paths;
+pub mod render;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+
+use anyhow::{bail, Context, Result};
+
+use self::certs::{LeafPlan, Signer};
+use self::fetch::{MasterPki, WorkerPki};
+use self::render::{ControlPlane, Credentials, Kubelet};
+use crate::aws::{AsgView, Aws};
+use crate::config::{KubernetesSettings, Settings};
+use crate::etcd::client::{ClientTls, EtcdAccess};
+use crate::etcd::plan::ClusterView;
+use crate::exit::BadInput;
+use crate::fsutil::{self, Root, MODE_PUBLIC, MODE_SECRET};
+use crate::identity::NodeIdentity;
+use crate::pki::{self, Ca, Leaf, LeafOutcome};
+use crate::state::BootState;
+
+/// The user a worker's kubelet bootstraps as (its token decides who it really is).
+const BOOTSTRAP_USER: &str = "kubelet-bootstrap";
+
+/// `bootstrap` for role master: the control plane's certificates (kept while they fit), its
+/// static pods and kubeconfigs, and the kubelet files. Records the S3 keys it read.
+pub async fn bootstrap_master(
+    settings: &Settings,
+    root: &Root,
+    ident: &NodeIdentity,
+    aws: &Aws,
+    own_asg: &AsgView,
+    state: &mut BootState,
+) -> Result<()> {
+    let result = master(settings, root, ident, aws, own_asg, state).await;
+    state.s3_keys_read = aws.fetched_keys();
+    result
+}
+
+/// `bootstrap` for role worker: the cluster CA certificate, the bootstrap kubeconfig and the
+/// kubelet files, so that the kubelet joins by TLS bootstrap. Reads no CA key. Records the S3
+/// keys it read.
+pub async fn bootstrap_worker(
+    settings: &Settings,
+    root: &Root,
+    ident: &NodeIdentity,
+    aws: &Aws,
+    _own_asg: &AsgView,
+    state: &mut BootState,
+) -> Result<()> {
+    let result = worker(settings, root, ident, aws, state).await;
+    state.s3_keys_read = aws.fetched_keys();
+    result
+}
+
+async fn master(
+    settings: &Settings,
+    root: &Root,
+    me: &NodeIdentity,
+    aws: &Aws,
+    own_asg: &AsgView,
+    state: &mut BootState,
+) -> Result<()> {
+    let kube = kubernetes(settings)?;
+    let etcd_asg = etcd_asg(settings, own_asg)?;
+
+    // Gather and check everything first: nothing is written before this is done.
+    let pki = MasterPki::fetch(
+        aws,
+        &settings.state_bucket,
+        settings.cluster.as_str(),
+        settings.etcd.tls,
+    )
+    .await
+    .with_context(|| pki_context(settings))?;
+    let asg_urls = etcd_asg_urls(settings, aws, etcd_asg).await?;
+
+    // Then write: certificates first, what refers to them after, the static pods last.
+    let issued = write_master_pki(settings, kube, root, me, &pki, state)?;
+    let etcd_servers = etcd_servers(settings, &pki, &issued, &asg_urls, state).await;
+    write_master_kubeconfigs(settings, kube, root, &pki, &issued, me, state)?;
+    write_kubelet_files(settings, kube, root, me, true, state)?;
+    let addon = render::tls_bootstrap_addon(&pki.token);
+    write(root, state, paths::TLS_BOOTSTRAP_ADDON, &addon, MODE_SECRET)?;
+    write_static_pods(settings, kube, root, me, &etcd_servers, state)?;
+    state.decide(
+        "configured control plane",
+        format!(
+            "Kubernetes {} with the apiserver on port {}, etcd at {}",
+            kube.version,
+            kube.apiserver.port(),
+            etcd_servers.join(",")
+        ),
+    );
+    Ok(())
+}
+
+/// `etcd.asg`: required for masters, and not the master's own group.
+fn etcd_asg<'a>(settings: &'a Settings, own_asg: &AsgView) -> Result<&'a str> {
+    let name = settings.etcd.asg.as_deref().ok_or_else(|| {
+        BadInput("key `etcd.asg` is required for role master (the etcd autoscaling group)".into())
+    })?;
+    if name == own_asg.name {
+        bail!(BadInput(format!(
+            "key `etcd.asg` names this master's own autoscaling group {name}; \
+             it must name the etcd nodes' group"
+        )));
+    }
+    Ok(name)
+}
+
+/// The client URLs of the etcd ASG's instances; at least one.
+async fn etcd_asg_urls(settings: &Settings, aws: &Aws, etcd_asg: &str) -> Result<Vec<String>> {
+    let view = aws
+        .describe_asg(etcd_asg)
+        .await
+        .with_context(|| format!("listing the etcd autoscaling group {etcd_asg}"))?;
+    let scheme = if settings.etcd.tls { "https" } else { "http" };
+    let urls = etcd_urls_of(&view, scheme, settings.etcd.client_port);
+    if urls.is_empty() {
+        bail!("the etcd autoscaling group {etcd_asg} has no in-service instance with a private IP yet");
+    }
+    Ok(urls)
+}
+
+/// The CA certificates, the service-account key pair, the one CA key a master keeps on disk
+/// (the controller-manager signs the kubelets' CSRs with it), and the leaves, kept when they
+/// still fit. Returns the leaves as they are on disk, by certificate path.
+fn write_master_pki(
+    settings: &Settings,
+    kube: &KubernetesSettings,
+    root: &Root,
+    me: &NodeIdentity,
+    pki: &MasterPki,
+    state: &mut BootState,
+) -> Result<BTreeMap<&'static str, Leaf>> {
+    let mut files = vec![
+        (paths::CA_CERT, pki.cluster_ca.cert_pem(), MODE_PUBLIC),
+        (paths::CA_KEY, pki.cluster_ca_key_pem.as_str(), MODE_SECRET),
+        (
+            paths::FRONT_PROXY_CA_CERT,
+            pki.front_proxy_ca.cert_pem(),
+            MODE_PUBLIC,
+        ),
+        (paths::SA_KEY, pki.sa_key_pem.as_str(), MODE_SECRET),
+        (paths::SA_PUB, pki.sa_pub_pem.as_str(), MODE_PUBLIC),
+    ];
+    if let Some(etcd_ca) = &pki.etcd_ca {
+        files.push((paths::ETCD_CA_CERT, etcd_ca.cert_pem(), MODE_PUBLIC));
+    }
+    for (path, contents, mode) in files {
+        write(root, state, path, contents, mode)?;
+    }
+    let mut issued = BTreeMap::new();
+    for leaf in certs::master_leaves(settings, kube, me) {
+        let ca = signer(pki, leaf.signer)?;
+        issued.insert(leaf.files.cert, ensure_leaf(root, state, ca, &leaf)?);
+    }
+    Ok(issued)
+}
+
+/// The apiserver, controller-manager and scheduler static pods.
+fn write_static_pods(
+    settings: &Settings,
+    kube: &KubernetesSettings,
+    root: &Root,
+    me: &NodeIdentity,
+    etcd_servers: &[String],
+    state: &mut BootState,
+) -> Result<()> {
+    let cp = ControlPlane {
+        cluster: settings.cluster.as_str(),
+        version: kube.version.as_str(),
+        advertise_ip: me.private_ip,
+        secure_port: kube.apiserver.port(),
+        etcd_servers,
+        etcd_tls: settings.etcd.tls,
+        plan: &settings.plan,
+        cluster_domain: &kube.cluster_domain,
+    };
+    let pods = [
+        (paths::APISERVER_MANIFEST, render::apiserver_pod(&cp, root)),
+        (
+            paths::CONTROLLER_MANAGER_MANIFEST,
+            render::controller_manager_pod(&cp, root),
+        ),
+        (paths::SCHEDULER_MANIFEST, render::scheduler_pod(&cp, root)),
+    ];
+    for (path, text) in &pods {
+        write(root, state, path, text, MODE_PUBLIC)?;
+    }
+    Ok(())
+}
+
+async fn worker(
+    settings: &Settings,
+    root: &Root,
+    me: &NodeIdentity,
+    aws: &Aws,
+    state: &mut BootState,
+) -> Result<()> {
+    let kube = kubernetes(settings)?;
+    let pki = WorkerPki::fetch(aws, &settings.state_bucket, settings.cluster.as_str())
+        .await
+        .with_context(|| pki_context(settings))?;
+    write(root, state, paths::CA_CERT, &pki.ca_pem, MODE_PUBLIC)?;
+    let token = pki.token.token();
+    let bootstrap = render::kubeconfig(
+        settings.cluster.as_str(),
+        kube.apiserver.as_str(),
+        &pki.ca_pem,
+        BOOTSTRAP_USER,
+        Credentials::Token(&token),
+    );
+    write(
+        root,
+        state,
+        paths::BOOTSTRAP_KUBECONFIG,
+        &bootstrap,
+        MODE_SECRET,
+    )?;
+    write_kubelet_files(settings, kube, root, me, false, state)?;
+    state.decide(
+        "kubelet joins by TLS bootstrap",
+        format!(
+            "with the cluster's bootstrap token against {}; its client certificate comes from a CSR",
+            kube.apiserver
+        ),
+    );
+    Ok(())
+}
+
+/// `[kubernetes]`, which the config's validation requires for masters and workers.
+fn kubernetes(settings: &Settings) -> Result<&KubernetesSettings> {
+    settings.kubernetes.as_ref().ok_or_else(|| {
+        BadInput(format!(
+            "the [kubernetes] table is required for role {}",
+            settings.role
+        ))
+        .into()
+    })
+}
+
+fn pki_context(settings: &Settings) -> String {
+    format!(
+        "reading the cluster's PKI from s3://{}/{}/pki/ (put there by `tn-agent pki init --upload` or Terraform)",
+        settings.state_bucket, settings.cluster
+    )
+}
+
+fn signer(pki: &MasterPki, signer: Signer) -> Result<&Ca> {
+    match signer {
+        Signer::Cluster => Ok(&pki.cluster_ca),
+        Signer::FrontProxy => Ok(&pki.front_proxy_ca),
+        Signer::Etcd => pki
+            .etcd_ca
+            .as_ref()
+            .context("an etcd client certificate was planned without etcd TLS"),
+    }
+}
+
+/// Keeps the leaf when it still fits, else issues and writes it; returns what is on disk.
+fn ensure_leaf(root: &Root, state: &mut BootState, ca: &Ca, leaf: &LeafPlan) -> Result<Leaf> {
+    let (cert, key) = (root.path(leaf.files.cert), root.path(leaf.files.key));
+    let outcome = pki::ensure_leaf(
+        &cert,
+        &key,
+        ca,
+        &leaf.request,
+        crate::etcd::tls::RENEW_BEFORE,
+    )
+    .with_context(|| format!("making the {} certificate", leaf.what))?;
+    match outcome {
+        LeafOutcome::Kept => tracing::debug!("kept the {} certificate", leaf.what),
+        LeafOutcome::Issued { why } => {
+            state.decide(format!("issued {} certificate", leaf.what), why);
+            state.wrote(root, &cert);
+            state.wrote(root, &key);
+        }
+    }
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+    };
+    Ok(Leaf {
+        cert_pem: read(&cert)?,
+        key_pem: read(&key)?,
+    })
+}
+
+/// The client URLs of the etcd ASG's in-service instances that are not leaving, sorted.
+pub fn etcd_urls_of(asg: &AsgView, scheme: &str, client_port: u16) -> Vec<String> {
+    let mut urls: Vec<String> = asg
+        .instances
+        .iter()
+        .filter(|i| i.in_service() && !i.leaving())
+        .filter_map(|i| i.private_ip)
+        .map(|ip| format!("{scheme}://{ip}:{client_port}"))
+        .collect();
+    urls.sort();
+    urls.dedup();
+    urls
+}
+
+/// The apiserver's etcd servers: the voters' client URLs when the member list could be read,
+/// else the etcd ASG's instances. Also says why, for the state file.
+pub fn choose_etcd_servers(
+    asg_urls: &[String],
+    members: Option<&ClusterView>,
+) -> (Vec<String>, String) {
+    let mut voters: Vec<String> = members
+        .map(|view| {
+            view.voters()
+                .flat_map(|m| m.client_urls.iter().cloned())
+                .collect()
+        })
+        .unwrap_or_default();
+    voters.sort();
+    voters.dedup();
+    match members {
+        Some(_) if !voters.is_empty() => {
+            let why = format!(
+                "the client URLs of the {} voting etcd members",
+                voters.len()
+            );
+            (voters, why)
+        }
+        Some(_) => (
+            asg_urls.to_vec(),
+            "the etcd member list has no voter with a client URL; using the etcd ASG's instances"
+                .into(),
+        ),
+        None => (
+            asg_urls.to_vec(),
+            "no etcd member answered; using the etcd ASG's in-service instances".into(),
+        ),
+    }
+}
+
+/// Asks etcd for its members with the apiserver's own etcd client certificate, and picks the
+/// servers.
+async fn etcd_servers(
+    settings: &Settings,
+    pki: &MasterPki,
+    issued: &BTreeMap<&str, Leaf>,
+    asg_urls: &[String],
+    state: &mut BootState,
+) -> Vec<String> {
+    let tls = pki.etcd_ca.as_ref().and_then(|ca| {
+        let client = issued.get(paths::APISERVER_ETCD_CLIENT.cert)?;
+        Some(ClientTls {
+            ca_pem: ca.cert_pem().to_string(),
+            cert_pem: client.cert_pem.clone(),
+            key_pem: client.key_pem.clone(),
+        })
+    });
+    let access = EtcdAccess::new(tls, settings.etcd.client_port);
+    let view = access.observe(asg_urls).await;
+    let (servers, why) = choose_etcd_servers(asg_urls, view.as_ref());
+    state.decide(
+        "chose etcd servers",
+        format!("{}: {why}", servers.join(",")),
+    );
+    servers
+}
+
+/// The controller-manager's and scheduler's kubeconfigs (to the local apiserver, whose
+/// certificate names 127.0.0.1) and the master kubelet's (to the configured apiserver URL).
+fn write_master_kubeconfigs(
+    settings: &Settings,
+    kube: &KubernetesSettings,
+    root: &Root,
+    pki: &MasterPki,
+    issued: &BTreeMap<&str, Leaf>,
+    me: &NodeIdentity,
+    state: &mut BootState,
+) -> Result<()> {
+    let local = format!("https://127.0.0.1:{}", kube.apiserver.port());
+    let node_user = format!("system:node:{}", certs::node_name(me));
+    let configs = [
+        (
+            paths::CONTROLLER_MANAGER_KUBECONFIG,
+            &local,
+            "system:kube-controller-manager",
+            paths::CONTROLLER_MANAGER,
+        ),
+        (
+            paths::SCHEDULER_KUBECONFIG,
+            &local,
+            "system:kube-scheduler",
+            paths::SCHEDULER,
+        ),
+        (
+            paths::KUBELET_KUBECONFIG,
+            &kube.apiserver.to_string(),
+            node_user.as_str(),
+            paths::KUBELET_CLIENT,
+        ),
+    ];
+    for (path, server, user, files) in configs {
+        let leaf = issued
+            .get(files.cert)
+            .with_context(|| format!("no certificate {} was made", files.cert))?;
+        let text = render::kubeconfig(
+            settings.cluster.as_str(),
+            server,
+            pki.cluster_ca.cert_pem(),
+            user,
+            Credentials::Cert {
+                cert_pem: &leaf.cert_pem,
+                key_pem: &leaf.key_pem,
+            },
+        );
+        write(root, state, path, &text, MODE_SECRET)?;
+    }
+    Ok(())
+}
+
+/// `/var/lib/kubelet/config.yaml` and `/etc/kubernetes/kubelet.env`.
+fn write_kubelet_files(
+    settings: &Settings,
+    kube: &KubernetesSettings,
+    root: &Root,
+    me: &NodeIdentity,
+    master: bool,
+    state: &mut BootState,
+) -> Result<()> {
+    let node_name = certs::node_name(me);
+    let provider_id = render::provider_id(&me.availability_zone, &me.instance_id);
+    let kubelet = Kubelet {
+        master,
+        node_ip: me.private_ip,
+        node_name: &node_name,
+        provider_id: &provider_id,
+        labels: &kube.node_labels,
+        taints: &kube.node_taints,
+        dns_ip: settings.plan.dns_service_ip,
+        cluster_domain: &kube.cluster_domain,
+    };
+    let config = render::kubelet_config(&kubelet, root);
+    write(root, state, paths::KUBELET_CONFIG, &config, MODE_PUBLIC)?;
+    let env = render::kubelet_env(&kubelet, root);
+    write(root, state, paths::KUBELET_ENV, &env, MODE_PUBLIC)
+}
+
+/// Writes a node file atomically, unless it already has exactly these contents and mode (so a
+/// re-run touches nothing); records it in the state when written.
+fn write(
+    root: &Root,
+    state: &mut BootState,
+    node_path: &str,
+    contents: &str,
+    mode: u32,
+) -> Result<()> {
+    let path = root.path(node_path);
+    let same = std::fs::metadata(&path)
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o7777 == mode)
+        && std::fs::read(&path).is_ok_and(|old| old == contents.as_bytes());
+    if same {
+        return Ok(());
+    }
+    fsutil::write_atomic(&path, contents.as_bytes(), mode)
+        .with_context(|| format!("writing {}", path.display()))?;
+    state.wrote(root, &path);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::AsgInstance;
+    use crate::etcd::plan::MemberInfo;
+
+    fn instance(id: &str, ip: Option<&str>, lifecycle: &str, ec2: &str) -> AsgInstance {
+        AsgInstance {
+            instance_id: id.into(),
+            lifecycle_state: lifecycle.into(),
+            health_status: "Healthy".into(),
+            availability_zone: "eu-west-1a".into(),
+            private_ip: ip.map(|ip| ip.parse().unwrap()),
+            launch_time: None,
+            ec2_state: Some(ec2.into()),
+        }
+    }
+
+    #[test]
+    fn etcd_urls_come_from_in_service_instances_that_stay() {
+        let asg = AsgView {
+            name: "prod-etcd".into(),
+            desired_capacity: 3,
+            min_size: 3,
+            max_size: 6,
+            instances: vec![
+                instance("i-3", Some("10.4.3.5"), "InService", "running"),
+                instance("i-1", Some("10.4.1.5"), "InService", "running"),
+                instance("i-2", Some("10.4.2.5"), "Terminating", "running"),
+                instance("i-4", Some("10.4.4.5"), "Pending", "pending"),
+                instance("i-5", None, "InService", "running"),
+                instance("i-6", Some("10.4.6.5"), "InService", "shutting-down"),
+            ],
+        };
+        assert_eq!(
+            etcd_urls_of(&asg, "https", 2379),
+            ["https://10.4.1.5:2379", "https://10.4.3.5:2379"]
+        );
+        assert_eq!(
+            etcd_urls_of(&asg, "http", 4001),
+            ["http://10.4.1.5:4001", "http://10.4.3.5:4001"]
+        );
+    }
+
+    fn member(id: u64, url: &str, learner: bool) -> MemberInfo {
+        MemberInfo {
+            id,
+            name: format!("i-{id}"),
+            peer_urls: vec![url.replace("2379", "2380")],
+            client_urls: if url.is_empty() {
+                vec![]
+            } else {
+                vec![url.to_string()]
+            },
+            is_learner: learner,
+            healthy: true,
+        }
+    }
+
+    #[test]
+    fn etcd_servers_prefer_the_member_list() {
+        let asg = vec![
+            "https://10.4.1.5:2379".to_string(),
+            "https://10.4.9.5:2379".to_string(),
+        ];
+        let cases: Vec<(&str, Option<ClusterView>, Vec<&str>, &str)> = vec![
+            (
+                "no member answers",
+                None,
+                vec!["https://10.4.1.5:2379", "https://10.4.9.5:2379"],
+                "no etcd member answered",
+            ),
+            (
+                "voters, a learner left out",
+                Some(ClusterView {
+                    members: vec![
+                        member(2, "https://10.4.2.5:2379", false),
+                        member(1, "https://10.4.1.5:2379", false),
+                        member(3, "https://10.4.3.5:2379", true),
+                    ],
+                    leader: Some(1),
+                }),
+                vec!["https://10.4.1.5:2379", "https://10.4.2.5:2379"],
+                "the client URLs of the 2 voting etcd members",
+            ),
+            (
+                "only an unstarted voter",
+                Some(ClusterView {
+                    members: vec![member(1, "", false)],
+                    leader: None,
+                }),
+                vec!["https://10.4.1.5:2379", "https://10.4.9.5:2379"],
+                "the etcd member list has no voter",
+            ),
+        ];
+        for (name, view, want, why_starts) in cases {
+            let (got, why) = choose_etcd_servers(&asg, view.as_ref());
+            assert_eq!(got, want, "{name}");
+            assert!(why.starts_with(why_starts), "{name}: {why}");
+        }
+    }
+
+    #[test]
+    fn write_skips_a_file_that_is_already_right() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let mut state = BootState::new("prod", "worker");
+        write(
+            &root,
+            &mut state,
+            "/etc/kubernetes/a.conf",
+            "x\n",
+            MODE_SECRET,
+        )
+        .unwrap();
+        assert_eq!(state.files_written, ["/etc/kubernetes/a.conf"]);
+        let mut again = BootState::new("prod", "worker");
+        write(
+            &root,
+            &mut again,
+            "/etc/kubernetes/a.conf",
+            "x\n",
+            MODE_SECRET,
+        )
+        .unwrap();
+        assert!(again.files_written.is_empty(), "same contents and mode");
+        write(
+            &root,
+            &mut again,
+            "/etc/kubernetes/a.conf",
+            "x\n",
+            MODE_PUBLIC,
+        )
+        .unwrap();
+        write(
+            &root,
+            &mut again,
+            "/etc/kubernetes/a.conf",
+            "y\n",
+            MODE_PUBLIC,
+        )
+        .unwrap();
+        assert_eq!(again.files_written, ["/etc/kubernetes/a.conf"]);
+        let path = root.path("/etc/kubernetes/a.conf");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "y\n");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+    }
+}

@@ -1,0 +1,985 @@
+//! The user-data templates in cloud-config/, rendered for every role as Terraform's
+//! `templatefile()` would: by a small renderer here for the subset of template syntax they use
+//! (so the tests run where Terraform is not installed), checked against `terraform console` where
+//! it is. The Ignition output must be a valid Ignition 3.3 config with no unknown keys, the
+//! legacy cloud-config must use underscore keys only, both must embed the units of units/ byte
+//! for byte, and every rendering must fit EC2's 16 KB of user data.
+
+mod flatcar;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use base64::Engine;
+use flatcar::{deployment, read_unit, unit_names, Format, UnitFile, FORMATS, ROLES};
+use ignition_config::Config as Ignition;
+
+/// EC2 takes at most 16 KB of user data (before base64).
+const USER_DATA_LIMIT: usize = 16 * 1024;
+
+/// The variables each template takes: cloud-config/README.md's table.
+const VARIABLES: [&str; 8] = [
+    "config_toml",
+    "flatcar_channel",
+    "kubelet_sha512",
+    "kubelet_url",
+    "role",
+    "tn_agent_sha512",
+    "tn_agent_url",
+    "units",
+];
+
+const AGENT_SHA512: &str = "62fa1eb7d000a6f36954e5837d9772910d7cb25ab9ceb0e594832a362609b8265b3e6ca6c87e6041910caaef5a8b4b3b13e57b78c33267557481374f6c27194a";
+const KUBELET_SHA512: &str = "ff05e3e75f94f8b7f63fec2573fef77fea13768dfadd718a61bdfa07b97c9f319a157e9f72beaadf2c410d0cb76fb9a09f1c9471e903dfe78130c8cf9d8987c6";
+const KUBELET_URL: &str = "https://dl.k8s.io/release/v1.31.4/bin/linux/amd64/kubelet";
+
+fn template_path(format: Format) -> PathBuf {
+    let name = match format {
+        Format::Ignition => "ignition.json.tftpl",
+        Format::CloudConfig => "cloud-config.yaml.tftpl",
+    };
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../cloud-config")
+        .join(name)
+}
+
+/// A node's config.toml as Terraform would render it (SPEC §4). The worker's has quotes, and a
+/// comment with `<`, `&` and `>`, which Terraform's jsonencode escapes as \u003c and friends.
+fn config_toml(role: &str) -> String {
+    let head = format!(
+        "# rendered by Terraform <cluster prod> & friends\ncluster = \"prod\"\nrole = \"{role}\"\n\
+         state_bucket = \"prod-tn-state\"\ninternal_domain = \"prod.int\"\nvpc_number = 0\n"
+    );
+    let tail = match role {
+        "etcd" => "\n[etcd]\ntls = true\n".to_string(),
+        "master" => "\n[etcd]\nasg = \"prod-etcd\"\n\n[kubernetes]\nversion = \"v1.31.4\"\n".into(),
+        _ => "\n[etcd]\nasg = \"prod-etcd\"\n\n[kubernetes]\nversion = \"v1.31.4\"\n\
+              node_labels = { \"node.kubernetes.io/pool\" = \"gpu\" }\n\
+              node_taints = [\"nvidia.com/gpu=present:NoSchedule\"]\n"
+            .into(),
+    };
+    head + &tail
+}
+
+/// What the README's Terraform passes for `role` (units excepted: see [`all_vars`]).
+fn string_vars(format: Format, role: &str) -> BTreeMap<String, String> {
+    let agent_url = match format {
+        Format::Ignition => "s3://prod-tn-artifacts/tn-agent/v0.1.0/tn-agent",
+        Format::CloudConfig => {
+            "https://prod-tn-artifacts.s3.amazonaws.com/tn-agent/v0.1.0/tn-agent"
+        }
+    };
+    let (kubelet_url, kubelet_sha) = if role == "etcd" {
+        ("", "")
+    } else {
+        (KUBELET_URL, KUBELET_SHA512)
+    };
+    [
+        ("role", role),
+        ("config_toml", &config_toml(role)),
+        ("tn_agent_url", agent_url),
+        ("tn_agent_sha512", AGENT_SHA512),
+        ("kubelet_url", kubelet_url),
+        ("kubelet_sha512", kubelet_sha),
+        ("flatcar_channel", "stable"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Every file of units/ by name, as the README's `fileset()` expression gives them.
+fn units_map() -> BTreeMap<String, String> {
+    unit_names()
+        .into_iter()
+        .map(|n| {
+            let text = read_unit(&n);
+            (n, text)
+        })
+        .collect()
+}
+
+fn all_vars(format: Format, role: &str) -> BTreeMap<String, Value> {
+    let mut vars: BTreeMap<String, Value> = string_vars(format, role)
+        .into_iter()
+        .map(|(k, v)| (k, Value::Str(v)))
+        .collect();
+    vars.insert("units".into(), Value::Map(units_map()));
+    vars
+}
+
+fn render_for(format: Format, role: &str) -> String {
+    let template = std::fs::read_to_string(template_path(format)).unwrap();
+    render(&template, &all_vars(format, role))
+        .unwrap_or_else(|e| panic!("rendering {format:?} for {role}: {e}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ignition
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn ignition_is_a_valid_3_3_config_with_no_unknown_keys_for_every_role() {
+    for role in ROLES {
+        let text = render_for(Format::Ignition, role);
+        let (config, warnings) = Ignition::parse_str(&text)
+            .unwrap_or_else(|e| panic!("{role}: not an Ignition config: {e}\n{text}"));
+        let warnings: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
+        assert!(warnings.is_empty(), "{role}: {warnings:?}");
+        let Ignition::V3_3(config) = config else {
+            panic!("{role}: not spec 3.3.0: {config:?}");
+        };
+        check_ignition_files(role, &config);
+        check_ignition_units(role, &config);
+    }
+}
+
+fn check_ignition_files(role: &str, config: &ignition_config::v3_3::Config) {
+    let files = config
+        .storage
+        .as_ref()
+        .and_then(|s| s.files.clone())
+        .unwrap();
+    let by_path: BTreeMap<&str, &ignition_config::v3_3::File> =
+        files.iter().map(|f| (f.path.as_str(), f)).collect();
+    let mut expected = vec![
+        "/etc/flatcar/update.conf",
+        "/etc/tn-agent/config.toml",
+        "/opt/bin/tn-agent",
+    ];
+    if role != "etcd" {
+        expected.push("/opt/bin/kubelet");
+    }
+    expected.sort();
+    assert_eq!(
+        by_path.keys().copied().collect::<Vec<_>>(),
+        expected,
+        "{role}"
+    );
+    for f in &files {
+        assert_eq!(f.overwrite, Some(true), "{role} {}", f.path);
+    }
+
+    let vars = string_vars(Format::Ignition, role);
+    let mut binaries = vec![("/opt/bin/tn-agent", "tn_agent_url", "tn_agent_sha512")];
+    if role != "etcd" {
+        binaries.push(("/opt/bin/kubelet", "kubelet_url", "kubelet_sha512"));
+    }
+    for (path, url, sha) in binaries {
+        let file = by_path[path];
+        assert_eq!(file.mode, Some(0o755), "{path}");
+        let contents = file.contents.as_ref().unwrap();
+        assert_eq!(
+            contents.source.as_deref(),
+            Some(vars[url].as_str()),
+            "{path}"
+        );
+        let hash = contents.verification.as_ref().and_then(|v| v.hash.clone());
+        assert_eq!(hash, Some(format!("sha512-{}", vars[sha])), "{path}");
+        assert_eq!(vars[sha].len(), 128);
+    }
+
+    let config_toml = data_url(by_path["/etc/tn-agent/config.toml"]);
+    assert_eq!(config_toml, vars["config_toml"], "{role}: config.toml");
+    assert_eq!(by_path["/etc/tn-agent/config.toml"].mode, Some(0o644));
+    let update = data_url(by_path["/etc/flatcar/update.conf"]);
+    assert_eq!(update, "GROUP=stable\nREBOOT_STRATEGY=off\n", "{role}");
+}
+
+/// The text of a file whose contents are a `data:` URL (base64 or percent-encoded).
+fn data_url(file: &ignition_config::v3_3::File) -> String {
+    let source = file.contents.as_ref().unwrap().source.clone().unwrap();
+    if let Some(b64) = source.strip_prefix("data:;base64,") {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        return String::from_utf8(bytes).unwrap();
+    }
+    let raw = source.strip_prefix("data:,").expect("a data URL");
+    percent_decode(raw)
+}
+
+fn percent_decode(s: &str) -> String {
+    let mut out = Vec::new();
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).expect("hex escape"));
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn check_ignition_units(role: &str, config: &ignition_config::v3_3::Config) {
+    let units = config
+        .systemd
+        .as_ref()
+        .and_then(|s| s.units.clone())
+        .unwrap();
+    let got: Vec<(String, bool)> = units
+        .iter()
+        .map(|u| (u.name.clone(), u.enabled.unwrap_or(false)))
+        .collect();
+    let want: Vec<(String, bool)> = deployment(Format::Ignition, role)
+        .into_iter()
+        .map(|u| (u.name.to_string(), u.enabled))
+        .collect();
+    assert_eq!(got, want, "{role}");
+    for unit in &units {
+        let file = read_unit(&unit.name);
+        assert!(
+            unit.contents.as_deref() == Some(file.as_str()),
+            "{role}: {} differs from units/{}",
+            unit.name,
+            unit.name
+        );
+        check_enabled_iff_installable(&unit.name, unit.enabled.unwrap_or(false));
+    }
+}
+
+/// A unit is enabled exactly when it has an `[Install]` section (enabling one without it does
+/// nothing but warn).
+fn check_enabled_iff_installable(name: &str, enabled: bool) {
+    let has_install = UnitFile::parse(&read_unit(name))
+        .unwrap()
+        .has_section("Install");
+    assert_eq!(
+        enabled, has_install,
+        "{name}: enabled={enabled}, [Install]={has_install}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// cloud-config
+// ---------------------------------------------------------------------------------------------
+
+/// Every key the cloud-config may use: the coreos-cloudinit keys for what it needs. Anything
+/// else (a typo, a hyphenated spelling) would be silently ignored on the node.
+const CLOUD_CONFIG_KEYS: [&str; 12] = [
+    "coreos",
+    "update",
+    "group",
+    "reboot_strategy",
+    "units",
+    "name",
+    "enable",
+    "command",
+    "content",
+    "write_files",
+    "path",
+    "permissions",
+];
+
+#[test]
+fn cloud_config_uses_known_underscore_keys_and_embeds_the_units_for_every_role() {
+    for role in ROLES {
+        let text = render_for(Format::CloudConfig, role);
+        assert!(text.starts_with("#cloud-config\n"), "{role}");
+        // coreos-cloudinit reads YAML 1.1, where a bare `off` is the boolean false.
+        assert!(text.contains("reboot_strategy: \"off\"\n"), "{role}");
+        let doc: serde_yaml::Value =
+            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{role}: not YAML: {e}\n{text}"));
+        let mut keys = BTreeSet::new();
+        collect_keys(&doc, &mut keys);
+        for key in &keys {
+            assert!(!key.contains('-'), "{role}: hyphenated key {key}");
+            assert!(
+                CLOUD_CONFIG_KEYS.contains(&key.as_str()),
+                "{role}: unknown key {key}"
+            );
+        }
+        assert_eq!(doc["coreos"]["update"]["group"].as_str(), Some("stable"));
+        assert_eq!(
+            doc["coreos"]["update"]["reboot_strategy"].as_str(),
+            Some("off")
+        );
+        check_cloud_config_units(role, &doc);
+        check_cloud_config_files(role, &doc);
+    }
+}
+
+fn collect_keys(value: &serde_yaml::Value, keys: &mut BTreeSet<String>) {
+    match value {
+        serde_yaml::Value::Mapping(map) => {
+            for (k, v) in map {
+                keys.insert(k.as_str().expect("string keys").to_string());
+                collect_keys(v, keys);
+            }
+        }
+        serde_yaml::Value::Sequence(items) => items.iter().for_each(|v| collect_keys(v, keys)),
+        _ => {}
+    }
+}
+
+fn check_cloud_config_units(role: &str, doc: &serde_yaml::Value) {
+    let units = doc["coreos"]["units"].as_sequence().unwrap();
+    let got: Vec<(String, bool, bool)> = units
+        .iter()
+        .map(|u| {
+            let command = u.get("command").map(|c| c.as_str().unwrap());
+            assert!(
+                matches!(command, None | Some("start")),
+                "{role}: {command:?}"
+            );
+            (
+                u["name"].as_str().unwrap().to_string(),
+                u.get("enable")
+                    .map(|e| e.as_bool().unwrap())
+                    .unwrap_or(false),
+                command == Some("start"),
+            )
+        })
+        .collect();
+    let want: Vec<(String, bool, bool)> = deployment(Format::CloudConfig, role)
+        .into_iter()
+        .map(|u| (u.name.to_string(), u.enabled, u.start))
+        .collect();
+    assert_eq!(got, want, "{role}");
+    for unit in units {
+        let name = unit["name"].as_str().unwrap();
+        assert!(
+            unit["content"].as_str() == Some(read_unit(name).as_str()),
+            "{role}: {name} differs from units/{name}"
+        );
+        check_enabled_iff_installable(name, unit.get("enable").is_some());
+    }
+}
+
+fn check_cloud_config_files(role: &str, doc: &serde_yaml::Value) {
+    let vars = string_vars(Format::CloudConfig, role);
+    let files: BTreeMap<&str, &str> = doc["write_files"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert_eq!(f["permissions"].as_str(), Some("0644"), "{role}");
+            (f["path"].as_str().unwrap(), f["content"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(files.len(), 3, "{role}: {files:?}");
+    assert_eq!(
+        files["/etc/tn-agent/config.toml"], vars["config_toml"],
+        "{role}"
+    );
+    let (env, sums) = if role == "etcd" {
+        (
+            format!("TN_INSTALL=tn-agent {}\n", vars["tn_agent_url"]),
+            format!("{AGENT_SHA512}  tn-agent\n"),
+        )
+    } else {
+        (
+            format!(
+                "TN_INSTALL=tn-agent {} kubelet {KUBELET_URL}\n",
+                vars["tn_agent_url"]
+            ),
+            format!("{AGENT_SHA512}  tn-agent\n{KUBELET_SHA512}  kubelet\n"),
+        )
+    };
+    assert_eq!(files["/etc/tn-agent/install.env"], env, "{role}");
+    assert_eq!(files["/etc/tn-agent/install.sha512"], sums, "{role}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Both formats
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn user_data_fits_in_16_kb_for_every_role() {
+    for format in FORMATS {
+        for role in ROLES {
+            let size = render_for(format, role).len();
+            assert!(
+                size < USER_DATA_LIMIT,
+                "{format:?} {role}: {size} bytes, EC2 takes {USER_DATA_LIMIT}"
+            );
+        }
+    }
+}
+
+#[test]
+fn templates_take_exactly_the_documented_variables() {
+    for format in FORMATS {
+        let template = std::fs::read_to_string(template_path(format)).unwrap();
+        let used = variables(&template).unwrap();
+        let want: BTreeSet<String> = VARIABLES.iter().map(|v| v.to_string()).collect();
+        assert_eq!(used, want, "{format:?}");
+    }
+    let readme =
+        std::fs::read_to_string(template_path(Format::Ignition).with_file_name("README.md"))
+            .unwrap();
+    for var in VARIABLES {
+        assert!(
+            readme.contains(&format!("| `{var}` |")),
+            "README.md lacks {var}"
+        );
+    }
+}
+
+#[test]
+fn the_config_each_role_gets_is_valid_for_that_role() {
+    for role in ROLES {
+        let settings = tn_agent::config::from_sources(&[(
+            PathBuf::from("/etc/tn-agent/config.toml"),
+            config_toml(role),
+        )])
+        .unwrap_or_else(|e| panic!("{role}: {e}"));
+        assert_eq!(settings.role.as_str(), role);
+    }
+}
+
+#[test]
+fn renderer_agrees_with_terraform_where_terraform_is_installed() {
+    let jobs: Vec<(Format, &str)> = FORMATS
+        .iter()
+        .flat_map(|f| ROLES.iter().map(move |r| (*f, *r)))
+        .collect();
+    let Some(theirs) = terraform_render(&jobs) else {
+        eprintln!("terraform is not installed: compared with the local renderer only");
+        return;
+    };
+    for ((format, role), theirs) in jobs.iter().zip(theirs) {
+        let ours = render_for(*format, role);
+        assert!(
+            ours == theirs,
+            "{format:?} {role}:\n--- ours\n{ours}\n--- terraform\n{theirs}"
+        );
+    }
+}
+
+/// Renders each job with `terraform console`, units from the README's `fileset()` expression.
+/// `None` when there is no terraform.
+fn terraform_render(jobs: &[(Format, &str)]) -> Option<Vec<String>> {
+    let probe = Command::new("terraform").arg("version").output();
+    if matches!(&probe, Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let units = flatcar::units_dir().canonicalize().unwrap();
+    let main_tf = format!(
+        "locals {{\n  vars  = jsondecode(file(\"vars.json\"))\n  units = {{ for f in \
+         fileset(\"{u}\", \"*.{{service,timer}}\") : f => file(\"{u}/${{f}}\") }}\n}}\n",
+        u = units.display()
+    );
+    std::fs::write(dir.path().join("main.tf"), main_tf).unwrap();
+    let vars: Vec<BTreeMap<String, String>> =
+        jobs.iter().map(|(f, r)| string_vars(*f, r)).collect();
+    std::fs::write(
+        dir.path().join("vars.json"),
+        serde_json::to_vec(&vars).unwrap(),
+    )
+    .unwrap();
+    // One expression: a non-interactive console prints only the last result.
+    let renders: Vec<String> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, (format, _))| {
+            format!(
+                "base64encode(templatefile(\"{}\", merge(local.vars[{i}], {{ units = local.units }})))",
+                template_path(*format).canonicalize().unwrap().display()
+            )
+        })
+        .collect();
+    let input = format!("join(\",\", [{}])\n", renders.join(", "));
+    let out = run_with_input(
+        Command::new("terraform")
+            .arg("console")
+            .current_dir(dir.path())
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("TF_IN_AUTOMATION", "1"),
+        &input,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "terraform console: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout.lines().find(|l| l.starts_with('"'));
+    let joined = line.and_then(|l| l.strip_prefix('"')?.strip_suffix('"'));
+    let rendered: Vec<String> = joined
+        .unwrap_or_else(|| panic!("terraform console said:\n{stdout}"))
+        .split(',')
+        .map(|b64| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap();
+            String::from_utf8(bytes).unwrap()
+        })
+        .collect();
+    assert_eq!(
+        rendered.len(),
+        jobs.len(),
+        "terraform console said:\n{stdout}"
+    );
+    Some(rendered)
+}
+
+fn run_with_input(command: &mut Command, input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The renderer: the subset of Terraform's template syntax the templates use
+// ---------------------------------------------------------------------------------------------
+//
+// `${expr}` interpolation; `%{ if expr }` / `%{ else }` / `%{ endif }`; the strip marker `~`
+// (`${~`, `~}`) trimming the whitespace of the adjacent line of literal text (newline included),
+// as Terraform does; `$${` and `%%{` for literal `${` and `%{`.
+// Expressions: a variable, `name["key"]` on a map, `"string"` literals without escapes,
+// `jsonencode(expr)` and `base64encode(expr)` on strings, and `==` / `!=` between two of those.
+// Like Terraform, a variable the template names anywhere, in a branch not taken too, must be given.
+// Anything else is an error, so a template that outgrows this renderer fails here loudly.
+
+#[derive(Debug, Clone)]
+enum Value {
+    Str(String),
+    Map(BTreeMap<String, String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Expr {
+    Str(String),
+    Var(String),
+    Index(String, String),
+    Call(String, Box<Expr>),
+    Compare {
+        equal: bool,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
+}
+
+#[derive(Debug)]
+enum Piece {
+    Lit(String),
+    Interp(Expr),
+    If(Expr),
+    Else,
+    EndIf,
+}
+
+#[derive(Debug)]
+enum Node {
+    Lit(String),
+    Interp(Expr),
+    If {
+        cond: Expr,
+        then: Vec<Node>,
+        otherwise: Vec<Node>,
+    },
+}
+
+fn render(template: &str, vars: &BTreeMap<String, Value>) -> Result<String, String> {
+    let pieces = lex(template)?;
+    for name in pieces_variables(&pieces) {
+        if !vars.contains_key(&name) {
+            return Err(format!("vars map does not contain key {name:?}"));
+        }
+    }
+    let mut iter = pieces.into_iter();
+    let (nodes, end) = parse_nodes(&mut iter)?;
+    if let Some(end) = end {
+        return Err(format!("unexpected {end:?}"));
+    }
+    let mut out = String::new();
+    emit(&nodes, vars, &mut out)?;
+    Ok(out)
+}
+
+/// The variables `template` names.
+fn variables(template: &str) -> Result<BTreeSet<String>, String> {
+    Ok(pieces_variables(&lex(template)?))
+}
+
+fn pieces_variables(pieces: &[Piece]) -> BTreeSet<String> {
+    fn walk(e: &Expr, out: &mut BTreeSet<String>) {
+        match e {
+            Expr::Str(_) => {}
+            Expr::Var(v) | Expr::Index(v, _) => {
+                out.insert(v.clone());
+            }
+            Expr::Call(_, arg) => walk(arg, out),
+            Expr::Compare { left, right, .. } => {
+                walk(left, out);
+                walk(right, out);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    for piece in pieces {
+        if let Piece::Interp(e) | Piece::If(e) = piece {
+            walk(e, &mut out);
+        }
+    }
+    out
+}
+
+/// Splits a template into literal text and template sequences, applying escapes and strip
+/// markers.
+fn lex(template: &str) -> Result<Vec<Piece>, String> {
+    let mut pieces = Vec::new();
+    let mut lit = String::new();
+    let mut rest = template;
+    while !rest.is_empty() {
+        if let Some(after) = rest
+            .strip_prefix("$${")
+            .or_else(|| rest.strip_prefix("%%{"))
+        {
+            lit.push(rest.chars().next().unwrap());
+            lit.push('{');
+            rest = after;
+            continue;
+        }
+        let directive = rest.starts_with("%{");
+        if !directive && !rest.starts_with("${") {
+            let c = rest.chars().next().unwrap();
+            lit.push(c);
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
+        let body = &rest[2..];
+        let close = find_close(body).ok_or("unclosed template sequence")?;
+        let mut inner = &body[..close];
+        rest = &body[close + 1..];
+        if let Some(i) = inner.strip_prefix('~') {
+            inner = i;
+            strip_last_line(&mut lit);
+        }
+        if let Some(i) = inner.strip_suffix('~') {
+            inner = i;
+            rest = strip_first_line(rest);
+        }
+        pieces.push(Piece::Lit(std::mem::take(&mut lit)));
+        pieces.push(if directive {
+            directive_piece(inner.trim())?
+        } else {
+            Piece::Interp(parse_expr(inner)?)
+        });
+    }
+    pieces.push(Piece::Lit(lit));
+    Ok(pieces)
+}
+
+/// `${~`: Terraform's scanner cuts literal text into lines (each with its newline), and the
+/// strip marker trims the whitespace of the one line next to it: here the last.
+fn strip_last_line(lit: &mut String) {
+    let body = lit.strip_suffix('\n').unwrap_or(lit);
+    let start = body.rfind('\n').map_or(0, |i| i + 1);
+    let kept = start + lit[start..].trim_end().len();
+    lit.truncate(kept);
+}
+
+/// `~}`: trims the whitespace of the first line (with its newline) of what follows.
+fn strip_first_line(rest: &str) -> &str {
+    let end = rest.find('\n').map_or(rest.len(), |i| i + 1);
+    let kept = rest[..end].trim_start().len();
+    &rest[end - kept..]
+}
+
+/// Where the `}` closing a template sequence is in `body`, skipping quoted strings.
+fn find_close(body: &str) -> Option<usize> {
+    let mut quoted = false;
+    for (i, c) in body.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '}' if !quoted => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn directive_piece(text: &str) -> Result<Piece, String> {
+    match text {
+        "else" => Ok(Piece::Else),
+        "endif" => Ok(Piece::EndIf),
+        _ => match text.strip_prefix("if ") {
+            Some(cond) => Ok(Piece::If(parse_expr(cond)?)),
+            None => Err(format!("unsupported directive %{{{text}}}")),
+        },
+    }
+}
+
+/// Nodes up to the end or to an `else`/`endif`, which is returned.
+fn parse_nodes(
+    pieces: &mut impl Iterator<Item = Piece>,
+) -> Result<(Vec<Node>, Option<Piece>), String> {
+    let mut nodes = Vec::new();
+    while let Some(piece) = pieces.next() {
+        match piece {
+            Piece::Lit(s) => nodes.push(Node::Lit(s)),
+            Piece::Interp(e) => nodes.push(Node::Interp(e)),
+            Piece::Else | Piece::EndIf => return Ok((nodes, Some(piece))),
+            Piece::If(cond) => {
+                let (then, end) = parse_nodes(pieces)?;
+                let otherwise = match end {
+                    Some(Piece::EndIf) => Vec::new(),
+                    Some(Piece::Else) => match parse_nodes(pieces)? {
+                        (otherwise, Some(Piece::EndIf)) => otherwise,
+                        _ => return Err("%{ else } without %{ endif }".into()),
+                    },
+                    _ => return Err("%{ if } without %{ endif }".into()),
+                };
+                nodes.push(Node::If {
+                    cond,
+                    then,
+                    otherwise,
+                });
+            }
+        }
+    }
+    Ok((nodes, None))
+}
+
+fn emit(nodes: &[Node], vars: &BTreeMap<String, Value>, out: &mut String) -> Result<(), String> {
+    for node in nodes {
+        match node {
+            Node::Lit(s) => out.push_str(s),
+            Node::Interp(e) => out.push_str(&eval_str(e, vars)?),
+            Node::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                let branch = if eval_bool(cond, vars)? {
+                    then
+                } else {
+                    otherwise
+                };
+                emit(branch, vars, out)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn eval_str(e: &Expr, vars: &BTreeMap<String, Value>) -> Result<String, String> {
+    match e {
+        Expr::Str(s) => Ok(s.clone()),
+        Expr::Var(v) => match &vars[v] {
+            Value::Str(s) => Ok(s.clone()),
+            Value::Map(_) => Err(format!("{v} is a map, not a string")),
+        },
+        Expr::Index(v, key) => match &vars[v] {
+            Value::Map(m) => m.get(key).cloned().ok_or(format!("{v} has no key {key:?}")),
+            Value::Str(_) => Err(format!("{v} is a string, not a map")),
+        },
+        Expr::Call(f, arg) => {
+            let arg = eval_str(arg, vars)?;
+            match f.as_str() {
+                "jsonencode" => Ok(json_string(&arg)),
+                "base64encode" => Ok(base64::engine::general_purpose::STANDARD.encode(arg)),
+                _ => Err(format!("unsupported function {f}")),
+            }
+        }
+        Expr::Compare { .. } => Err("a comparison is not a string".into()),
+    }
+}
+
+fn eval_bool(e: &Expr, vars: &BTreeMap<String, Value>) -> Result<bool, String> {
+    match e {
+        Expr::Compare { equal, left, right } => {
+            Ok((eval_str(left, vars)? == eval_str(right, vars)?) == *equal)
+        }
+        _ => Err(format!("not a condition: {e:?}")),
+    }
+}
+
+/// A string as Terraform's jsonencode writes it (Go's encoding/json): `<`, `>`, `&`, U+2028 and
+/// U+2029 escaped as `\uXXXX` too.
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Ident(String),
+    Str(String),
+    Open(char),
+    Close(char),
+    Equal(bool),
+}
+
+fn tokens(text: &str) -> Result<Vec<Token>, String> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {}
+            '(' | '[' => out.push(Token::Open(c)),
+            ')' | ']' => out.push(Token::Close(c)),
+            '=' | '!' if chars.next_if_eq(&'=').is_some() => out.push(Token::Equal(c == '=')),
+            '"' => {
+                let mut s = String::new();
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\' | '$' | '%') | None => {
+                            return Err(format!("unsupported string literal in {text:?}"))
+                        }
+                        Some(c) => s.push(c),
+                    }
+                }
+                out.push(Token::Str(s));
+            }
+            c if c.is_alphabetic() || c == '_' => {
+                let mut s = String::from(c);
+                while let Some(c) = chars.next_if(|c| c.is_alphanumeric() || *c == '_') {
+                    s.push(c);
+                }
+                out.push(Token::Ident(s));
+            }
+            _ => return Err(format!("unsupported expression {text:?}")),
+        }
+    }
+    Ok(out)
+}
+
+fn parse_expr(text: &str) -> Result<Expr, String> {
+    let tokens = tokens(text)?;
+    let mut at = 0;
+    let expr = parse_comparison(&tokens, &mut at)?;
+    if at != tokens.len() {
+        return Err(format!("unsupported expression {text:?}"));
+    }
+    Ok(expr)
+}
+
+fn parse_comparison(t: &[Token], at: &mut usize) -> Result<Expr, String> {
+    let left = parse_primary(t, at)?;
+    if let Some(Token::Equal(equal)) = t.get(*at) {
+        *at += 1;
+        let right = parse_primary(t, at)?;
+        return Ok(Expr::Compare {
+            equal: *equal,
+            left: Box::new(left),
+            right: Box::new(right),
+        });
+    }
+    Ok(left)
+}
+
+fn parse_primary(t: &[Token], at: &mut usize) -> Result<Expr, String> {
+    let token = t.get(*at).ok_or("expression ends early")?;
+    *at += 1;
+    match token {
+        Token::Str(s) => Ok(Expr::Str(s.clone())),
+        Token::Ident(name) => match t.get(*at) {
+            Some(Token::Open('(')) => {
+                *at += 1;
+                let arg = parse_comparison(t, at)?;
+                expect(t, at, Token::Close(')'))?;
+                Ok(Expr::Call(name.clone(), Box::new(arg)))
+            }
+            Some(Token::Open('[')) => {
+                *at += 1;
+                let Some(Token::Str(key)) = t.get(*at) else {
+                    return Err(format!("{name}[...]: only a string key is supported"));
+                };
+                *at += 1;
+                expect(t, at, Token::Close(']'))?;
+                Ok(Expr::Index(name.clone(), key.clone()))
+            }
+            _ => Ok(Expr::Var(name.clone())),
+        },
+        other => Err(format!("unexpected {other:?}")),
+    }
+}
+
+fn expect(t: &[Token], at: &mut usize, want: Token) -> Result<(), String> {
+    if t.get(*at) == Some(&want) {
+        *at += 1;
+        Ok(())
+    } else {
+        Err(format!("expected {want:?}, got {:?}", t.get(*at)))
+    }
+}
+
+fn str_vars(pairs: &[(&str, &str)]) -> BTreeMap<String, Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::Str(v.to_string())))
+        .collect()
+}
+
+#[test]
+fn renderer_handles_strip_markers_escapes_and_branches_as_terraform_does() {
+    let vars = str_vars(&[("role", "etcd"), ("x", "a\"<&>\n")]);
+    let t = "a\n%{ if role == \"etcd\" ~}\n  yes\n%{ else ~}\n  no\n%{ endif ~}\n  \
+             %{~ if role != \"etcd\" } inline %{ endif }\nb ${jsonencode(x)} $${lit} %%{lit}";
+    assert_eq!(
+        render(t, &vars).unwrap(),
+        "a\n  yes\n\nb \"a\\\"\\u003c\\u0026\\u003e\\n\" ${lit} %{lit}"
+    );
+    assert_eq!(render("${base64encode(x)}", &vars).unwrap(), "YSI8Jj4K");
+    let mut with_map = str_vars(&[]);
+    with_map.insert(
+        "units".into(),
+        Value::Map([("a.service".to_string(), "A".to_string())].into()),
+    );
+    assert_eq!(render("${units[\"a.service\"]}", &with_map).unwrap(), "A");
+}
+
+#[test]
+fn renderer_refuses_what_it_does_not_know() {
+    let vars = str_vars(&[("role", "etcd")]);
+    // Like Terraform: a variable in a branch not taken must still be given.
+    let err = render("%{ if role == \"x\" }${missing}%{ endif }", &vars).unwrap_err();
+    assert!(err.contains("missing"), "{err}");
+    for t in [
+        "%{ for x in role }x%{ endfor }",
+        "${upper(role)}",
+        "${role == \"a\" ? 1 : 2}",
+        "${\"a${role}\"}",
+        "%{ if role == \"etcd\" }never closed",
+        "${role",
+    ] {
+        assert!(render(t, &vars).is_err(), "{t}");
+    }
+}
+
+#[test]
+fn renderer_matches_go_json_string_escaping() {
+    assert_eq!(
+        json_string("a\u{1}\u{2028}\t\\"),
+        "\"a\\u0001\\u2028\\t\\\\\""
+    );
+}

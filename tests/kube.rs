@@ -1,0 +1,816 @@
+//! Master and worker bootstrap (SPEC §4–§6) against moto, fake IMDS and real etcd: the files a
+//! master and the workers of two pools write, their certificates checked with openssl, the
+//! apiserver's etcd client certificate used against the running etcd, re-runs that keep what
+//! still fits, and bad or missing PKI in S3 that leaves the node's files untouched.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use base64::Engine as _;
+use serde_yaml::Value as Yaml;
+use tn_agent::etcd::client::{ClientTls, EtcdAccess};
+use tn_agent::pki::Ca;
+use tn_world::{Node, Run, World};
+
+const ETCD_ASG: &str = "demo-etcd";
+const MASTER_ASG: &str = "demo-master";
+const VERSION: &str = "v1.31.4";
+const TOKEN: &str = "abcdef.0123456789abcdef";
+/// With `vpc_number = 0`: pods 10.1.0.0/17, services 10.1.128.0/17.
+const POD_CIDR: &str = "10.1.0.0/17";
+const SERVICE_CIDR: &str = "10.1.128.0/17";
+
+/// The cluster's PKI objects in the state bucket (SPEC §5), as `pki init --upload` or Terraform
+/// would put them; made here so that these tests depend on neither.
+struct ClusterPki {
+    etcd_ca_key: String,
+    front_proxy_ca_key: String,
+    ca_key: String,
+}
+
+fn upload_pki(world: &World) -> ClusterPki {
+    let dir = tempfile::tempdir().unwrap();
+    openssl_in(
+        dir.path(),
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "sa.key",
+        ],
+    );
+    openssl_in(
+        dir.path(),
+        &["pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub"],
+    );
+    let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).unwrap();
+    let (ca, etcd_ca, front_proxy_ca) = (
+        Ca::generate("kubernetes").unwrap(),
+        Ca::generate("etcd-ca").unwrap(),
+        Ca::generate("front-proxy-ca").unwrap(),
+    );
+    let objects = [
+        ("ca.crt", ca.cert_pem().to_string()),
+        ("ca.key", ca.key_pem()),
+        ("etcd-ca.crt", etcd_ca.cert_pem().to_string()),
+        ("etcd-ca.key", etcd_ca.key_pem()),
+        ("front-proxy-ca.crt", front_proxy_ca.cert_pem().to_string()),
+        ("front-proxy-ca.key", front_proxy_ca.key_pem()),
+        ("sa.key", read("sa.key")),
+        ("sa.pub", read("sa.pub")),
+        ("bootstrap-token", format!("{TOKEN}\n")),
+    ];
+    for (name, body) in &objects {
+        put_pki(world, name, body);
+    }
+    ClusterPki {
+        etcd_ca_key: etcd_ca.key_pem(),
+        front_proxy_ca_key: front_proxy_ca.key_pem(),
+        ca_key: ca.key_pem(),
+    }
+}
+
+fn put_pki(world: &World, name: &str, body: &str) {
+    world
+        .put_object(&format!("demo/pki/{name}"), body.as_bytes())
+        .unwrap();
+}
+
+fn delete_pki(world: &World, name: &str) {
+    world
+        .block_on(
+            world
+                .s3
+                .delete_object()
+                .bucket(&world.bucket)
+                .key(format!("demo/pki/{name}"))
+                .send(),
+        )
+        .unwrap();
+}
+
+fn master_config(world: &World) -> String {
+    world.config(
+        "master",
+        &format!("[etcd]\nasg = \"{ETCD_ASG}\"\n[kubernetes]\nversion = \"{VERSION}\"\n"),
+    )
+}
+
+/// A node for the first instance of a new ASG.
+fn node_of_new_asg(world: &World, asg: &str, role: &str, config: &str) -> Node {
+    world.create_asg(asg, role, 1).unwrap();
+    let inst = &world.asg_instances(asg).unwrap()[0];
+    world.node(inst, config).unwrap()
+}
+
+fn bootstrap(node: &Node) -> Run {
+    node.run(&["bootstrap"]).unwrap()
+}
+
+fn bootstrap_ok(node: &Node) {
+    let run = bootstrap(node);
+    assert_eq!(run.code, 0, "bootstrap on {}:\n{}", node.id, run.stderr);
+}
+
+fn openssl_in(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `openssl` run in the node's PKI directory.
+fn openssl(node: &Node, args: &[&str]) -> String {
+    openssl_in(&node.path("/etc/kubernetes/pki"), args)
+}
+
+fn mode(node: &Node, path: &str) -> u32 {
+    std::fs::metadata(node.path(path))
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+fn read(node: &Node, path: &str) -> String {
+    std::fs::read_to_string(node.path(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn yaml(node: &Node, path: &str) -> Yaml {
+    serde_yaml::from_str(&read(node, path)).unwrap()
+}
+
+fn text(v: &Yaml) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v:?}"))
+}
+
+fn decode(v: &Yaml) -> String {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text(v))
+        .unwrap();
+    String::from_utf8(bytes).unwrap()
+}
+
+/// A static pod's container flags, `--key=value`, after checking its image.
+fn pod_flags(node: &Node, component: &str) -> BTreeMap<String, String> {
+    let pod = yaml(node, &format!("/etc/kubernetes/manifests/{component}.yaml"));
+    assert_eq!(text(&pod["kind"]), "Pod");
+    let c = &pod["spec"]["containers"][0];
+    assert_eq!(
+        text(&c["image"]),
+        format!("registry.k8s.io/{component}:{VERSION}")
+    );
+    c["command"].as_sequence().unwrap()[1..]
+        .iter()
+        .map(|f| {
+            let (k, v) = text(f).strip_prefix("--").unwrap().split_once('=').unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// `KEY=value` lines of an env file.
+fn env_vars(node: &Node) -> BTreeMap<String, String> {
+    read(node, "/etc/kubernetes/kubelet.env")
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// Every file under the node's root but the agent's own state and config: path → (bytes, mode).
+fn snapshot(node: &Node) -> BTreeMap<String, (Vec<u8>, u32)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![node.root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(&node.root).unwrap().display().to_string();
+            if path.is_dir() {
+                stack.push(path);
+            } else if !rel.starts_with("var/lib/tn-agent/") && !rel.starts_with("etc/tn-agent/") {
+                let meta = std::fs::metadata(&path).unwrap();
+                let bytes = std::fs::read(&path).unwrap();
+                out.insert(rel, (bytes, meta.permissions().mode() & 0o7777));
+            }
+        }
+    }
+    out
+}
+
+/// The base64 body of a PEM key, on one line.
+fn pem_body(pem: &str) -> String {
+    pem.lines().filter(|l| !l.starts_with("-----")).collect()
+}
+
+/// The paths of files under the node's root that hold `key` (a PEM key), as PEM or base64.
+fn files_holding(node: &Node, key: &str) -> Vec<String> {
+    let body = pem_body(key);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(key);
+    snapshot(node)
+        .into_iter()
+        .filter(|(_, (bytes, _))| {
+            let flat: String = String::from_utf8_lossy(bytes).lines().collect();
+            flat.contains(&body) || flat.contains(&encoded)
+        })
+        .map(|(path, _)| path)
+        .collect()
+}
+
+fn state_list(node: &Node, field: &str) -> Vec<String> {
+    node.state().unwrap()[field]
+        .as_array()
+        .unwrap_or_else(|| panic!("state.json has no list {field}"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn decisions(node: &Node) -> Vec<(String, String)> {
+    node.state().unwrap()["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["what"].as_str().unwrap().to_string(),
+                d["why"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The certificate is signed by the CA, fits its key, and has the usage asked for.
+fn expect_leaf(node: &Node, name: &str, ca: &str, usage: &str) {
+    let crt = format!("{name}.crt");
+    let key = format!("{name}.key");
+    let purpose = match usage {
+        "TLS Web Server Authentication" => "sslserver",
+        _ => "sslclient",
+    };
+    let verified = openssl(
+        node,
+        &["verify", "-purpose", purpose, "-CAfile", ca, crt.as_str()],
+    );
+    assert_eq!(verified.trim(), format!("{crt}: OK"));
+    let from_key = openssl(node, &["pkey", "-in", &key, "-pubout"]);
+    let from_cert = openssl(node, &["x509", "-in", &crt, "-noout", "-pubkey"]);
+    assert_eq!(from_key, from_cert, "{key} is the key of {crt}");
+    let eku = openssl(
+        node,
+        &["x509", "-in", &crt, "-noout", "-ext", "extendedKeyUsage"],
+    );
+    assert!(eku.contains(usage), "{crt}: {eku}");
+    assert_eq!(mode(node, &format!("/etc/kubernetes/pki/{key}")), 0o600);
+    assert_eq!(mode(node, &format!("/etc/kubernetes/pki/{crt}")), 0o644);
+}
+
+fn subject(node: &Node, crt: &str) -> String {
+    openssl(
+        node,
+        &[
+            "x509", "-in", crt, "-noout", "-subject", "-nameopt", "RFC2253",
+        ],
+    )
+    .trim()
+    .to_string()
+}
+
+fn sans(node: &Node, crt: &str) -> Vec<String> {
+    let out = openssl(
+        node,
+        &["x509", "-in", crt, "-noout", "-ext", "subjectAltName"],
+    );
+    let mut names: Vec<String> = out
+        .lines()
+        .skip(1)
+        .flat_map(|l| l.split(','))
+        .map(|s| s.trim().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The master's etcd access with the apiserver's own etcd client certificate (or another).
+fn etcd_access(node: &Node, cert: &str, key: &str) -> EtcdAccess {
+    EtcdAccess::new(
+        Some(ClientTls {
+            ca_pem: read(node, "/etc/kubernetes/pki/etcd/ca.crt"),
+            cert_pem: read(node, &format!("/etc/kubernetes/pki/{cert}")),
+            key_pem: read(node, &format!("/etc/kubernetes/pki/{key}")),
+        }),
+        2379,
+    )
+}
+
+#[test]
+fn a_master_writes_a_control_plane_that_reaches_etcd() {
+    let world = World::start().unwrap();
+    let pki = upload_pki(&world);
+    world.create_asg(ETCD_ASG, "etcd", 1).unwrap();
+    let etcd_node = world.etcd_nodes(ETCD_ASG, 60).unwrap().remove(0);
+    let _etcd = etcd_node.boot_etcd().unwrap();
+    let master = node_of_new_asg(&world, MASTER_ASG, "master", &master_config(&world));
+    bootstrap_ok(&master);
+    let hostname = format!(
+        "ip-{}.ec2.internal",
+        master.ip.to_string().replace('.', "-")
+    );
+
+    // Files and modes.
+    for (path, want) in [
+        ("/etc/kubernetes/pki/ca.crt", 0o644),
+        ("/etc/kubernetes/pki/ca.key", 0o600),
+        ("/etc/kubernetes/pki/etcd/ca.crt", 0o644),
+        ("/etc/kubernetes/pki/front-proxy-ca.crt", 0o644),
+        ("/etc/kubernetes/pki/sa.key", 0o600),
+        ("/etc/kubernetes/pki/sa.pub", 0o644),
+        ("/etc/kubernetes/controller-manager.conf", 0o600),
+        ("/etc/kubernetes/scheduler.conf", 0o600),
+        ("/etc/kubernetes/kubelet.conf", 0o600),
+        ("/etc/kubernetes/addons/tls-bootstrap.yaml", 0o600),
+        ("/etc/kubernetes/manifests/kube-apiserver.yaml", 0o644),
+        (
+            "/etc/kubernetes/manifests/kube-controller-manager.yaml",
+            0o644,
+        ),
+        ("/etc/kubernetes/manifests/kube-scheduler.yaml", 0o644),
+        ("/var/lib/kubelet/config.yaml", 0o644),
+        ("/etc/kubernetes/kubelet.env", 0o644),
+    ] {
+        assert_eq!(mode(&master, path), want, "{path}");
+    }
+    assert!(!master
+        .path("/etc/kubernetes/bootstrap-kubelet.conf")
+        .exists());
+
+    // Certificates: chains, usages, keys, subjects, SANs.
+    let server = "TLS Web Server Authentication";
+    let client = "TLS Web Client Authentication";
+    expect_leaf(&master, "apiserver", "ca.crt", server);
+    expect_leaf(&master, "apiserver-etcd-client", "etcd/ca.crt", client);
+    expect_leaf(&master, "apiserver-kubelet-client", "ca.crt", client);
+    expect_leaf(&master, "front-proxy-client", "front-proxy-ca.crt", client);
+    expect_leaf(&master, "controller-manager", "ca.crt", client);
+    expect_leaf(&master, "scheduler", "ca.crt", client);
+    expect_leaf(&master, "kubelet-client", "ca.crt", client);
+    // Signed by the right CA only: the front-proxy client does not chain to the cluster CA.
+    let out = Command::new("openssl")
+        .args(["verify", "-CAfile", "ca.crt", "front-proxy-client.crt"])
+        .current_dir(master.path("/etc/kubernetes/pki"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    for (crt, want) in [
+        ("apiserver.crt", "subject=CN=kube-apiserver".to_string()),
+        (
+            "apiserver-kubelet-client.crt",
+            "subject=O=system:masters,CN=kube-apiserver-kubelet-client".into(),
+        ),
+        (
+            "controller-manager.crt",
+            "subject=CN=system:kube-controller-manager".into(),
+        ),
+        ("scheduler.crt", "subject=CN=system:kube-scheduler".into()),
+        (
+            "kubelet-client.crt",
+            format!("subject=O=system:nodes,CN=system:node:{hostname}"),
+        ),
+    ] {
+        assert_eq!(subject(&master, crt), want);
+    }
+    let mut want_sans = vec![
+        "DNS:kubernetes".to_string(),
+        "DNS:kubernetes.default".into(),
+        "DNS:kubernetes.default.svc".into(),
+        "DNS:kubernetes.default.svc.cluster.local".into(),
+        "DNS:kubernetes.demo.int".into(),
+        format!("DNS:{hostname}"),
+        "DNS:localhost".into(),
+        "IP Address:10.1.128.1".into(),
+        format!("IP Address:{}", master.ip),
+        "IP Address:127.0.0.1".into(),
+    ];
+    want_sans.sort();
+    assert_eq!(sans(&master, "apiserver.crt"), want_sans);
+
+    // The apiserver's etcd client certificate works against the running etcd; a certificate of
+    // the cluster CA does not.
+    let etcd_url = etcd_node.client_url();
+    let access = etcd_access(
+        &master,
+        "apiserver-etcd-client.crt",
+        "apiserver-etcd-client.key",
+    );
+    world.block_on(access.status(&etcd_url)).unwrap();
+    let wrong = etcd_access(
+        &master,
+        "apiserver-kubelet-client.crt",
+        "apiserver-kubelet-client.key",
+    );
+    assert!(world.block_on(wrong.status(&etcd_url)).is_err());
+
+    // Static pods.
+    let pki_dir = master.path("/etc/kubernetes/pki").display().to_string();
+    let api = pod_flags(&master, "kube-apiserver");
+    assert_eq!(api["etcd-servers"], etcd_url);
+    assert_eq!(api["etcd-cafile"], format!("{pki_dir}/etcd/ca.crt"));
+    assert_eq!(
+        api["etcd-certfile"],
+        format!("{pki_dir}/apiserver-etcd-client.crt")
+    );
+    assert_eq!(api["service-cluster-ip-range"], SERVICE_CIDR);
+    assert_eq!(api["secure-port"], "443");
+    assert_eq!(api["advertise-address"], master.ip.to_string());
+    assert_eq!(api["anonymous-auth"], "false");
+    assert_eq!(api["enable-bootstrap-token-auth"], "true");
+    assert_eq!(api["authorization-mode"], "Node,RBAC");
+    assert_eq!(api["enable-admission-plugins"], "NodeRestriction");
+    assert_eq!(api["tls-cert-file"], format!("{pki_dir}/apiserver.crt"));
+    assert_eq!(api["service-account-key-file"], format!("{pki_dir}/sa.pub"));
+    // Every path the apiserver is given is there.
+    let root = master.root.display().to_string();
+    for (flag, value) in api.iter().filter(|(_, v)| v.starts_with(&root)) {
+        assert!(Path::new(value).is_file(), "--{flag}={value}");
+    }
+    let cm = pod_flags(&master, "kube-controller-manager");
+    assert_eq!(cm["cluster-cidr"], POD_CIDR);
+    assert_eq!(cm["service-cluster-ip-range"], SERVICE_CIDR);
+    assert_eq!(cm["cluster-signing-key-file"], format!("{pki_dir}/ca.key"));
+    assert_eq!(cm["controllers"], "*,bootstrapsigner,tokencleaner");
+    for flag in [
+        "kubeconfig",
+        "service-account-private-key-file",
+        "root-ca-file",
+    ] {
+        assert!(Path::new(&cm[flag]).exists(), "--{flag}={}", cm[flag]);
+    }
+    let sched = pod_flags(&master, "kube-scheduler");
+    assert_eq!(
+        sched["kubeconfig"],
+        master
+            .path("/etc/kubernetes/scheduler.conf")
+            .display()
+            .to_string()
+    );
+
+    // Kubeconfigs: the local apiserver for the control plane, the configured URL for the kubelet.
+    let ca_pem = read(&master, "/etc/kubernetes/pki/ca.crt");
+    for (conf, server, cert) in [
+        (
+            "controller-manager.conf",
+            "https://127.0.0.1:443",
+            "controller-manager",
+        ),
+        ("scheduler.conf", "https://127.0.0.1:443", "scheduler"),
+        (
+            "kubelet.conf",
+            "https://kubernetes.demo.int:443",
+            "kubelet-client",
+        ),
+    ] {
+        let doc = yaml(&master, &format!("/etc/kubernetes/{conf}"));
+        let cluster = &doc["clusters"][0]["cluster"];
+        assert_eq!(text(&cluster["server"]), server, "{conf}");
+        assert_eq!(decode(&cluster["certificate-authority-data"]), ca_pem);
+        let user = &doc["users"][0]["user"];
+        let pki_file = |ext: &str| read(&master, &format!("/etc/kubernetes/pki/{cert}.{ext}"));
+        assert_eq!(decode(&user["client-certificate-data"]), pki_file("crt"));
+        assert_eq!(decode(&user["client-key-data"]), pki_file("key"));
+    }
+
+    // Kubelet.
+    let kc = yaml(&master, "/var/lib/kubelet/config.yaml");
+    assert_eq!(
+        text(&kc["staticPodPath"]),
+        master
+            .path("/etc/kubernetes/manifests")
+            .display()
+            .to_string()
+    );
+    assert_eq!(
+        text(&kc["providerID"]),
+        format!("aws:///us-east-1a/{}", master.id)
+    );
+    assert_eq!(kc["clusterDNS"][0], Yaml::from("10.1.128.10"));
+    let env = env_vars(&master);
+    assert!(!env["KUBELET_ARGS"].contains("--bootstrap-kubeconfig"));
+    assert!(env["KUBELET_ARGS"].contains(&format!("--hostname-override={hostname}")));
+
+    // Only the cluster CA key is on disk, only where the controller-manager reads it.
+    assert_eq!(
+        files_holding(&master, &pki.ca_key),
+        ["etc/kubernetes/pki/ca.key"]
+    );
+    assert!(files_holding(&master, &pki.etcd_ca_key).is_empty());
+    assert!(files_holding(&master, &pki.front_proxy_ca_key).is_empty());
+    let read_keys = state_list(&master, "s3_keys_read");
+    for name in [
+        "ca.key",
+        "etcd-ca.key",
+        "front-proxy-ca.key",
+        "sa.key",
+        "bootstrap-token",
+    ] {
+        assert!(
+            read_keys.contains(&format!("demo/pki/{name}")),
+            "{read_keys:?}"
+        );
+    }
+    let (_, why) = decisions(&master)
+        .into_iter()
+        .find(|(what, _)| what == "chose etcd servers")
+        .unwrap();
+    assert!(why.contains("voting etcd members"), "{why}");
+
+    // A re-run keeps everything as it is and writes nothing.
+    let before = snapshot(&master);
+    bootstrap_ok(&master);
+    assert_eq!(snapshot(&master), before, "a re-run changes nothing");
+    assert_eq!(state_list(&master, "files_written"), Vec::<String>::new());
+
+    // A new internal domain: the apiserver certificate is reissued with the new name, the etcd
+    // client certificate is kept.
+    master
+        .write_config(&master_config(&world).replace("demo.int", "corp.int"))
+        .unwrap();
+    bootstrap_ok(&master);
+    let after = snapshot(&master);
+    let changed = |p: &str| before[p] != after[p];
+    assert!(changed("etc/kubernetes/pki/apiserver.crt"));
+    assert!(changed("etc/kubernetes/pki/apiserver.key"));
+    assert!(!changed("etc/kubernetes/pki/apiserver-etcd-client.crt"));
+    assert!(!changed("etc/kubernetes/pki/apiserver-etcd-client.key"));
+    assert!(!changed("etc/kubernetes/pki/controller-manager.crt"));
+    let names = sans(&master, "apiserver.crt");
+    assert!(
+        names.contains(&"DNS:kubernetes.corp.int".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&"DNS:kubernetes.demo.int".to_string()),
+        "{names:?}"
+    );
+    assert!(decisions(&master).contains(&(
+        "issued apiserver serving certificate".to_string(),
+        "SANs changed: +kubernetes.corp.int -kubernetes.demo.int".to_string()
+    )));
+    let kubelet_conf = yaml(&master, "/etc/kubernetes/kubelet.conf");
+    assert_eq!(
+        text(&kubelet_conf["clusters"][0]["cluster"]["server"]),
+        "https://kubernetes.corp.int:443"
+    );
+}
+
+/// Config for a worker of a pool.
+fn worker_config(world: &World, labels: &str, taints: &str) -> String {
+    world.config(
+        "worker",
+        &format!(
+            "[kubernetes]\nversion = \"{VERSION}\"\nnode_labels = {{ {labels} }}\nnode_taints = [{taints}]\n"
+        ),
+    )
+}
+
+#[test]
+fn workers_of_two_pools_join_by_tls_bootstrap_without_a_ca_key() {
+    let world = World::start().unwrap();
+    let pki = upload_pki(&world);
+    let general = node_of_new_asg(
+        &world,
+        "demo-worker-general",
+        "worker",
+        &worker_config(&world, "\"node.kubernetes.io/pool\" = \"general\"", ""),
+    );
+    let gpu = node_of_new_asg(
+        &world,
+        "demo-worker-gpu",
+        "worker",
+        &worker_config(
+            &world,
+            "\"node.kubernetes.io/pool\" = \"gpu\", \"example.com/accelerator\" = \"nvidia\"",
+            "\"nvidia.com/gpu=present:NoSchedule\"",
+        ),
+    );
+    for node in [&general, &gpu] {
+        bootstrap_ok(node);
+        for (path, want) in [
+            ("/etc/kubernetes/pki/ca.crt", 0o644),
+            ("/etc/kubernetes/bootstrap-kubelet.conf", 0o600),
+            ("/var/lib/kubelet/config.yaml", 0o644),
+            ("/etc/kubernetes/kubelet.env", 0o644),
+        ] {
+            assert_eq!(mode(node, path), want, "{path}");
+        }
+        // The kubelet writes kubelet.conf itself once its CSR is approved.
+        assert!(!node.path("/etc/kubernetes/kubelet.conf").exists());
+        assert!(!node.path("/etc/kubernetes/manifests").exists());
+        let ca_pem = read(node, "/etc/kubernetes/pki/ca.crt");
+        assert_eq!(
+            tn_agent::pki::inspect(&ca_pem).unwrap().subject_cn.unwrap(),
+            "kubernetes"
+        );
+
+        let conf = yaml(node, "/etc/kubernetes/bootstrap-kubelet.conf");
+        let cluster = &conf["clusters"][0]["cluster"];
+        assert_eq!(text(&cluster["server"]), "https://kubernetes.demo.int:443");
+        assert_eq!(decode(&cluster["certificate-authority-data"]), ca_pem);
+        assert_eq!(text(&conf["users"][0]["user"]["token"]), TOKEN);
+
+        let kc = yaml(node, "/var/lib/kubelet/config.yaml");
+        assert_eq!(text(&kc["kind"]), "KubeletConfiguration");
+        assert_eq!(
+            kc["authentication"]["anonymous"]["enabled"],
+            Yaml::Bool(false)
+        );
+        assert_eq!(
+            text(&kc["authentication"]["x509"]["clientCAFile"]),
+            node.path("/etc/kubernetes/pki/ca.crt")
+                .display()
+                .to_string()
+        );
+        assert_eq!(kc["serverTLSBootstrap"], Yaml::Bool(true));
+        assert!(kc.get("staticPodPath").is_none());
+        let provider = format!("aws:///us-east-1a/{}", node.id);
+        assert_eq!(text(&kc["providerID"]), provider);
+        let env = env_vars(node);
+        assert_eq!(env["KUBELET_PROVIDER_ID"], provider);
+        assert_eq!(env["KUBELET_NODE_IP"], node.ip.to_string());
+        let args = &env["KUBELET_ARGS"];
+        assert!(args.contains(&format!(
+            "--bootstrap-kubeconfig={}",
+            node.path("/etc/kubernetes/bootstrap-kubelet.conf")
+                .display()
+        )));
+        assert!(args.contains(&format!("--node-ip={}", node.ip)));
+
+        // Exactly the CA certificate and the token were read; no CA key is anywhere.
+        assert_eq!(
+            state_list(node, "s3_keys_read"),
+            ["demo/pki/ca.crt", "demo/pki/bootstrap-token"]
+        );
+        for key in [&pki.ca_key, &pki.etcd_ca_key, &pki.front_proxy_ca_key] {
+            assert!(files_holding(node, key).is_empty());
+        }
+    }
+    let (g, x) = (env_vars(&general), env_vars(&gpu));
+    assert_eq!(g["KUBELET_NODE_LABELS"], "node.kubernetes.io/pool=general");
+    assert_eq!(g["KUBELET_NODE_TAINTS"], "");
+    assert!(g["KUBELET_ARGS"].contains("--node-labels=node.kubernetes.io/pool=general"));
+    assert!(!g["KUBELET_ARGS"].contains("--register-with-taints"));
+    assert_eq!(
+        x["KUBELET_NODE_LABELS"],
+        "example.com/accelerator=nvidia,node.kubernetes.io/pool=gpu"
+    );
+    assert_eq!(
+        x["KUBELET_NODE_TAINTS"],
+        "nvidia.com/gpu=present:NoSchedule"
+    );
+    assert!(x["KUBELET_ARGS"].contains("--register-with-taints=nvidia.com/gpu=present:NoSchedule"));
+
+    // A re-run changes nothing; a malformed token or CA certificate is exit 2, naming the key,
+    // and leaves the files as they were.
+    let before = snapshot(&gpu);
+    bootstrap_ok(&gpu);
+    assert_eq!(snapshot(&gpu), before);
+    put_pki(&world, "bootstrap-token", "not a token\n");
+    let run = bootstrap(&gpu);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("s3://demo-tn-state/demo/pki/bootstrap-token is malformed"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("not a token"),
+        "the token is never shown"
+    );
+    assert_eq!(snapshot(&gpu), before);
+    put_pki(&world, "bootstrap-token", TOKEN);
+    put_pki(&world, "ca.crt", &pki.ca_key);
+    let run = bootstrap(&gpu);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("s3://demo-tn-state/demo/pki/ca.crt is not a CA certificate"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(snapshot(&gpu), before);
+}
+
+#[test]
+fn bad_or_missing_pki_leaves_a_master_untouched() {
+    let world = World::start().unwrap();
+    upload_pki(&world);
+    // etcd is not running: the master takes the etcd servers from the ASG.
+    world.create_asg(ETCD_ASG, "etcd", 1).unwrap();
+    let etcd_ip = world.asg_instances(ETCD_ASG).unwrap()[0].ip;
+    let master = node_of_new_asg(&world, MASTER_ASG, "master", &master_config(&world));
+    bootstrap_ok(&master);
+    assert_eq!(
+        pod_flags(&master, "kube-apiserver")["etcd-servers"],
+        format!("https://{etcd_ip}:2379")
+    );
+    let (_, why) = decisions(&master)
+        .into_iter()
+        .find(|(what, _)| what == "chose etcd servers")
+        .unwrap();
+    assert!(why.contains("no etcd member answered"), "{why}");
+    let before = snapshot(&master);
+    let good_ca = String::from_utf8(world.get_object("demo/pki/ca.crt").unwrap().unwrap()).unwrap();
+
+    put_pki(
+        &world,
+        "ca.crt",
+        "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n",
+    );
+    let run = bootstrap(&master);
+    assert_eq!(
+        run.code, 2,
+        "malformed: a retry cannot help\n{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("s3://demo-tn-state/demo/pki/ca.crt is not a usable CA certificate"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(snapshot(&master), before);
+    assert_eq!(master.state().unwrap()["ok"], false);
+    put_pki(&world, "ca.crt", &good_ca);
+
+    let good_key = world
+        .get_object("demo/pki/front-proxy-ca.key")
+        .unwrap()
+        .unwrap();
+    delete_pki(&world, "front-proxy-ca.key");
+    let run = bootstrap(&master);
+    assert_eq!(run.code, 1, "missing: a retry may succeed\n{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("s3://demo-tn-state/demo/pki/front-proxy-ca.key does not exist"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(snapshot(&master), before);
+    put_pki(
+        &world,
+        "front-proxy-ca.key",
+        &String::from_utf8(good_key).unwrap(),
+    );
+
+    // A service-account public key that is not sa.key's.
+    let good_pub =
+        String::from_utf8(world.get_object("demo/pki/sa.pub").unwrap().unwrap()).unwrap();
+    let other = tempfile::tempdir().unwrap();
+    openssl_in(
+        other.path(),
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "k",
+        ],
+    );
+    put_pki(
+        &world,
+        "sa.pub",
+        &openssl_in(other.path(), &["pkey", "-in", "k", "-pubout"]),
+    );
+    let run = bootstrap(&master);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "s3://demo-tn-state/demo/pki/sa.pub is not the public key of s3://demo-tn-state/demo/pki/sa.key"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(snapshot(&master), before);
+    put_pki(&world, "sa.pub", &good_pub);
+
+    // Everything back: the same files again.
+    bootstrap_ok(&master);
+    assert_eq!(snapshot(&master), before);
+}

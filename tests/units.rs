@@ -1,0 +1,757 @@
+//! The systemd units in units/: `systemd-analyze verify` finds nothing to say about them; for
+//! every role and kind of user data, what the node enables is started, and only after what it
+//! needs (the walk below models systemd's jobs: pull-in by Wants=/Requires= and [Install], order
+//! by After=/Before=); a late bootstrap success starts the role's services; and the two shell
+//! snippets in the units (the legacy installer, the termination check) are run for real.
+
+mod flatcar;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use flatcar::{deployment, read_unit, unit_names, Format, UnitFile, FORMATS, ROLES};
+use tn_world::{FakeImds, ImdsData};
+
+const BOOTSTRAP: &str = "tn-agent-bootstrap.service";
+const INSTALL: &str = "tn-agent-install.service";
+
+/// The commands the units run: Flatcar ships the /usr/bin ones, the user data installs /opt/bin.
+const EXECUTABLES: [&str; 4] = [
+    "/opt/bin/tn-agent",
+    "/opt/bin/kubelet",
+    "/usr/bin/docker",
+    "/usr/bin/sh",
+];
+
+/// Units our units refer to that Flatcar itself provides.
+const FLATCAR_UNITS: [&str; 5] = [
+    "network-online.target",
+    "multi-user.target",
+    "timers.target",
+    "containerd.service",
+    "docker.service",
+];
+
+const EXEC_KEYS: [&str; 7] = [
+    "ExecCondition",
+    "ExecStartPre",
+    "ExecStart",
+    "ExecStartPost",
+    "ExecReload",
+    "ExecStop",
+    "ExecStopPost",
+];
+
+// ---------------------------------------------------------------------------------------------
+// systemd-analyze verify
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn every_unit_passes_systemd_analyze_verify_without_a_word() {
+    let units: Vec<(String, String)> = unit_names()
+        .into_iter()
+        .map(|n| {
+            let text = read_unit(&n);
+            (n, text)
+        })
+        .collect();
+    assert!(units.len() >= 6, "units/ lost files: {units:?}");
+    if let Err(said) = verify(&units) {
+        panic!("systemd-analyze verify:\n{said}");
+    }
+}
+
+#[test]
+fn verify_harness_reports_a_misspelt_key_and_a_missing_command() {
+    let kubelet = read_unit("kubelet.service").replace("RestartSec=", "RestartSecs=");
+    let said = verify(&[("kubelet.service".into(), kubelet)]).unwrap_err();
+    assert!(said.contains("Unknown key 'RestartSecs'"), "{said}");
+
+    let typo = read_unit("kubelet.service").replace("/opt/bin/kubelet", "/opt/bin/kubelt");
+    let said = verify(&[("kubelet.service".into(), typo)]).unwrap_err();
+    assert!(said.contains("/opt/bin/kubelt"), "{said}");
+}
+
+/// Runs `systemd-analyze verify` on `units` (name, text). It checks that every command exists,
+/// so each unit is copied with its commands' paths moved under a directory of stubs; commands
+/// outside [`EXECUTABLES`] get no stub (and so fail verification). Anything it prints, or a
+/// non-zero exit, is an error: on systemd 252 as root in a container, a clean run prints nothing
+/// at the default log level, so no noise needs filtering.
+fn verify(units: &[(String, String)]) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let stubs = dir.path().join("stub");
+    for exe in EXECUTABLES {
+        write_stub(&stubs, exe);
+    }
+    let unit_dir = dir.path().join("units");
+    std::fs::create_dir(&unit_dir).unwrap();
+    let mut files = Vec::new();
+    for (name, text) in units {
+        let path = unit_dir.join(name);
+        std::fs::write(&path, stub_commands(text, &stubs)).unwrap();
+        files.push(path);
+    }
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .args(&files)
+        .env("SYSTEMD_LOG_LEVEL", "info")
+        .env_remove("SYSTEMD_UNIT_PATH")
+        .output()
+        .map_err(|e| {
+            format!("running systemd-analyze (Debian package systemd; Flatcar has it): {e}")
+        })?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() && said.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}\n{said}", out.status))
+    }
+}
+
+fn write_stub(stubs: &Path, exe: &str) {
+    let path = stubs.join(exe.trim_start_matches('/'));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// `text` with the command of every `Exec*=` line (after its `-@:+!` prefixes) moved under
+/// `stubs`; arguments are left alone.
+fn stub_commands(text: &str, stubs: &Path) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        match exec_command(line) {
+            Some((start, command)) => {
+                let end = start + command.len();
+                let stub = format!("{}{command}", stubs.display());
+                out.push_str(&format!("{}{stub}{}\n", &line[..start], &line[end..]));
+            }
+            None => out.push_str(&format!("{line}\n")),
+        }
+    }
+    out
+}
+
+/// For an `Exec*=` line: where its command starts in the line, and the command.
+fn exec_command(line: &str) -> Option<(usize, &str)> {
+    let (key, value) = line.split_once('=')?;
+    if !EXEC_KEYS.contains(&key.trim()) {
+        return None;
+    }
+    let prefix = value.len() - value.trim_start_matches(['-', '@', ':', '+', '!']).len();
+    let start = key.len() + 1 + prefix;
+    let command = line[start..].split_whitespace().next()?;
+    Some((start, command))
+}
+
+#[test]
+fn units_run_only_flatcar_or_installed_commands_by_absolute_path() {
+    for name in unit_names() {
+        for line in read_unit(&name).lines() {
+            if let Some((_, command)) = exec_command(line) {
+                assert!(
+                    EXECUTABLES.contains(&command),
+                    "{name}: {command} is not one of {EXECUTABLES:?}"
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bootstrap oneshot and its retries
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn bootstrap_is_a_oneshot_retried_forever_except_on_bad_input() {
+    let unit = UnitFile::parse(&read_unit(BOOTSTRAP)).unwrap();
+    let service = |key| unit.value("Service", key);
+    assert_eq!(service("Type").as_deref(), Some("oneshot"));
+    assert_eq!(service("RemainAfterExit").as_deref(), Some("yes"));
+    assert_eq!(
+        service("ExecStart").as_deref(),
+        Some("/opt/bin/tn-agent bootstrap")
+    );
+    assert_eq!(service("Restart").as_deref(), Some("on-failure"));
+    assert!(service("RestartSec").is_some());
+    assert_eq!(
+        unit.list("Service", "RestartPreventExitStatus"),
+        ["2"],
+        "exit 2 is bad input: retrying cannot help"
+    );
+    assert_eq!(
+        unit.value("Unit", "StartLimitIntervalSec").as_deref(),
+        Some("0")
+    );
+    assert_eq!(unit.list("Install", "WantedBy"), ["multi-user.target"]);
+    let before = unit.list("Unit", "Before");
+    for dependent in ["etcd-member.service", "kubelet.service"] {
+        assert!(before.contains(&dependent.to_string()), "{before:?}");
+    }
+}
+
+#[test]
+fn etcd_member_runs_etcd_from_the_env_file_and_promotes_after_start() {
+    let unit = UnitFile::parse(&read_unit("etcd-member.service")).unwrap();
+    assert_eq!(
+        unit.values("Service", "EnvironmentFile"),
+        ["/etc/etcd/etcd.env"]
+    );
+    let start = unit.value("Service", "ExecStart").unwrap();
+    assert!(start.contains("--env-file /etc/etcd/etcd.env"), "{start}");
+    assert!(
+        start.contains("--volume ${ETCD_DATA_DIR}:${ETCD_DATA_DIR}"),
+        "{start}"
+    );
+    assert_eq!(
+        unit.values("Service", "ExecStartPost"),
+        ["/opt/bin/tn-agent etcd promote"]
+    );
+    assert_eq!(unit.value("Service", "Restart").as_deref(), Some("always"));
+}
+
+#[test]
+fn kubelet_takes_all_its_flags_from_kubelet_env() {
+    let unit = UnitFile::parse(&read_unit("kubelet.service")).unwrap();
+    assert_eq!(
+        unit.values("Service", "EnvironmentFile"),
+        ["/etc/kubernetes/kubelet.env"]
+    );
+    assert_eq!(
+        unit.values("Service", "ExecStart"),
+        ["/opt/bin/kubelet $KUBELET_ARGS"],
+        "unbraced, so systemd splits it into one argument per flag"
+    );
+    assert_eq!(unit.value("Service", "Restart").as_deref(), Some("always"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The ordering walk
+// ---------------------------------------------------------------------------------------------
+
+/// The units of one node as systemd would see them after the user data ran.
+struct Node {
+    format: Format,
+    role: &'static str,
+    files: BTreeMap<String, UnitFile>,
+    enabled: BTreeSet<String>,
+    /// What coreos-cloudinit starts on the boot that installs the units.
+    started: Vec<String>,
+}
+
+impl Node {
+    /// The node of `format` and `role`, with units/ as it is except for `replace` (name, text).
+    fn new(format: Format, role: &'static str, replace: &[(&str, &str)]) -> Node {
+        let mut node = Node {
+            format,
+            role,
+            files: BTreeMap::new(),
+            enabled: BTreeSet::new(),
+            started: Vec::new(),
+        };
+        for unit in deployment(format, role) {
+            let text = match replace.iter().find(|(n, _)| *n == unit.name) {
+                Some((_, text)) => text.to_string(),
+                None => read_unit(unit.name),
+            };
+            let file = UnitFile::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", unit.name));
+            node.files.insert(unit.name.to_string(), file);
+            if unit.enabled {
+                node.enabled.insert(unit.name.to_string());
+            }
+            if unit.start {
+                node.started.push(unit.name.to_string());
+            }
+        }
+        node
+    }
+
+    fn list(&self, unit: &str, key: &str) -> Vec<String> {
+        self.files
+            .get(unit)
+            .map(|f| f.list("Unit", key))
+            .unwrap_or_default()
+    }
+
+    /// What `unit` requires: `Requires=`, and enabled units' `RequiredBy=` it.
+    fn requires(&self, unit: &str) -> BTreeSet<String> {
+        let mut out: BTreeSet<String> = self.list(unit, "Requires").into_iter().collect();
+        out.extend(self.installed_into(unit, "RequiredBy"));
+        out
+    }
+
+    /// What a start of `unit` pulls in: its requirements, `Wants=`, enabled units'
+    /// `WantedBy=` it, and for a timer its service.
+    fn pulls_in(&self, unit: &str) -> BTreeSet<String> {
+        let mut out = self.requires(unit);
+        out.extend(self.list(unit, "Wants"));
+        out.extend(self.installed_into(unit, "WantedBy"));
+        if let Some(base) = unit.strip_suffix(".timer") {
+            out.insert(format!("{base}.service"));
+        }
+        out
+    }
+
+    /// Enabled units whose `[Install]` `key` names `target`.
+    fn installed_into(&self, target: &str, key: &str) -> Vec<String> {
+        self.enabled
+            .iter()
+            .filter(|u| {
+                self.files[*u]
+                    .list("Install", key)
+                    .iter()
+                    .any(|t| t == target)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Whether systemd orders `a` before `b` (an `After=` on b or a `Before=` on a; a timer is
+    /// implicitly before its service).
+    fn before(&self, a: &str, b: &str) -> bool {
+        self.list(b, "After").iter().any(|u| u == a)
+            || self.list(a, "Before").iter().any(|u| u == b)
+            || a.strip_suffix(".timer")
+                .map(|t| format!("{t}.service"))
+                .as_deref()
+                == Some(b)
+    }
+
+    /// Every unit a start of `roots` brings up.
+    fn closure(&self, roots: &[&str]) -> BTreeSet<String> {
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        let mut todo: Vec<String> = roots.iter().map(|r| r.to_string()).collect();
+        while let Some(unit) = todo.pop() {
+            if seen.insert(unit.clone()) {
+                todo.extend(self.pulls_in(&unit));
+            }
+        }
+        seen
+    }
+
+    fn name(&self) -> String {
+        format!("{:?} {}", self.format, self.role)
+    }
+
+    /// Everything wrong with this node's unit graph; empty when it is right.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let at_boot = self.closure(&["multi-user.target", "timers.target"]);
+        self.check_all_enabled_start(&at_boot, "at boot", &mut problems);
+        if self.format == Format::CloudConfig {
+            let started: Vec<&str> = self.started.iter().map(String::as_str).collect();
+            let first = self.closure(&started);
+            self.check_all_enabled_start(
+                &first,
+                "when coreos-cloudinit installs them",
+                &mut problems,
+            );
+        }
+        for unit in &at_boot {
+            if self.files.contains_key(unit) {
+                self.check_prerequisites(unit, &mut problems);
+            }
+        }
+        self.check_role(&mut problems);
+        if let Some(cycle) = self.ordering_cycle() {
+            problems.push(format!("ordering cycle among {cycle:?}"));
+        }
+        problems
+            .into_iter()
+            .map(|p| format!("{}: {p}", self.name()))
+            .collect()
+    }
+
+    fn check_all_enabled_start(
+        &self,
+        up: &BTreeSet<String>,
+        when: &str,
+        problems: &mut Vec<String>,
+    ) {
+        for unit in &self.enabled {
+            if !up.contains(unit) {
+                problems.push(format!("{unit} is enabled but nothing starts it {when}"));
+            }
+        }
+    }
+
+    /// What `unit` requires exists and starts before it; what it wants is ordered one way or
+    /// the other (before it: a prerequisite; after it: a dependent it starts), never both
+    /// running at once by accident.
+    fn check_prerequisites(&self, unit: &str, problems: &mut Vec<String>) {
+        for dep in self.requires(unit) {
+            if !self.files.contains_key(&dep) && !FLATCAR_UNITS.contains(&dep.as_str()) {
+                problems.push(format!("{unit} requires {dep}, which is not installed"));
+            }
+            if !self.before(&dep, unit) {
+                problems.push(format!("{unit} requires {dep} but is not ordered after it"));
+            }
+        }
+        for dep in self.pulls_in(unit) {
+            if !self.before(&dep, unit) && !self.before(unit, &dep) {
+                problems.push(format!("{unit} pulls in {dep} without ordering against it"));
+            }
+        }
+    }
+
+    /// What each role needs, said directly.
+    fn check_role(&self, problems: &mut Vec<String>) {
+        let mut need = |ok: bool, what: &str| {
+            if !ok {
+                problems.push(what.to_string());
+            }
+        };
+        let online = "network-online.target";
+        need(
+            self.pulls_in(BOOTSTRAP).contains(online) && self.before(online, BOOTSTRAP),
+            "bootstrap must want and follow network-online.target",
+        );
+        let services: &[&str] = if self.role == "etcd" {
+            &["etcd-member.service"]
+        } else {
+            &["kubelet.service"]
+        };
+        for service in services {
+            need(
+                self.requires(service).contains(BOOTSTRAP) && self.before(BOOTSTRAP, service),
+                &format!("{service} must require and follow the bootstrap"),
+            );
+            need(
+                self.closure(&[BOOTSTRAP]).contains(*service),
+                &format!("a (re)start of the bootstrap must start {service}"),
+            );
+        }
+        if self.role == "etcd" {
+            need(
+                self.before("docker.service", "etcd-member.service"),
+                "etcd-member must follow docker",
+            );
+            need(
+                self.before("etcd-member.service", "tn-agent-etcd-leave.service"),
+                "the leave unit must follow etcd-member",
+            );
+        } else {
+            need(
+                self.before("containerd.service", "kubelet.service"),
+                "kubelet must follow containerd",
+            );
+        }
+        if self.format == Format::CloudConfig {
+            need(
+                self.requires(BOOTSTRAP).contains(INSTALL) && self.before(INSTALL, BOOTSTRAP),
+                "on cloud-config nodes the bootstrap must require and follow the installer",
+            );
+            let after_install = self.closure(&[INSTALL]);
+            need(
+                services.iter().all(|s| after_install.contains(*s)),
+                "a (re)start of the installer must start the bootstrap and the role's services",
+            );
+        }
+    }
+
+    /// A cycle in the ordering among every unit named, if any (Kahn's algorithm).
+    fn ordering_cycle(&self) -> Option<BTreeSet<String>> {
+        let mut nodes: BTreeSet<String> = self.files.keys().cloned().collect();
+        for unit in self.files.keys() {
+            nodes.extend(self.list(unit, "After"));
+            nodes.extend(self.list(unit, "Before"));
+        }
+        let mut left = nodes.clone();
+        loop {
+            let ready: Vec<String> = left
+                .iter()
+                .filter(|b| !left.iter().any(|a| a != *b && self.before(a, b)))
+                .cloned()
+                .collect();
+            if ready.is_empty() {
+                return (!left.is_empty()).then_some(left);
+            }
+            for unit in ready {
+                left.remove(&unit);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_role_starts_what_it_enables_after_what_it_needs() {
+    let mut problems = Vec::new();
+    for format in FORMATS {
+        for role in ROLES {
+            problems.extend(Node::new(format, role, &[]).problems());
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn a_late_bootstrap_success_starts_the_role_services() {
+    // What systemd does when the bootstrap's automatic restart finally succeeds: the restart
+    // job pulls in the bootstrap's wants, which enabling the role's services created.
+    for role in ROLES {
+        let node = Node::new(Format::Ignition, role, &[]);
+        let started = node.closure(&[BOOTSTRAP]);
+        let service = if role == "etcd" {
+            "etcd-member.service"
+        } else {
+            "kubelet.service"
+        };
+        assert!(started.contains(service), "{role}: {started:?}");
+        assert!(node.before(BOOTSTRAP, service), "{role}");
+    }
+}
+
+#[test]
+fn the_walk_catches_a_missing_order_a_cycle_and_a_lost_restart() {
+    let kubelet = read_unit("kubelet.service");
+    let no_containerd = kubelet.replace(
+        "After=tn-agent-bootstrap.service containerd.service",
+        "After=tn-agent-bootstrap.service",
+    );
+    let problems = Node::new(
+        Format::Ignition,
+        "worker",
+        &[("kubelet.service", &no_containerd)],
+    )
+    .problems();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("kubelet.service pulls in containerd.service without ordering")),
+        "{problems:#?}"
+    );
+
+    // Ordered only by the bootstrap's Before= until both sides lose it.
+    let unordered = kubelet.replace(
+        "After=tn-agent-bootstrap.service containerd.service",
+        "After=containerd.service",
+    );
+    let bootstrap_no_before =
+        read_unit(BOOTSTRAP).replace("Before=etcd-member.service kubelet.service\n", "");
+    let replace = [
+        ("kubelet.service", unordered.as_str()),
+        (BOOTSTRAP, bootstrap_no_before.as_str()),
+    ];
+    let problems = Node::new(Format::Ignition, "worker", &replace).problems();
+    assert!(
+        problems.iter().any(|p| p
+            .contains("kubelet.service requires tn-agent-bootstrap.service but is not ordered")),
+        "{problems:#?}"
+    );
+
+    let bootstrap = read_unit(BOOTSTRAP).replace(
+        "After=network-online.target",
+        "After=kubelet.service network-online.target",
+    );
+    let problems = Node::new(Format::Ignition, "worker", &[(BOOTSTRAP, &bootstrap)]).problems();
+    assert!(
+        problems.iter().any(|p| p.contains("ordering cycle")),
+        "{problems:#?}"
+    );
+
+    let no_restart = kubelet.replace(
+        "WantedBy=multi-user.target tn-agent-bootstrap.service",
+        "WantedBy=multi-user.target",
+    );
+    let problems = Node::new(
+        Format::CloudConfig,
+        "master",
+        &[("kubelet.service", &no_restart)],
+    )
+    .problems();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("a (re)start of the bootstrap must start kubelet.service")),
+        "{problems:#?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shell in the units, run for real
+// ---------------------------------------------------------------------------------------------
+
+/// The `sh -c` script of `unit`'s `key`, as the shell gets it: systemd's `$$` is `$`.
+fn shell_script(unit: &str, key: &str) -> String {
+    let file = UnitFile::parse(&read_unit(unit)).unwrap();
+    let line = file.value("Service", key).unwrap();
+    assert!(line.starts_with("/usr/bin/sh -"), "{unit} {key}: {line}");
+    let (start, end) = (line.find('\'').unwrap(), line.rfind('\'').unwrap());
+    let script = &line[start + 1..end];
+    assert!(
+        !script.contains(['%', '\\']),
+        "systemd would rewrite % and \\ in {unit} {key}: handle them here"
+    );
+    script.replace("$$", "$")
+}
+
+fn sha512(path: &Path) -> String {
+    let out = Command::new("sha512sum").arg(path).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()[..128].to_string()
+}
+
+struct Installer {
+    root: tempfile::TempDir,
+    script: String,
+}
+
+impl Installer {
+    fn new() -> Installer {
+        let root = tempfile::tempdir().unwrap();
+        let script = shell_script(INSTALL, "ExecStart");
+        assert!(script.contains("/opt/bin") && script.contains("/etc/tn-agent/install.sha512"));
+        let script = script
+            .replace(
+                "/opt/bin",
+                &root.path().join("opt/bin").display().to_string(),
+            )
+            .replace(
+                "/etc/tn-agent/",
+                &format!("{}/etc/tn-agent/", root.path().display()),
+            );
+        std::fs::create_dir_all(root.path().join("etc/tn-agent")).unwrap();
+        std::fs::create_dir_all(root.path().join("src")).unwrap();
+        Installer { root, script }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.root.path().join(p)
+    }
+
+    /// Puts a release of `name` with `content` at src/<name>-<tag> and returns its URL.
+    fn publish(&self, name: &str, tag: &str, content: &str) -> String {
+        let path = self.path(&format!("src/{name}-{tag}"));
+        std::fs::write(&path, content).unwrap();
+        format!("file://{}", path.display())
+    }
+
+    /// Writes install.sha512 with the checksums of `(name, src file)`.
+    fn expect(&self, files: &[(&str, &str)]) {
+        let lines: String = files
+            .iter()
+            .map(|(name, src)| format!("{}  {name}\n", sha512(&self.path(src))))
+            .collect();
+        std::fs::write(self.path("etc/tn-agent/install.sha512"), lines).unwrap();
+    }
+
+    fn run(&self, tn_install: &str) -> std::process::Output {
+        Command::new("sh")
+            .args(["-euc", &self.script])
+            .env("TN_INSTALL", tn_install)
+            .output()
+            .unwrap()
+    }
+
+    fn installed(&self, name: &str) -> (String, u32) {
+        let path = self.path(&format!("opt/bin/{name}"));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        (std::fs::read_to_string(&path).unwrap(), mode)
+    }
+}
+
+#[test]
+fn installer_verifies_checksums_and_skips_the_download_when_installed() {
+    let inst = Installer::new();
+    let agent = inst.publish("tn-agent", "v1", "agent v1");
+    let kubelet = inst.publish("kubelet", "v1", "kubelet v1");
+    inst.expect(&[
+        ("tn-agent", "src/tn-agent-v1"),
+        ("kubelet", "src/kubelet-v1"),
+    ]);
+    let out = inst.run(&format!("tn-agent {agent} kubelet {kubelet}"));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(inst.installed("tn-agent"), ("agent v1".into(), 0o755));
+    assert_eq!(inst.installed("kubelet"), ("kubelet v1".into(), 0o755));
+    assert!(!inst.path("opt/bin/.tn-install").exists());
+
+    // A reboot: the URLs are gone, the binaries match: nothing to fetch, success.
+    let gone = "tn-agent file:///nonexistent/a kubelet file:///nonexistent/k";
+    let out = inst.run(gone);
+    assert!(out.status.success(), "{out:?}");
+
+    // A new version whose download does not match its checksum: fails, the old one stays.
+    let agent_v2 = inst.publish("tn-agent", "v2", "agent v2");
+    inst.publish("tn-agent", "v2-expected", "agent v2, the real one");
+    inst.expect(&[
+        ("tn-agent", "src/tn-agent-v2-expected"),
+        ("kubelet", "src/kubelet-v1"),
+    ]);
+    let out = inst.run(&format!("tn-agent {agent_v2} kubelet {kubelet}"));
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("tn-agent: FAILED"),
+        "{out:?}"
+    );
+    assert_eq!(inst.installed("tn-agent"), ("agent v1".into(), 0o755));
+
+    // The right download: replaced.
+    inst.expect(&[
+        ("tn-agent", "src/tn-agent-v2"),
+        ("kubelet", "src/kubelet-v1"),
+    ]);
+    let out = inst.run(&format!("tn-agent {agent_v2} kubelet {kubelet}"));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(inst.installed("tn-agent"), ("agent v2".into(), 0o755));
+}
+
+#[test]
+fn installer_fails_when_a_download_fails() {
+    let inst = Installer::new();
+    let agent = inst.publish("tn-agent", "v1", "agent v1");
+    inst.expect(&[("tn-agent", "src/tn-agent-v1")]);
+    let out = inst.run("tn-agent file:///nonexistent/tn-agent");
+    assert!(!out.status.success(), "{out:?}");
+    assert!(!inst.path("opt/bin/tn-agent").exists());
+    let out = inst.run(&format!("tn-agent {agent}"));
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// Runs the leave unit's ExecCondition against `imds`; its exit code.
+fn leave_condition(imds: &FakeImds) -> i32 {
+    let script = shell_script("tn-agent-etcd-leave.service", "ExecCondition");
+    assert!(script.contains("http://169.254.169.254/"));
+    let script = script.replace("http://169.254.169.254", &imds.url());
+    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+    out.status.code().expect("exited")
+}
+
+#[test]
+fn leave_runs_only_when_the_asg_terminates_the_instance() {
+    let mut imds = FakeImds::start(
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ImdsData::new("i-0abc", Ipv4Addr::new(127, 0, 1, 7)),
+    )
+    .unwrap();
+    // 1-254 skips the unit without failing it; 0 runs `tn-agent etcd leave`.
+    let skipped = |code: i32| (1..=254).contains(&code);
+    assert!(skipped(leave_condition(&imds)), "InService");
+    imds.set_target_lifecycle_state(None);
+    assert!(skipped(leave_condition(&imds)), "no lifecycle state (404)");
+    imds.set_target_lifecycle_state(Some("Terminated"));
+    assert_eq!(leave_condition(&imds), 0, "Terminated");
+
+    let seen = imds.requests();
+    let put = seen
+        .iter()
+        .find(|r| r.method == "PUT")
+        .expect("a token PUT");
+    assert_eq!(put.path, "/latest/api/token");
+    assert_eq!(put.token_ttl.as_deref(), Some("60"));
+    let gets: Vec<_> = seen.iter().filter(|r| r.method == "GET").collect();
+    assert!(!gets.is_empty());
+    assert!(
+        gets.iter().all(|r| r.token.is_some()),
+        "IMDSv2 only: {gets:#?}"
+    );
+
+    imds.down();
+    assert!(skipped(leave_condition(&imds)), "IMDS unreachable");
+}
