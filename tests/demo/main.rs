@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use tn_agent::etcd::plan::ClusterView;
-use tn_world::{boot_in_parallel, Inspector, Instance, Node, World};
+use tn_world::{boot_in_parallel, Inspector, Node, World};
 
 struct Pool {
     asg: &'static str,
@@ -57,43 +57,28 @@ fn run() -> Result<()> {
         world.vpc_cidr(),
         world.bucket
     );
-    world.init_etcd_pki()?;
-    println!(
-        "  the etcd CA is in s3://{}/{}/pki/ (as `pki init --upload` or Terraform puts it)",
-        world.bucket, world.cluster
-    );
-    let mut booted = Vec::new();
+    let mut instances = Vec::new();
     for pool in POOLS {
         world.create_asg(pool.asg, pool.role, pool.size)?;
-        let instances = world.asg_instances(pool.asg)?;
+        for inst in world.asg_instances(pool.asg)? {
+            instances.push((pool, inst));
+        }
         println!(
             "  autoscaling group {:<20} role {:<6} {} instance(s)",
-            pool.asg,
-            pool.role,
-            instances.len()
+            pool.asg, pool.role, pool.size
         );
-        for inst in instances {
-            booted.push((pool, inst));
-        }
     }
 
-    println!(
-        "\n== etcd: three nodes boot at the same moment (bootstrap, start etcd, etcd promote)\n"
-    );
+    section("the operator creates the cluster's PKI: tn-agent pki init --upload");
+    let run = world.init_pki()?;
+    print_indented(&run.stdout);
+
+    section("etcd: three nodes boot at the same moment (bootstrap, start etcd, etcd promote)");
     let etcd_config = world.etcd_config(120);
     let mut etcd_nodes = world.etcd_nodes("demo-etcd", 120)?;
     let started = Instant::now();
     let mut etcd = boot_in_parallel(&etcd_nodes.iter().collect::<Vec<_>>())?;
-    let check = Inspector::new(
-        &world,
-        &etcd_nodes[0],
-        &etcd_nodes.iter().collect::<Vec<_>>(),
-    )?;
-    let ids: Vec<String> = etcd_nodes.iter().map(|n| n.id.clone()).collect();
-    let view = check.expect_members(
-        &ids.iter().map(String::as_str).collect::<Vec<_>>(),
-        Duration::from_secs(60),
-    )?;
+    let view = expect_cluster(&world, &etcd_nodes)?;
     println!(
         "all three are healthy voters {:.1} s after boot began\n",
         started.elapsed().as_secs_f64()
@@ -102,9 +87,61 @@ fn run() -> Result<()> {
         show_decisions(node)?;
     }
     show_members(&view);
+    let check = Inspector::new(
+        &world,
+        &etcd_nodes[0],
+        &etcd_nodes.iter().collect::<Vec<_>>(),
+    )?;
     check.put("/demo/greeting", "written before the replacement")?;
 
-    println!("\n== a member's instance is terminated; the ASG launches a replacement\n");
+    section("the master and the workers boot: tn-agent bootstrap");
+    let mut others = Vec::new();
+    for (pool, inst) in instances.iter().filter(|(p, _)| p.role != "etcd") {
+        let node = world.node(inst, &world.config(pool.role, pool.extra_config))?;
+        let run = node.run(&["bootstrap"])?;
+        println!(
+            "{} ({}, {}): bootstrap exit {}",
+            inst.id, pool.asg, inst.ip, run.code
+        );
+        if run.code != 0 {
+            print_indented(&run.stderr);
+            anyhow::bail!("bootstrap of {} failed", inst.id);
+        }
+        let state = node.state()?;
+        let written = state["files_written"].as_array().map_or(0, Vec::len);
+        println!(
+            "  wrote {written} files in {} ms with {} AWS calls; S3 objects read: {}",
+            state["timings_ms"]
+                .as_object()
+                .map_or(0, |t| t.values().filter_map(|v| v.as_u64()).sum::<u64>()),
+            state["aws_calls"],
+            state["s3_keys_read"]
+                .as_array()
+                .map(|keys| keys
+                    .iter()
+                    .filter_map(|k| k.as_str())
+                    .map(|k| k.rsplit('/').next().unwrap_or(k))
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .unwrap_or_default()
+        );
+        others.push(node);
+    }
+    println!(
+        "\n(kube-apiserver, the kubelets and containerd do not run in this world: their files are \
+         written, and checked by the tests)"
+    );
+
+    section("tn-agent status on an etcd node");
+    status(&etcd_nodes[0], true)?;
+    section("tn-agent status on the master");
+    status(&others[0], true)?;
+    section("tn-agent status everywhere");
+    for node in etcd_nodes.iter().chain(&others) {
+        status(node, false)?;
+    }
+
+    section("a member's instance is terminated; the ASG launches a replacement");
     let leader = view.leader.unwrap_or_default();
     let victim = etcd_nodes
         .iter()
@@ -117,13 +154,16 @@ fn run() -> Result<()> {
     let gone = etcd_nodes[victim].id.clone();
     etcd[victim].kill();
     world.terminate(&gone)?;
+    println!("terminated {gone}; status on a surviving member now says:");
+    status(&etcd_nodes[(victim + 1) % etcd_nodes.len()], true)?;
+    let ids: Vec<String> = etcd_nodes.iter().map(|n| n.id.clone()).collect();
     let newcomer = world
         .asg_instances("demo-etcd")?
         .into_iter()
         .find(|i| !ids.contains(&i.id))
         .ok_or_else(|| anyhow::anyhow!("the ASG did not replace {gone}"))?;
     println!(
-        "terminated {gone}; the ASG launched {} at {}",
+        "\nthe ASG launched {} at {}; it boots:",
         newcomer.id, newcomer.ip
     );
     let node = world.node(&newcomer, &etcd_config)?;
@@ -133,35 +173,68 @@ fn run() -> Result<()> {
     etcd.remove(victim);
     etcd_nodes.push(node);
     etcd.push(new_etcd);
-    let nodes: Vec<&Node> = etcd_nodes.iter().collect();
-    let check = Inspector::new(&world, nodes[0], &nodes)?;
-    let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
-    let view = check.expect_members(
-        &ids.iter().map(String::as_str).collect::<Vec<_>>(),
-        Duration::from_secs(60),
-    )?;
+    let view = expect_cluster(&world, &etcd_nodes)?;
     println!(
         "healed: three healthy voters again {:.1} s after the newcomer began to boot\n",
         started.elapsed().as_secs_f64()
     );
-    show_decisions(etcd_nodes.last().unwrap())?;
+    show_decisions(etcd_nodes.last().expect("the newcomer"))?;
     show_members(&view);
+    let check = Inspector::new(
+        &world,
+        &etcd_nodes[0],
+        &etcd_nodes.iter().collect::<Vec<_>>(),
+    )?;
     println!(
         "read back after the replacement: /demo/greeting = {:?}",
         check.get("/demo/greeting")?.unwrap_or_default()
     );
+    section("tn-agent status on the newcomer");
+    status(etcd_nodes.last().expect("the newcomer"), true)?;
 
-    println!("\n== masters and workers: identity and peers (their role work is not built yet)\n");
-    for (pool, inst) in booted.iter().filter(|(p, _)| p.role != "etcd") {
-        let node = world.node(inst, &world.config(pool.role, pool.extra_config))?;
-        boot(&node, pool, inst)?;
-    }
     println!(
-        "Stopping the world: etcd processes, moto_server, fake IMDS servers, node directories."
+        "\nStopping the world: etcd processes, moto_server, fake IMDS servers, node directories."
     );
     drop(etcd);
     drop(world);
     println!("Done; nothing left running.");
+    Ok(())
+}
+
+fn section(title: &str) {
+    println!("\n== {title}\n");
+}
+
+fn print_indented(text: &str) {
+    for line in text.lines() {
+        println!("  {line}");
+    }
+}
+
+/// Waits until the nodes are exactly the members, all healthy voters.
+fn expect_cluster(world: &World, nodes: &[Node]) -> Result<ClusterView> {
+    let refs: Vec<&Node> = nodes.iter().collect();
+    let check = Inspector::new(world, &nodes[0], &refs)?;
+    let ids: Vec<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
+    check.expect_members(&ids, Duration::from_secs(60))
+}
+
+/// `tn-agent status` on a node: the whole text, or one line.
+fn status(node: &Node, full: bool) -> Result<()> {
+    let run = node.run(&["status"])?;
+    if full {
+        println!("$ tn-agent status    (on {}; exit {})", node.id, run.code);
+        print_indented(&run.stdout);
+    } else {
+        let last = run
+            .stdout
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        println!("  {} exit {}: {last}", node.id, run.code);
+    }
     Ok(())
 }
 
@@ -200,54 +273,4 @@ fn show_members(view: &ClusterView) {
             if m.healthy { "yes" } else { "no" },
         );
     }
-}
-
-fn boot(node: &Node, pool: &Pool, inst: &Instance) -> Result<()> {
-    let run = node.run(&["bootstrap"])?;
-    let state = node.state().ok();
-    println!(
-        "{} ({}, {}) $ tn-agent bootstrap",
-        inst.id, pool.role, inst.ip
-    );
-    if let Some(state) = &state {
-        let id = &state["identity"];
-        println!(
-            "  identified: instance {} ip {} az {} region {} host {}",
-            id["instance_id"].as_str().unwrap_or("?"),
-            id["private_ip"].as_str().unwrap_or("?"),
-            id["availability_zone"].as_str().unwrap_or("?"),
-            id["region"].as_str().unwrap_or("?"),
-            id["hostname"].as_str().unwrap_or("?"),
-        );
-        if let Some(peers) = state["asg"]["instances"].as_array() {
-            println!(
-                "  peers in {}: {}",
-                state["asg"]["name"].as_str().unwrap_or("?"),
-                peers
-                    .iter()
-                    .map(|p| format!(
-                        "{} {} {}",
-                        p["instance_id"].as_str().unwrap_or("?"),
-                        p["private_ip"].as_str().unwrap_or("?"),
-                        p["lifecycle_state"].as_str().unwrap_or("?")
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-        println!("  AWS API calls: {}", state["aws_calls"]);
-    }
-    match run.code {
-        0 => println!("  bootstrap: done"),
-        code => println!(
-            "  bootstrap: exit {code}: {}",
-            run.stderr
-                .lines()
-                .filter(|l| l.starts_with("error:"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-    }
-    println!();
-    Ok(())
 }
