@@ -25,6 +25,7 @@ use x509_parser::pem::Pem;
 use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
 
+use crate::exit::one_line;
 use crate::fsutil::{self, MODE_PUBLIC, MODE_SECRET};
 
 /// How long a leaf is valid.
@@ -470,15 +471,15 @@ fn reissue_reason(
 ) -> Option<String> {
     let der = match pem_block(cert_pem, PEM_CERT) {
         Ok(der) => der,
-        Err(e) => return Some(format!("existing certificate: {}", chain(&e))),
+        Err(e) => return Some(format!("existing certificate: {}", one_line(&e))),
     };
     let cert = match parse_cert(&der) {
         Ok(cert) => cert,
-        Err(e) => return Some(format!("existing certificate: {}", chain(&e))),
+        Err(e) => return Some(format!("existing certificate: {}", one_line(&e))),
     };
     let key = match parse_key(key_pem) {
         Ok(key) => key,
-        Err(e) => return Some(format!("existing key: {}", chain(&e))),
+        Err(e) => return Some(format!("existing key: {}", one_line(&e))),
     };
     if !key_matches(&key, &cert) {
         return Some("key does not match the certificate".to_string());
@@ -698,18 +699,6 @@ fn describe(d: Duration) -> String {
     }
 }
 
-/// An error and its causes, joined with `: `.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
-}
-
 /// Whether `cert_pem` was signed by the CA `ca_cert_pem`: its issuer name is the CA's subject
 /// (DER bytes), its authority key identifier is the CA's subject key identifier when both exist,
 /// and its signature verifies with the CA's public key. Input that does not parse is `false`.
@@ -793,7 +782,7 @@ mod tests {
     }
 
     fn error_chain(err: &PkiError) -> String {
-        chain(err)
+        one_line(err)
     }
 
     fn reason(r: Reuse) -> String {

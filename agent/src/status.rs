@@ -574,16 +574,12 @@ fn etcd_member_target(
     }
     endpoints.sort();
     endpoints.dedup();
-    let me = Me {
-        name: ident.instance_id.clone(),
-        ip: ident.private_ip,
-        peer_url: format!(
-            "{}://{}:{}",
-            access.scheme(),
-            ident.private_ip,
-            settings.etcd.peer_port
-        ),
-    };
+    let me = Me::new(
+        &ident.instance_id,
+        ident.private_ip,
+        access.scheme(),
+        settings.etcd.peer_port,
+    );
     Ok(EtcdTarget {
         access,
         endpoints,

@@ -324,16 +324,12 @@ fn local<'a>(
     tls_files: Option<TlsFiles>,
 ) -> Local<'a> {
     let access = EtcdAccess::new(client_tls, settings.etcd.client_port);
-    let me = Me {
-        name: ident.instance_id.clone(),
-        ip: ident.private_ip,
-        peer_url: format!(
-            "{}://{}:{}",
-            access.scheme(),
-            ident.private_ip,
-            settings.etcd.peer_port
-        ),
-    };
+    let me = Me::new(
+        &ident.instance_id,
+        ident.private_ip,
+        access.scheme(),
+        settings.etcd.peer_port,
+    );
     Local {
         settings,
         root,

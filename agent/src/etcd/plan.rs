@@ -17,6 +17,17 @@ pub struct Me {
     pub peer_url: String,
 }
 
+impl Me {
+    /// This node: named by its instance id, its peer URL on its private IP.
+    pub fn new(instance_id: &str, ip: Ipv4Addr, scheme: &str, peer_port: u16) -> Self {
+        Me {
+            name: instance_id.to_string(),
+            ip,
+            peer_url: format!("{scheme}://{ip}:{peer_port}"),
+        }
+    }
+}
+
 /// One member of the cluster as the member list shows it, with whether it answered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberInfo {
