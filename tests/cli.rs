@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use tn_world::{agent_bin, AutoScalingProxy, World};
+use tn_world::{agent_bin, AwsProxy, World};
 
 fn agent(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(agent_bin().unwrap())
@@ -223,7 +223,7 @@ fn throttling_is_retried_and_access_denied_is_not() {
     world.init_etcd_pki().unwrap();
     world.create_asg("demo-etcd", "etcd", 1).unwrap();
     let inst = &world.asg_instances("demo-etcd").unwrap()[0];
-    let proxy = AutoScalingProxy::start(&world.moto.endpoint).unwrap();
+    let proxy = AwsProxy::start(&world.moto.endpoint).unwrap();
     let mut node = world.node(inst, &world.config("etcd", "")).unwrap();
     node.env
         .push(("AWS_ENDPOINT_URL_AUTO_SCALING".into(), proxy.url()));

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tn_world::{boot_in_parallel, AutoScalingProxy, Inspector, Node, World};
+use tn_world::{boot_in_parallel, AwsProxy, Inspector, Node, World};
 
 const ASG: &str = "demo-etcd";
 /// How long bootstrap and promote may wait in these tests.
@@ -419,7 +419,7 @@ fn scale_in_with_leave() {
                 .send(),
         )
         .unwrap();
-    let lifecycle = AutoScalingProxy::start(&c.world.moto.endpoint).unwrap();
+    let lifecycle = AwsProxy::start(&c.world.moto.endpoint).unwrap();
     let i = 2;
     let id = c.nodes[i].id.clone();
     c.nodes[i]

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use serde_yaml::Value as Yaml;
 use tn_agent::etcd::client::{ClientTls, EtcdAccess};
 use tn_agent::pki::Ca;
-use tn_world::{Node, Run, World};
+use tn_world::{AwsProxy, Node, Run, World};
 
 const ETCD_ASG: &str = "demo-etcd";
 const MASTER_ASG: &str = "demo-master";
@@ -722,7 +722,7 @@ fn bad_or_missing_pki_leaves_a_master_untouched() {
     // etcd is not running: the master takes the etcd servers from the ASG.
     world.create_asg(ETCD_ASG, "etcd", 1).unwrap();
     let etcd_ip = world.asg_instances(ETCD_ASG).unwrap()[0].ip;
-    let master = node_of_new_asg(&world, MASTER_ASG, "master", &master_config(&world));
+    let mut master = node_of_new_asg(&world, MASTER_ASG, "master", &master_config(&world));
     bootstrap_ok(&master);
     assert_eq!(
         pod_flags(&master, "kube-apiserver")["etcd-servers"],
@@ -809,6 +809,22 @@ fn bad_or_missing_pki_leaves_a_master_untouched() {
     );
     assert_eq!(snapshot(&master), before);
     put_pki(&world, "sa.pub", &good_pub);
+
+    // Access denied (an IAM policy without the key): a retry may help once the policy is fixed.
+    let proxy = AwsProxy::start(&world.moto.endpoint).unwrap();
+    master.env.push(("AWS_ENDPOINT_URL_S3".into(), proxy.url()));
+    proxy.fail_path("/demo/pki/front-proxy-ca.key", 403, "AccessDenied", 10);
+    let run = bootstrap(&master);
+    assert_eq!(run.code, 1, "access denied\n{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("s3://demo-tn-state/demo/pki/front-proxy-ca.key")
+            && run.stderr.contains("AccessDenied"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(snapshot(&master), before);
+    master.env.clear();
 
     // Everything back: the same files again.
     bootstrap_ok(&master);

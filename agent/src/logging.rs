@@ -42,14 +42,40 @@ pub fn init(verbosity: u8) {
 /// systemd sets `JOURNAL_STREAM=<dev>:<inode>` for a service whose stderr is the journal; the
 /// variable may be inherited by a child whose stderr is elsewhere, so compare with stderr itself.
 fn stderr_is_journal() -> bool {
-    let Some(value) = std::env::var_os("JOURNAL_STREAM") else {
+    let value = std::env::var_os("JOURNAL_STREAM");
+    is_journal_stream(
+        value.as_deref().and_then(|v| v.to_str()),
+        std::io::stderr().as_fd(),
+    )
+}
+
+/// Whether `fd` is the stream `journal_stream` (a `JOURNAL_STREAM` value) names.
+fn is_journal_stream(journal_stream: Option<&str>, fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    let Some((dev, ino)) = journal_stream.and_then(|v| v.split_once(':')) else {
         return false;
     };
-    let Some((dev, ino)) = value.to_str().and_then(|v| v.split_once(':')) else {
-        return false;
-    };
-    let Ok(stat) = nix::sys::stat::fstat(std::io::stderr().as_fd()) else {
+    let Ok(stat) = nix::sys::stat::fstat(fd) else {
         return false;
     };
     dev.parse::<u64>().ok() == Some(stat.st_dev) && ino.parse::<u64>().ok() == Some(stat.st_ino)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_stream_must_name_the_very_stream() {
+        let file = tempfile::tempfile().unwrap();
+        let stat = nix::sys::stat::fstat(file.as_fd()).unwrap();
+        let mine = format!("{}:{}", stat.st_dev, stat.st_ino);
+        assert!(is_journal_stream(Some(&mine), file.as_fd()));
+        let other = tempfile::tempfile().unwrap();
+        assert!(
+            !is_journal_stream(Some(&mine), other.as_fd()),
+            "inherited by a child"
+        );
+        assert!(!is_journal_stream(None, file.as_fd()));
+        assert!(!is_journal_stream(Some("garbage"), file.as_fd()));
+    }
 }

@@ -8,9 +8,9 @@
 pub mod cluster;
 pub mod etcd;
 pub mod imds;
-pub mod lifecycle;
 pub mod moto;
 pub mod process;
+pub mod proxy;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -25,8 +25,8 @@ use aws_sdk_ec2::types::{RequestLaunchTemplateData, ResourceType, TagSpecificati
 pub use cluster::{boot_in_parallel, Inspector};
 pub use etcd::EtcdProcess;
 pub use imds::{FakeImds, ImdsData};
-pub use lifecycle::AutoScalingProxy;
 pub use moto::Moto;
+pub use proxy::AwsProxy;
 
 /// The workspace's top directory.
 pub fn workspace_dir() -> PathBuf {

@@ -1,8 +1,8 @@
-//! A proxy in front of moto for AutoScaling (nodes reach it through
-//! `AWS_ENDPOINT_URL_AUTO_SCALING`). It answers the two lifecycle-action calls moto does not
+//! A proxy in front of moto (nodes reach it through `AWS_ENDPOINT_URL_AUTO_SCALING` or
+//! `AWS_ENDPOINT_URL_S3`). It answers the two AutoScaling lifecycle-action calls moto does not
 //! implement (CompleteLifecycleAction, RecordLifecycleActionHeartbeat answer HTTP 500 there)
-//! itself, can answer chosen calls with an error (throttling, access denied), records every call
-//! for assertions, and forwards the rest to moto.
+//! itself, can answer chosen AutoScaling actions or S3 paths with an error (throttling, access
+//! denied), records every call for assertions, and forwards the rest to moto.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -18,10 +18,12 @@ use hyper::{Request, Response};
 /// One call the proxy saw: the request's form parameters (`Action`, ...).
 pub type Call = HashMap<String, String>;
 
-/// An error to answer instead of forwarding.
+/// An error to answer instead of forwarding: to an AutoScaling action (query protocol) or to
+/// requests whose path contains a string (S3, REST).
 #[derive(Debug, Clone)]
 struct Fault {
-    action: String,
+    action: Option<String>,
+    path: Option<String>,
     status: u16,
     code: String,
     left: u32,
@@ -33,14 +35,14 @@ struct Shared {
     faults: Mutex<Vec<Fault>>,
 }
 
-pub struct AutoScalingProxy {
+pub struct AwsProxy {
     addr: SocketAddr,
     shared: Arc<Shared>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl AutoScalingProxy {
+impl AwsProxy {
     pub fn start(moto_endpoint: &str) -> Result<Self> {
         let shared = Arc::new(Shared::default());
         let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -97,7 +99,7 @@ impl AutoScalingProxy {
             .recv()
             .map_err(|_| anyhow!("AutoScaling proxy thread died"))?
             .context("binding the AutoScaling proxy")?;
-        Ok(AutoScalingProxy {
+        Ok(AwsProxy {
             addr,
             shared,
             stop: Some(stop_tx),
@@ -126,7 +128,20 @@ impl AutoScalingProxy {
     /// (`Throttling` with 400, `AccessDenied` with 403, ...).
     pub fn fail_next(&self, action: &str, status: u16, code: &str, count: u32) {
         self.shared.faults.lock().unwrap().push(Fault {
-            action: action.into(),
+            action: Some(action.into()),
+            path: None,
+            status,
+            code: code.into(),
+            left: count,
+        });
+    }
+
+    /// Answers the next `count` S3 requests whose path contains `path` with HTTP `status` and
+    /// error `code` (`AccessDenied` with 403, ...).
+    pub fn fail_path(&self, path: &str, status: u16, code: &str, count: u32) {
+        self.shared.faults.lock().unwrap().push(Fault {
+            action: None,
+            path: Some(path.into()),
             status,
             code: code.into(),
             left: count,
@@ -134,7 +149,7 @@ impl AutoScalingProxy {
     }
 }
 
-impl Drop for AutoScalingProxy {
+impl Drop for AwsProxy {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -160,15 +175,23 @@ async fn handle(
     let form: Call = form_params(&body);
     let action = form.get("Action").cloned().unwrap_or_default();
     shared.calls.lock().unwrap().push(form);
-    if let Some((status, code)) = take_fault(shared, &action) {
-        let xml = format!(
-            "<ErrorResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">\
-             <Error><Type>Sender</Type><Code>{code}</Code><Message>injected by the test \
-             world</Message></Error><RequestId>tn-world</RequestId></ErrorResponse>"
-        );
+    let path = parts.uri.path().to_string();
+    if let Some((status, code, s3)) = take_fault(shared, &action, &path) {
+        let xml = if s3 {
+            format!(
+                "<Error><Code>{code}</Code><Message>injected by the test world</Message>\
+                 <RequestId>tn-world</RequestId></Error>"
+            )
+        } else {
+            format!(
+                "<ErrorResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">\
+                 <Error><Type>Sender</Type><Code>{code}</Code><Message>injected by the test \
+                 world</Message></Error><RequestId>tn-world</RequestId></ErrorResponse>"
+            )
+        };
         return Response::builder()
             .status(status)
-            .header("content-type", "text/xml")
+            .header("content-type", "application/xml")
             .body(Full::new(Bytes::from(xml)))
             .unwrap();
     }
@@ -211,13 +234,16 @@ async fn handle(
     }
 }
 
-fn take_fault(shared: &Shared, action: &str) -> Option<(u16, String)> {
+/// The fault matching a request, if any is left: (status, code, whether it is an S3 one).
+fn take_fault(shared: &Shared, action: &str, path: &str) -> Option<(u16, String, bool)> {
     let mut faults = shared.faults.lock().unwrap();
-    let fault = faults
-        .iter_mut()
-        .find(|f| f.action == action && f.left > 0)?;
+    let fault = faults.iter_mut().find(|f| {
+        f.left > 0
+            && (f.action.as_deref() == Some(action)
+                || f.path.as_deref().is_some_and(|p| path.contains(p)))
+    })?;
     fault.left -= 1;
-    Some((fault.status, fault.code.clone()))
+    Some((fault.status, fault.code.clone(), fault.path.is_some()))
 }
 
 /// `application/x-www-form-urlencoded` pairs (the AWS query protocol).
