@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use tn_world::{agent_bin, workspace_dir, World};
+use tn_world::{agent_bin, workspace_dir, Run, World};
 
 /// Every file `pki init` writes, with its mode, and whether `--upload` puts it in S3.
 const FILES: [(&str, u32, bool); 12] = [
@@ -25,12 +25,6 @@ const FILES: [(&str, u32, bool); 12] = [
     ("admin.kubeconfig", 0o600, false),
 ];
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs `tn-agent <args>` with nothing from the caller's AWS setup, plus `env`.
 fn agent(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(agent_bin().unwrap());
@@ -45,12 +39,7 @@ fn agent(args: &[&str], env: &[(&str, &str)]) -> Run {
     ] {
         cmd.env_remove(var);
     }
-    let out = cmd.envs(env.iter().copied()).output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(cmd.envs(env.iter().copied()).output().unwrap())
 }
 
 /// The environment of an operator whose AWS is the world's moto.

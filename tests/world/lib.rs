@@ -414,11 +414,7 @@ impl World {
             .stdin(Stdio::null())
             .output()
             .context("running tn-agent")?;
-        Ok(Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
+        Ok(Run::from(out))
     }
 
     /// The cluster's whole PKI in the state bucket, made the operator's way:
@@ -501,6 +497,16 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for Run {
+    fn from(out: std::process::Output) -> Self {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 impl Node {
     /// `tn-agent --root <root> <args>` with the environment a node has: the SDK's standard
     /// variables pointing at moto and this node's IMDS, test credentials, nothing from the
@@ -532,11 +538,7 @@ impl Node {
     /// Runs `tn-agent <args>` to the end.
     pub fn run(&self, args: &[&str]) -> Result<Run> {
         let out = self.command(args)?.output().context("running tn-agent")?;
-        Ok(Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
+        Ok(Run::from(out))
     }
 
     /// Replaces the node's `/etc/tn-agent/config.toml`.
