@@ -32,7 +32,7 @@ struct ClusterPki {
 
 fn upload_pki(world: &World) -> ClusterPki {
     let dir = tempfile::tempdir().unwrap();
-    openssl_in(
+    tn_world::openssl(
         dir.path(),
         &[
             "genpkey",
@@ -44,7 +44,7 @@ fn upload_pki(world: &World) -> ClusterPki {
             "sa.key",
         ],
     );
-    openssl_in(
+    tn_world::openssl(
         dir.path(),
         &["pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub"],
     );
@@ -117,23 +117,9 @@ fn bootstrap_ok(node: &Node) {
     assert_eq!(run.code, 0, "bootstrap on {}:\n{}", node.id, run.stderr);
 }
 
-fn openssl_in(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// `openssl` run in the node's PKI directory.
 fn openssl(node: &Node, args: &[&str]) -> String {
-    openssl_in(&node.path("/etc/kubernetes/pki"), args)
+    tn_world::openssl(&node.path("/etc/kubernetes/pki"), args)
 }
 
 fn mode(node: &Node, path: &str) -> u32 {
@@ -781,7 +767,7 @@ fn bad_or_missing_pki_leaves_a_master_untouched() {
     let good_pub =
         String::from_utf8(world.get_object("demo/pki/sa.pub").unwrap().unwrap()).unwrap();
     let other = tempfile::tempdir().unwrap();
-    openssl_in(
+    tn_world::openssl(
         other.path(),
         &[
             "genpkey",
@@ -796,7 +782,7 @@ fn bad_or_missing_pki_leaves_a_master_untouched() {
     put_pki(
         &world,
         "sa.pub",
-        &openssl_in(other.path(), &["pkey", "-in", "k", "-pubout"]),
+        &tn_world::openssl(other.path(), &["pkey", "-in", "k", "-pubout"]),
     );
     let run = bootstrap(&master);
     assert_eq!(run.code, 2, "{}", run.stderr);

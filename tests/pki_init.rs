@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use tn_world::{agent_bin, workspace_dir, Run, World};
+use tn_world::{agent_bin, openssl, workspace_dir, Run, World};
 
 /// Every file `pki init` writes, with its mode, and whether `--upload` puts it in S3.
 const FILES: [(&str, u32, bool); 12] = [
@@ -42,41 +42,9 @@ fn agent(args: &[&str], env: &[(&str, &str)]) -> Run {
     Run::from(cmd.envs(env.iter().copied()).output().unwrap())
 }
 
-/// The environment of an operator whose AWS is the world's moto.
-fn world_env(world: &World) -> Vec<(&'static str, String)> {
-    let empty = world.dir().join("empty-aws-file");
-    std::fs::write(&empty, "").unwrap();
-    let empty = empty.display().to_string();
-    vec![
-        ("AWS_ENDPOINT_URL", world.moto.endpoint.clone()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
-        ("AWS_REGION", "us-east-1".to_string()),
-        ("AWS_CONFIG_FILE", empty.clone()),
-        ("AWS_SHARED_CREDENTIALS_FILE", empty),
-    ]
-}
-
+/// `tn-agent <args>` as an operator whose AWS is the world's moto.
 fn with_world(world: &World, args: &[&str]) -> Run {
-    let env = world_env(world);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    agent(args, &env)
-}
-
-/// Runs openssl in `dir`, asserting it succeeds; returns stdout.
-fn openssl(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    world.operator(args).unwrap()
 }
 
 /// Every file in `dir` and its contents.

@@ -56,6 +56,23 @@ pub fn agent_bin() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// Runs the `openssl` command-line tool in `dir` (an independent check of what tn-agent made),
+/// panicking with its output when it fails; returns its stdout.
+pub fn openssl(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("openssl prints UTF-8")
+}
+
 /// One ASG instance as the world sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
