@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use crate::config::{Role, Settings};
 use crate::etcd::client::{ClientTls, EtcdAccess};
-use crate::etcd::plan::{self, ClusterView, Me, MemberRecord};
+use crate::etcd::plan::{self, ClusterView, Me};
 use crate::fsutil::Root;
 use crate::state::{self, BootState, Decision};
 
@@ -553,27 +553,12 @@ fn etcd_member_target(
         None
     };
     let access = access(settings, tls);
-    let mut endpoints = vec![access.client_url(ident.private_ip)];
-    if let Some(record) = read_record(root) {
-        endpoints.extend(
-            record
-                .initial_cluster
-                .split(',')
-                .filter_map(|pair| host_of(pair.split_once('=')?.1))
-                .map(|host| access.client_url(host)),
-        );
-    }
-    if let Some(asg) = state.and_then(|s| s.asg.as_ref()) {
-        endpoints.extend(
-            asg.instances
-                .iter()
-                .filter(|i| !i.leaving())
-                .filter_map(|i| i.private_ip)
-                .map(|ip| access.client_url(ip)),
-        );
-    }
-    endpoints.sort();
-    endpoints.dedup();
+    let endpoints = crate::etcd::candidate_urls(
+        &access,
+        ident.private_ip,
+        state.and_then(|s| s.asg.as_ref()),
+        crate::etcd::read_record(root).as_ref(),
+    );
     let me = Me::new(
         &ident.instance_id,
         ident.private_ip,
@@ -638,18 +623,6 @@ fn read_tls(root: &Root, ca: &str, cert: &str, key: &str) -> Result<ClientTls, N
         cert_pem: read(cert)?,
         key_pem: read(key)?,
     })
-}
-
-fn read_record(root: &Root) -> Option<MemberRecord> {
-    let bytes = std::fs::read(root.path(crate::etcd::RECORD_PATH)).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-/// The host of `scheme://host:port`.
-fn host_of(url: &str) -> Option<&str> {
-    let rest = url.split_once("://")?.1;
-    let host = rest.rsplit_once(':').map_or(rest, |(h, _)| h);
-    (!host.is_empty()).then_some(host)
 }
 
 /// The URLs of the first `--etcd-servers=` flag in a kube-apiserver manifest.
@@ -1687,6 +1660,7 @@ mod tests {
 
     #[test]
     fn hosts_and_pem_blocks_are_split() {
+        use crate::etcd::host_of;
         assert_eq!(host_of("https://10.0.1.1:2380"), Some("10.0.1.1"));
         assert_eq!(host_of("http://etcd-a"), Some("etcd-a"));
         assert_eq!(host_of("nonsense"), None);

@@ -101,15 +101,7 @@ impl Local<'_> {
     }
 
     fn read_record(&self) -> Option<MemberRecord> {
-        let path = self.record_path();
-        let bytes = std::fs::read(&path).ok()?;
-        match serde_json::from_slice(&bytes) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable member record");
-                None
-            }
-        }
+        read_record(self.root)
     }
 
     fn data_dir_state(&self) -> DataDir {
@@ -187,30 +179,62 @@ impl Local<'_> {
             .join(",")
     }
 
-    /// Client URLs to look for members at: this node and the ASG's live instances, or those in
-    /// the member record when there is no ASG view.
+    /// Client URLs to look for members at (see [`candidate_urls`]).
     fn candidates(&self, asg: Option<&AsgView>) -> Vec<String> {
-        let mut urls = vec![self.access.client_url(self.me.ip)];
-        if let Some(asg) = asg {
-            urls.extend(
-                asg.instances
-                    .iter()
-                    .filter(|i| !i.leaving())
-                    .filter_map(|i| i.private_ip)
-                    .map(|ip| self.access.client_url(ip)),
-            );
-        }
-        if let Some(rec) = self.read_record() {
-            urls.extend(rec.initial_cluster.split(',').filter_map(|pair| {
-                let url = pair.split_once('=')?.1;
-                let host = url.split_once("://")?.1.split(':').next()?;
-                Some(self.access.client_url(host))
-            }));
-        }
-        urls.sort();
-        urls.dedup();
-        urls
+        candidate_urls(&self.access, self.me.ip, asg, self.read_record().as_ref())
     }
+}
+
+/// The agent's record of the etcd data dir it configured (`RECORD_PATH`); `None` when there is
+/// none or it cannot be read (logged).
+pub fn read_record(root: &Root) -> Option<MemberRecord> {
+    let path = root.path(RECORD_PATH);
+    let bytes = std::fs::read(&path).ok()?;
+    match serde_json::from_slice(&bytes) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable member record");
+            None
+        }
+    }
+}
+
+/// Client URLs to look for members at: this node's, the live instances of `asg` when known, and
+/// the peers of the member record; sorted, without duplicates.
+pub fn candidate_urls(
+    access: &EtcdAccess,
+    own_ip: std::net::Ipv4Addr,
+    asg: Option<&AsgView>,
+    record: Option<&MemberRecord>,
+) -> Vec<String> {
+    let mut urls = vec![access.client_url(own_ip)];
+    if let Some(asg) = asg {
+        urls.extend(
+            asg.instances
+                .iter()
+                .filter(|i| !i.leaving())
+                .filter_map(|i| i.private_ip)
+                .map(|ip| access.client_url(ip)),
+        );
+    }
+    if let Some(rec) = record {
+        urls.extend(
+            rec.initial_cluster
+                .split(',')
+                .filter_map(|pair| host_of(pair.split_once('=')?.1))
+                .map(|host| access.client_url(host)),
+        );
+    }
+    urls.sort();
+    urls.dedup();
+    urls
+}
+
+/// The host of `scheme://host:port`.
+pub fn host_of(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let host = rest.rsplit_once(':').map_or(rest, |(h, _)| h);
+    (!host.is_empty()).then_some(host)
 }
 
 /// `bootstrap` for role etcd: decide, act, write the env file. Returns when starting etcd with

@@ -257,10 +257,7 @@ fn alive(asg: &[AsgInstance], id: &str) -> bool {
 
 /// The host of a member's first peer URL, when it is an IPv4 address.
 fn peer_ip(m: &MemberInfo) -> Option<Ipv4Addr> {
-    let url = m.peer_urls.first()?;
-    let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
-    let host = rest.split(['/', ':']).next()?;
-    host.parse().ok()
+    super::host_of(m.peer_urls.first()?)?.parse().ok()
 }
 
 fn plan_join(f: &Facts, cluster: &ClusterView) -> Plan {
