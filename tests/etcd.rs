@@ -324,7 +324,7 @@ fn reboot_of_a_member_changes_nothing() {
     c.etcd[i] = Some(etcd);
     c.expect_healthy();
     let after = c.check().view().unwrap();
-    let ids = |v: &tn_agent::etcd::plan::ClusterView| {
+    let ids = |v: &tn_agent::etcd::model::ClusterView| {
         let mut ids: Vec<u64> = v.members.iter().map(|m| m.id).collect();
         ids.sort();
         ids

@@ -300,7 +300,7 @@ fn etcd_access(node: &Node, cert: &str, key: &str) -> EtcdAccess {
             cert_pem: read(node, &format!("/etc/kubernetes/pki/{cert}")),
             key_pem: read(node, &format!("/etc/kubernetes/pki/{key}")),
         }),
-        2379,
+        tn_world::cluster::ETCD_PORTS,
     )
 }
 

@@ -17,12 +17,14 @@ use serde::{Deserialize, Serialize};
 /// An AWS call that failed, with the SDK's whole error context.
 #[derive(Debug, thiserror::Error)]
 pub enum AwsError {
-    #[error("AWS {operation} failed: {message}")]
+    #[error("AWS {operation} failed{}", code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
     Api {
         operation: &'static str,
-        message: String,
         /// The service's error code (`AccessDenied`, `ValidationError`, ...), when it sent one.
         code: Option<String>,
+        /// The SDK's error, with its own chain (service message, HTTP status, dispatch failure).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("instance {0} is not in any autoscaling group")]
     NotInAsg(String),
@@ -35,14 +37,13 @@ pub enum AwsError {
 impl AwsError {
     fn api<E, R>(operation: &'static str, err: aws_sdk_ec2::error::SdkError<E, R>) -> Self
     where
-        E: std::error::Error + aws_sdk_ec2::error::ProvideErrorMetadata + 'static,
-        R: std::fmt::Debug,
+        E: std::error::Error + aws_sdk_ec2::error::ProvideErrorMetadata + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
     {
-        let code = err.code().map(str::to_string);
         AwsError::Api {
             operation,
-            message: aws_sdk_ec2::error::DisplayErrorContext(&err).to_string(),
-            code,
+            code: err.code().map(str::to_string),
+            source: Box::new(err),
         }
     }
 
@@ -204,8 +205,8 @@ impl Aws {
         };
         let body = out.body.collect().await.map_err(|e| AwsError::Api {
             operation: "GetObject",
-            message: format!("reading s3://{bucket}/{key}: {e}"),
             code: None,
+            source: Box::new(e),
         })?;
         Ok(Some(body.into_bytes().to_vec()))
     }

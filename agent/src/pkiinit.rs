@@ -55,11 +55,6 @@ pub const FILES: [FileSpec; 12] = [
     file("admin.kubeconfig", MODE_SECRET, false),
 ];
 
-/// The state bucket key of a PKI file (SPEC §5).
-pub fn object_key(cluster: &ClusterName, name: &str) -> String {
-    crate::etcd::tls::pki_key(cluster.as_str(), name)
-}
-
 /// What the flags say; each value given overrides the config file's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {

@@ -10,8 +10,6 @@ use crate::aws::AsgView;
 use crate::fsutil::{self, Root};
 use crate::identity::NodeIdentity;
 
-/// Where the state file is on a node.
-pub const PATH: &str = "/var/lib/tn-agent/state.json";
 /// Version of the file's schema; bumped on incompatible changes.
 pub const SCHEMA: u32 = 1;
 
@@ -88,7 +86,7 @@ impl BootState {
     }
 
     pub fn save(&self, root: &Root) -> Result<()> {
-        let path = root.path(PATH);
+        let path = root.path(crate::files::STATE);
         let mut text = serde_json::to_vec_pretty(self).expect("state serialises");
         text.push(b'\n');
         fsutil::write_atomic(&path, &text, fsutil::MODE_PUBLIC)
@@ -97,7 +95,7 @@ impl BootState {
 
     /// The last run's state; `None` when the node never ran `bootstrap`.
     pub fn load(root: &Root) -> Result<Option<Self>> {
-        read_json(&root.path(PATH))
+        read_json(&root.path(crate::files::STATE))
     }
 }
 

@@ -12,9 +12,9 @@ use time::OffsetDateTime;
 
 use crate::config::{Role, Settings};
 use crate::etcd::client::{ClientTls, EtcdAccess};
-use crate::etcd::plan::{self, ClusterView, Me};
+use crate::etcd::model::{self, ClusterView, Me};
 use crate::fsutil::Root;
-use crate::state::{self, BootState, Decision};
+use crate::state::{BootState, Decision};
 
 /// Version of the `--json` schema; bumped on incompatible changes.
 pub const SCHEMA: u32 = 1;
@@ -29,9 +29,6 @@ pub const EXPIRY_PROBLEM_DAYS: i64 = 7;
 /// A certificate expiring within this many days is a warning (shown, exit 0).
 pub const EXPIRY_WARNING_DAYS: i64 = 30;
 
-/// The node's certificate directories, searched for `*.crt` (subdirectories included).
-pub const PKI_DIRS: [&str; 2] = [crate::etcd::env::PKI_DIR, KUBE_PKI_DIR];
-const KUBE_PKI_DIR: &str = "/etc/kubernetes/pki";
 /// How deep below a PKI directory certificates are looked for.
 const PKI_DEPTH: usize = 3;
 
@@ -253,7 +250,7 @@ pub async fn gather(settings: &Settings, root: &Root) -> Report {
         state_error,
         etcd,
         certificates: certificates(root, now),
-        files: expected_files(settings.role, settings.etcd.tls)
+        files: crate::files::expected(settings.role, settings.etcd.tls)
             .into_iter()
             .map(|path| file_report(root, path))
             .collect(),
@@ -291,39 +288,6 @@ fn bootstrap_report(s: &BootState) -> BootstrapReport {
     }
 }
 
-/// The files SPEC §6 says `bootstrap` writes for `role` (besides `state.json`, reported on its
-/// own), as node paths.
-pub fn expected_files(role: Role, etcd_tls: bool) -> Vec<&'static str> {
-    match role {
-        Role::Etcd => {
-            let mut files = vec![crate::etcd::env::PATH];
-            if etcd_tls {
-                files.extend([
-                    "/etc/etcd/pki/ca.crt",
-                    "/etc/etcd/pki/server.crt",
-                    "/etc/etcd/pki/server.key",
-                    "/etc/etcd/pki/peer.crt",
-                    "/etc/etcd/pki/peer.key",
-                ]);
-            }
-            files
-        }
-        Role::Master | Role::Worker => {
-            let kubeconfig = if role == Role::Master {
-                "/etc/kubernetes/kubelet.conf"
-            } else {
-                "/etc/kubernetes/bootstrap-kubelet.conf"
-            };
-            vec![
-                "/var/lib/kubelet/config.yaml",
-                "/etc/kubernetes/pki/ca.crt",
-                "/etc/kubernetes/kubelet.env",
-                kubeconfig,
-            ]
-        }
-    }
-}
-
 fn file_report(root: &Root, path: &str) -> FileReport {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(root.path(path)).ok();
@@ -338,7 +302,7 @@ fn file_report(root: &Root, path: &str) -> FileReport {
 /// certificates under the same PKI directory.
 fn certificates(root: &Root, now: OffsetDateTime) -> Vec<CertReport> {
     let mut out = Vec::new();
-    for dir in PKI_DIRS {
+    for dir in crate::files::PKI_DIRS {
         let files: Vec<(String, Option<String>)> = crt_files(root, dir)
             .into_iter()
             .map(|path| {
@@ -519,7 +483,7 @@ fn unanswered(outcome: EtcdOutcome, note: Option<String>) -> EtcdReport {
 fn access(settings: &Settings, tls: Option<ClientTls>) -> EtcdAccess {
     EtcdAccess::with_timeouts(
         tls,
-        settings.etcd.client_port,
+        crate::etcd::endpoints(&settings.etcd),
         ETCD_CONNECT_TIMEOUT,
         ETCD_REQUEST_TIMEOUT,
     )
@@ -542,12 +506,12 @@ fn etcd_member_target(
         ));
     };
     let tls = if settings.etcd.tls {
-        let dir = crate::etcd::env::PKI_DIR;
+        use crate::files::{ETCD_NODE_CA, ETCD_SERVER};
         Some(read_tls(
             root,
-            &format!("{dir}/ca.crt"),
-            &format!("{dir}/server.crt"),
-            &format!("{dir}/server.key"),
+            ETCD_NODE_CA,
+            ETCD_SERVER.cert,
+            ETCD_SERVER.key,
         )?)
     } else {
         None
@@ -559,12 +523,7 @@ fn etcd_member_target(
         state.and_then(|s| s.asg.as_ref()),
         crate::etcd::read_record(root).as_ref(),
     );
-    let me = Me::new(
-        &ident.instance_id,
-        ident.private_ip,
-        access.scheme(),
-        settings.etcd.peer_port,
-    );
+    let me = Me::new(&ident.instance_id, ident.private_ip, access.endpoints());
     Ok(EtcdTarget {
         access,
         endpoints,
@@ -702,7 +661,7 @@ fn bootstrap_problems(r: &Report, out: &mut Vec<Problem>) {
             "state_unreadable",
             format!(
                 "{} cannot be read ({err}): run `tn-agent bootstrap` to write it again",
-                state::PATH
+                crate::files::STATE
             ),
         ));
         return;
@@ -713,7 +672,7 @@ fn bootstrap_problems(r: &Report, out: &mut Vec<Problem>) {
             format!(
                 "this node was never bootstrapped ({} does not exist): run `tn-agent bootstrap`, \
                  or see why it did not run in `journalctl -t tn-agent`",
-                state::PATH
+                crate::files::STATE
             ),
         )),
         Some(b) if !b.ok => out.push(Problem::error(
@@ -785,7 +744,7 @@ fn cert_problems(c: &CertReport, out: &mut Vec<Problem>) {
         ));
     }
     if c.signed_by.is_none() {
-        let dir = PKI_DIRS
+        let dir = crate::files::PKI_DIRS
             .into_iter()
             .find(|d| path.starts_with(&format!("{d}/")))
             .unwrap_or("its directory");
@@ -908,13 +867,13 @@ fn member_problems(r: &Report, etcd: &EtcdReport, is_member: bool, out: &mut Vec
         .iter()
         .filter(|m| !m.learner && m.healthy)
         .count();
-    if healthy < plan::quorum(voters) {
+    if healthy < model::quorum(voters) {
         out.push(Problem::error(
             "etcd_no_quorum",
             format!(
                 "only {healthy} of {voters} etcd voters answer and quorum needs {}: the cluster \
                  cannot take writes; bring members back, or restore (docs/etcd.md)",
-                plan::quorum(voters)
+                model::quorum(voters)
             ),
         ));
     }
@@ -991,7 +950,10 @@ fn render_bootstrap(r: &Report, out: &mut String) {
     let Some(b) = &r.bootstrap else {
         match &r.state_error {
             Some(e) => out.push_str(&format!("  unknown: {e}\n")),
-            None => out.push_str(&format!("  never ({} does not exist)\n", state::PATH)),
+            None => out.push_str(&format!(
+                "  never ({} does not exist)\n",
+                crate::files::STATE
+            )),
         }
         return;
     };
@@ -1177,7 +1139,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::etcd::plan::MemberInfo;
+    use crate::etcd::model::MemberInfo;
 
     fn member(id: u64, name: &str, learner: bool, healthy: bool, leader: bool) -> MemberReport {
         MemberReport {
@@ -1261,7 +1223,7 @@ mod tests {
                 },
                 cert("/etc/etcd/pki/server.crt", 364, true),
             ],
-            files: expected_files(Role::Etcd, true)
+            files: crate::files::expected(Role::Etcd, true)
                 .into_iter()
                 .map(|p| FileReport {
                     path: p.into(),
@@ -1631,15 +1593,18 @@ mod tests {
     #[test]
     fn expected_files_follow_spec_6() {
         assert_eq!(
-            expected_files(Role::Etcd, false),
+            crate::files::expected(Role::Etcd, false),
             vec!["/etc/etcd/etcd.env"]
         );
-        assert_eq!(expected_files(Role::Etcd, true).len(), 6);
-        assert!(expected_files(Role::Master, true).contains(&"/etc/kubernetes/kubelet.conf"));
+        assert_eq!(crate::files::expected(Role::Etcd, true).len(), 6);
         assert!(
-            expected_files(Role::Worker, true).contains(&"/etc/kubernetes/bootstrap-kubelet.conf")
+            crate::files::expected(Role::Master, true).contains(&"/etc/kubernetes/kubelet.conf")
         );
-        assert!(expected_files(Role::Worker, true).contains(&"/var/lib/kubelet/config.yaml"));
+        assert!(crate::files::expected(Role::Worker, true)
+            .contains(&"/etc/kubernetes/bootstrap-kubelet.conf"));
+        assert!(
+            crate::files::expected(Role::Worker, true).contains(&"/var/lib/kubelet/config.yaml")
+        );
     }
 
     #[test]
@@ -1660,7 +1625,7 @@ mod tests {
 
     #[test]
     fn hosts_and_pem_blocks_are_split() {
-        use crate::etcd::host_of;
+        use crate::etcd::model::host_of;
         assert_eq!(host_of("https://10.0.1.1:2380"), Some("10.0.1.1"));
         assert_eq!(host_of("http://etcd-a"), Some("etcd-a"));
         assert_eq!(host_of("nonsense"), None);

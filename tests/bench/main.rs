@@ -18,8 +18,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use tn_agent::etcd::env::{ClusterState, EtcdEnv, TlsFiles, PKI_DIR};
-use tn_agent::etcd::plan::ClusterView;
+use tn_agent::etcd::env::{EtcdEnv, TlsFiles};
+use tn_agent::etcd::model::{ClusterState, ClusterView, Endpoints};
+use tn_agent::files::{ETCD_ENV, ETCD_NODE_CA, ETCD_PEER, ETCD_SERVER};
 use tn_agent::fsutil::{write_atomic, MODE_PUBLIC, MODE_SECRET};
 use tn_agent::pki::{Ca, LeafRequest, Usage};
 use tn_world::{boot_in_parallel, EtcdProcess, Inspector, Node, World};
@@ -404,13 +405,12 @@ fn static_floor(n: usize) -> Result<Duration> {
 /// What bootstrap would write for a member of a new cluster that lists every member: the CA,
 /// server and peer certificates under /etc/etcd/pki, and /etc/etcd/etcd.env.
 fn write_static_config(node: &Node, ca: &Ca, initial_cluster: &str, token: &str) -> Result<()> {
-    let pki = |name: &str| node.path(&format!("{PKI_DIR}/{name}"));
     let tls = TlsFiles {
-        ca: pki("ca.crt"),
-        server_cert: pki("server.crt"),
-        server_key: pki("server.key"),
-        peer_cert: pki("peer.crt"),
-        peer_key: pki("peer.key"),
+        ca: node.path(ETCD_NODE_CA),
+        server_cert: node.path(ETCD_SERVER.cert),
+        server_key: node.path(ETCD_SERVER.key),
+        peer_cert: node.path(ETCD_PEER.cert),
+        peer_key: node.path(ETCD_PEER.key),
     };
     let write = |path: &std::path::Path, text: &str, mode: u32| {
         write_atomic(path, text.as_bytes(), mode)
@@ -438,18 +438,19 @@ fn write_static_config(node: &Node, ca: &Ca, initial_cluster: &str, token: &str)
         name: node.id.clone(),
         data_dir: node.path("/var/lib/etcd"),
         ip: node.ip,
-        client_port: CLIENT_PORT,
-        peer_port: PEER_PORT,
-        initial_cluster: initial_cluster.to_string(),
+        endpoints: Endpoints {
+            tls: true,
+            client_port: CLIENT_PORT,
+            peer_port: PEER_PORT,
+        },
+        initial_cluster: initial_cluster
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!(e))?,
         initial_cluster_state: ClusterState::New,
         token: token.to_string(),
         tls: Some(tls),
     };
-    write(
-        &node.path(tn_agent::etcd::env::PATH),
-        &env.render(),
-        MODE_PUBLIC,
-    )
+    write(&node.path(ETCD_ENV), &env.render(), MODE_PUBLIC)
 }
 
 /// Waits (at most `SETTLE`) until the members are exactly `names`, all healthy voters, with a

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use tn_agent::etcd::plan::ClusterView;
+use tn_agent::etcd::model::ClusterView;
 use tn_world::{boot_in_parallel, Inspector, Node, World};
 
 struct Pool {

@@ -6,10 +6,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use tn_agent::etcd::client::{ClientTls, EtcdAccess};
-use tn_agent::etcd::plan::ClusterView;
+use tn_agent::etcd::model::{ClusterView, Endpoints};
 use tn_agent::pki::Ca;
 
 use crate::{EtcdProcess, Node, World};
+
+/// The ports every etcd of the world listens on (the agent's defaults).
+pub const ETCD_PORTS: Endpoints = Endpoints {
+    tls: true,
+    client_port: 2379,
+    peer_port: 2380,
+};
 
 impl World {
     /// Creates the etcd CA and puts it in the state bucket (`pki/etcd-ca.{crt,key}`), as
@@ -102,7 +109,7 @@ impl Node {
     /// How a client on this node reaches etcd: with TLS, its own server certificate.
     pub fn etcd_access(&self) -> Result<EtcdAccess> {
         if !self.etcd_tls() {
-            return Ok(EtcdAccess::new(None, 2379));
+            return Ok(EtcdAccess::new(None, ETCD_PORTS));
         }
         let read = |n: &str| std::fs::read_to_string(self.path(&format!("/etc/etcd/pki/{n}")));
         let tls = ClientTls {
@@ -110,7 +117,7 @@ impl Node {
             cert_pem: read("server.crt")?,
             key_pem: read("server.key")?,
         };
-        Ok(EtcdAccess::new(Some(tls), 2379))
+        Ok(EtcdAccess::new(Some(tls), ETCD_PORTS))
     }
 
     pub fn client_url(&self) -> String {

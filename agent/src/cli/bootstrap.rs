@@ -10,6 +10,7 @@ use crate::aws::Aws;
 use crate::config::{Role, Settings};
 use crate::identity::NodeIdentity;
 use crate::imds::Imds;
+use crate::node::Node;
 use crate::state::{now_rfc3339, BootState};
 
 #[derive(Debug, Args)]
@@ -62,14 +63,16 @@ async fn work(settings: &Settings, globals: &Globals, state: &mut BootState) -> 
     state.timings_ms.insert("discover".into(), elapsed_ms(step));
 
     let step = Instant::now();
+    let node = Node {
+        settings,
+        root: &globals.root,
+        ident: &me,
+        aws: &aws,
+    };
     let result = match settings.role {
-        Role::Etcd => crate::etcd::bootstrap(settings, &globals.root, &me, &aws, &asg, state).await,
-        Role::Master => {
-            crate::kube::bootstrap_master(settings, &globals.root, &me, &aws, &asg, state).await
-        }
-        Role::Worker => {
-            crate::kube::bootstrap_worker(settings, &globals.root, &me, &aws, &asg, state).await
-        }
+        Role::Etcd => crate::etcd::bootstrap(&node, &asg, state).await,
+        Role::Master => crate::kube::bootstrap_master(&node, &asg, state).await,
+        Role::Worker => crate::kube::bootstrap_worker(&node, state).await,
     };
     state.aws_calls = aws.calls();
     state

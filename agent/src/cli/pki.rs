@@ -9,7 +9,8 @@ use super::Globals;
 use crate::aws::Aws;
 use crate::config::Settings;
 use crate::exit::BadInput;
-use crate::pkiinit::{self, Generated, Inputs, Overrides, FILES};
+use crate::pkiinit::{self, FileSpec, Generated, Inputs, Overrides, FILES};
+use crate::store::{Object, Store};
 
 #[derive(Debug, Subcommand)]
 pub enum Pki {
@@ -178,21 +179,26 @@ async fn upload_target(inputs: &Inputs) -> Result<Target> {
     })
 }
 
+/// The PKI object a file of `pki init` is uploaded as.
+fn object_of(spec: &FileSpec) -> Object {
+    Object::pki_file(spec.name).expect("every uploaded file is a PKI object of the state bucket")
+}
+
 /// Exit 1 naming the objects that exist, before anything is generated, unless `force`.
 async fn refuse_existing_objects(target: &Target, inputs: &Inputs, force: bool) -> Result<()> {
     if force {
         return Ok(());
     }
+    let store = Store::new(&target.aws, &target.bucket, inputs.cluster.as_str());
     let mut found = Vec::new();
     for spec in FILES.iter().filter(|f| f.upload) {
-        let key = pkiinit::object_key(&inputs.cluster, spec.name);
-        let exists = target
-            .aws
-            .object_exists(&target.bucket, &key)
+        let object = object_of(spec);
+        let exists = store
+            .exists(object)
             .await
-            .with_context(|| format!("checking s3://{}/{key}", target.bucket))?;
+            .with_context(|| format!("checking {}", store.url(object)))?;
         if exists {
-            found.push(key);
+            found.push(store.key(object));
         }
     }
     if !found.is_empty() {
@@ -215,25 +221,23 @@ async fn upload(
     generated: &Generated,
     force: bool,
 ) -> Result<()> {
+    let store = Store::new(&target.aws, &target.bucket, inputs.cluster.as_str());
     let mut raced = Vec::new();
     for (spec, body) in generated.iter().filter(|(s, _)| s.upload) {
-        let key = pkiinit::object_key(&inputs.cluster, spec.name);
+        let object = object_of(spec);
         let body = body.as_bytes().to_vec();
-        let (aws, bucket) = (&target.aws, target.bucket.as_str());
-        let context = || format!("uploading s3://{bucket}/{key}");
+        let context = || format!("uploading {}", store.url(object));
         if force {
-            aws.put_object(bucket, &key, body)
-                .await
-                .with_context(context)?;
-        } else if !aws
-            .put_object_if_absent(bucket, &key, body)
+            store.put(object, body).await.with_context(context)?;
+        } else if !store
+            .put_if_absent(object, body)
             .await
             .with_context(context)?
         {
-            raced.push(key);
+            raced.push(store.key(object));
             continue;
         }
-        println!("uploaded s3://{bucket}/{key}");
+        println!("uploaded {}", store.url(object));
     }
     if !raced.is_empty() {
         bail!(

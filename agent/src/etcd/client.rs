@@ -7,7 +7,7 @@ use std::time::Duration;
 use etcd_client::{Certificate, Client, ConnectOptions, Identity, MemberAddOptions, TlsOptions};
 use tokio::task::JoinSet;
 
-use super::plan::{ClusterView, MemberInfo};
+use super::model::{ClusterView, Endpoints, MemberInfo};
 use crate::exit::one_line;
 
 /// Time for one connection.
@@ -34,15 +34,36 @@ pub enum EtcdError {
     NoEndpoint { operation: &'static str },
 }
 
+/// What an etcd error means to the caller: the conditions the agent waits out by name, the rest
+/// as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// `member add --learner` while another learner exists: etcd takes one at a time.
+    TooManyLearners,
+    /// `member promote` of a learner that has not caught up with the leader yet.
+    LearnerNotInSync,
+    /// Anything else.
+    Other,
+}
+
 impl EtcdError {
-    /// The etcd server's own message, for matching known conditions.
-    pub fn server_message(&self) -> Option<String> {
-        match self {
-            EtcdError::Call {
-                source: etcd_client::Error::GRpcStatus(status),
-                ..
-            } => Some(status.message().to_string()),
-            _ => None,
+    /// Classifies the error by etcd's own message (etcd's client libraries do the same: these
+    /// conditions have no gRPC code of their own).
+    pub fn kind(&self) -> ErrorKind {
+        let EtcdError::Call {
+            source: etcd_client::Error::GRpcStatus(status),
+            ..
+        } = self
+        else {
+            return ErrorKind::Other;
+        };
+        let msg = status.message();
+        if msg.contains("too many learner") {
+            ErrorKind::TooManyLearners
+        } else if msg.contains("in sync with leader") {
+            ErrorKind::LearnerNotInSync
+        } else {
+            ErrorKind::Other
         }
     }
 }
@@ -64,47 +85,49 @@ pub struct Status {
     pub is_learner: bool,
 }
 
-/// How to reach etcd: scheme, client port, TLS material.
+/// How to reach etcd: the cluster's endpoints, TLS material, timeouts.
 #[derive(Clone)]
 pub struct EtcdAccess {
     tls: Option<Arc<ClientTls>>,
-    client_port: u16,
+    endpoints: Endpoints,
     connect_timeout: Duration,
     request_timeout: Duration,
 }
 
 impl EtcdAccess {
-    pub fn new(tls: Option<ClientTls>, client_port: u16) -> Self {
-        Self::with_timeouts(tls, client_port, CONNECT_TIMEOUT, REQUEST_TIMEOUT)
+    /// Access with the client TLS material; plain HTTP when `tls` is `None`, whatever
+    /// `endpoints` says.
+    pub fn new(tls: Option<ClientTls>, endpoints: Endpoints) -> Self {
+        Self::with_timeouts(tls, endpoints, CONNECT_TIMEOUT, REQUEST_TIMEOUT)
     }
 
     /// Like [`EtcdAccess::new`], with other timeouts for one connection and one request (a call
     /// is bounded by their sum): `status` uses shorter ones to answer within its budget.
     pub fn with_timeouts(
         tls: Option<ClientTls>,
-        client_port: u16,
+        endpoints: Endpoints,
         connect_timeout: Duration,
         request_timeout: Duration,
     ) -> Self {
         EtcdAccess {
+            endpoints: Endpoints {
+                tls: tls.is_some(),
+                ..endpoints
+            },
             tls: tls.map(Arc::new),
-            client_port,
             connect_timeout,
             request_timeout,
         }
     }
 
-    pub fn scheme(&self) -> &'static str {
-        if self.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        }
+    /// The cluster's endpoints as this access reaches them.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
     }
 
     /// The client URL of a member at `ip`.
     pub fn client_url(&self, ip: impl std::fmt::Display) -> String {
-        format!("{}://{ip}:{}", self.scheme(), self.client_port)
+        self.endpoints.client_url(ip)
     }
 
     /// Connection options: timeouts and TLS.
@@ -287,12 +310,4 @@ fn member_info(m: &etcd_client::Member) -> MemberInfo {
         is_learner: m.is_learner(),
         healthy: false,
     }
-}
-
-/// Client URLs of the healthy voters: where membership changes are sent.
-pub fn voter_endpoints(view: &ClusterView) -> Vec<String> {
-    view.voters()
-        .filter(|m| m.healthy)
-        .flat_map(|m| m.client_urls.iter().cloned())
-        .collect()
 }

@@ -1,29 +1,10 @@
-//! `/etc/etcd/etcd.env`: etcd's own `ETCD_*` variables, `KEY=value` per line, no quotes and no
+//! `/etc/etcd/etcd.env` ([`crate::files::ETCD_ENV`]): etcd's own `ETCD_*` variables, `KEY=value` per line, no quotes and no
 //! shell syntax, read by the unit with `EnvironmentFile=`.
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-/// Where the env file is on a node.
-pub const PATH: &str = "/etc/etcd/etcd.env";
-/// The node's etcd certificate directory.
-pub const PKI_DIR: &str = "/etc/etcd/pki";
-
-/// `ETCD_INITIAL_CLUSTER_STATE`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClusterState {
-    New,
-    Existing,
-}
-
-impl ClusterState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ClusterState::New => "new",
-            ClusterState::Existing => "existing",
-        }
-    }
-}
+use super::model::{ClusterState, Endpoints, InitialCluster};
 
 /// Certificate paths as written into the env file (with the `--root` prefix).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,47 +22,32 @@ pub struct EtcdEnv {
     pub name: String,
     pub data_dir: PathBuf,
     pub ip: Ipv4Addr,
-    pub client_port: u16,
-    pub peer_port: u16,
-    /// `name=peer_url` pairs joined by commas.
-    pub initial_cluster: String,
+    /// Scheme and ports; TLS files are given when `endpoints.tls`.
+    pub endpoints: Endpoints,
+    pub initial_cluster: InitialCluster,
     pub initial_cluster_state: ClusterState,
     pub token: String,
     pub tls: Option<TlsFiles>,
 }
 
 impl EtcdEnv {
-    fn scheme(&self) -> &'static str {
-        if self.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        }
-    }
-
-    pub fn peer_url(&self) -> String {
-        format!("{}://{}:{}", self.scheme(), self.ip, self.peer_port)
-    }
-
-    pub fn client_url(&self) -> String {
-        format!("{}://{}:{}", self.scheme(), self.ip, self.client_port)
-    }
-
     /// The file's text.
     pub fn render(&self) -> String {
+        let peer_url = self.endpoints.peer_url(self.ip);
+        let client_url = self.endpoints.client_url(self.ip);
         let mut vars: Vec<(&str, String)> = vec![
             ("ETCD_NAME", self.name.clone()),
             ("ETCD_DATA_DIR", self.data_dir.display().to_string()),
-            ("ETCD_INITIAL_CLUSTER", self.initial_cluster.clone()),
+            ("ETCD_INITIAL_CLUSTER", self.initial_cluster.to_string()),
             (
                 "ETCD_INITIAL_CLUSTER_STATE",
                 self.initial_cluster_state.as_str().into(),
             ),
             ("ETCD_INITIAL_CLUSTER_TOKEN", self.token.clone()),
-            ("ETCD_INITIAL_ADVERTISE_PEER_URLS", self.peer_url()),
-            ("ETCD_LISTEN_PEER_URLS", self.peer_url()),
-            ("ETCD_LISTEN_CLIENT_URLS", self.client_url()),
-            ("ETCD_ADVERTISE_CLIENT_URLS", self.client_url()),
+            ("ETCD_INITIAL_ADVERTISE_PEER_URLS", peer_url.clone()),
+            ("ETCD_LISTEN_PEER_URLS", peer_url),
+            ("ETCD_LISTEN_CLIENT_URLS", client_url.clone()),
+            ("ETCD_ADVERTISE_CLIENT_URLS", client_url),
             ("ETCD_STRICT_RECONFIG_CHECK", "true".into()),
             ("ETCD_ENABLE_V2", "false".into()),
             ("ETCD_LOGGER", "zap".into()),
@@ -121,9 +87,12 @@ mod tests {
             name: "i-0abc".into(),
             data_dir: "/tmp/n1/var/lib/etcd".into(),
             ip: Ipv4Addr::new(10, 0, 1, 12),
-            client_port: 2379,
-            peer_port: 2380,
-            initial_cluster: "i-0abc=https://10.0.1.12:2380".into(),
+            endpoints: Endpoints {
+                tls: true,
+                client_port: 2379,
+                peer_port: 2380,
+            },
+            initial_cluster: "i-0abc=https://10.0.1.12:2380".parse().unwrap(),
             initial_cluster_state: ClusterState::New,
             token: "prod-0123".into(),
             tls: Some(TlsFiles {
@@ -157,7 +126,14 @@ mod tests {
             assert!(k.starts_with("ETCD_"), "{line}");
             assert!(!v.contains(['"', '\'', '$', ' ', '\\']), "{line}");
         }
-        let plain = EtcdEnv { tls: None, ..env };
+        let plain = EtcdEnv {
+            tls: None,
+            endpoints: Endpoints {
+                tls: false,
+                ..env.endpoints
+            },
+            ..env
+        };
         let text = plain.render();
         assert!(text.contains("ETCD_LISTEN_CLIENT_URLS=http://10.0.1.12:2379\n"));
         assert!(!text.contains("CERT"), "{text}");

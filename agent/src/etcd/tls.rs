@@ -7,21 +7,16 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::client::ClientTls;
-use super::env::{TlsFiles, PKI_DIR};
-use crate::aws::Aws;
-use crate::exit::BadInput;
+use super::env::TlsFiles;
+use crate::files;
 use crate::fsutil::{self, Root};
 use crate::identity::NodeIdentity;
-use crate::pki::{self, Ca, LeafOutcome, LeafRequest, Usage};
+use crate::pki::{self, LeafOutcome, LeafRequest, Usage};
 use crate::state::BootState;
+use crate::store::{CaName, Store};
 
 /// Leaves are reissued this long before they expire.
 pub const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
-
-/// S3 key of a PKI object of the cluster.
-pub fn pki_key(cluster: &str, name: &str) -> String {
-    format!("{cluster}/pki/{name}")
-}
 
 /// The SANs of a node's etcd certificates: its private IP, its hostnames, 127.0.0.1 and
 /// localhost (etcd checks a peer's client cert against the connection's source address, which
@@ -49,28 +44,33 @@ pub fn leaf_request(me: &NodeIdentity, usages: Vec<Usage>) -> LeafRequest {
 /// Fetches the etcd CA, writes `ca.crt`, and makes sure the server and peer certificates exist
 /// and fit (kept when still valid for this node, reissued otherwise).
 pub async fn prepare(
-    aws: &Aws,
-    bucket: &str,
-    cluster: &str,
+    store: &Store<'_>,
     root: &Root,
     me: &NodeIdentity,
     state: &mut BootState,
 ) -> Result<(ClientTls, TlsFiles)> {
-    let ca = load_ca(aws, bucket, cluster, "etcd-ca").await?;
-    let files = TlsFiles {
-        ca: root.path(format!("{PKI_DIR}/ca.crt")),
-        server_cert: root.path(format!("{PKI_DIR}/server.crt")),
-        server_key: root.path(format!("{PKI_DIR}/server.key")),
-        peer_cert: root.path(format!("{PKI_DIR}/peer.crt")),
-        peer_key: root.path(format!("{PKI_DIR}/peer.key")),
+    let (ca, _) = store
+        .ca(CaName::Etcd)
+        .await
+        .with_context(|| store.pki_context())?;
+    let tls_files = TlsFiles {
+        ca: root.path(files::ETCD_NODE_CA),
+        server_cert: root.path(files::ETCD_SERVER.cert),
+        server_key: root.path(files::ETCD_SERVER.key),
+        peer_cert: root.path(files::ETCD_PEER.cert),
+        peer_key: root.path(files::ETCD_PEER.key),
     };
-    fsutil::write_atomic(&files.ca, ca.cert_pem().as_bytes(), fsutil::MODE_PUBLIC)
-        .with_context(|| format!("writing {}", files.ca.display()))?;
-    state.wrote(root, &files.ca);
+    files::write(
+        root,
+        state,
+        files::ETCD_NODE_CA,
+        ca.cert_pem().as_bytes(),
+        fsutil::MODE_PUBLIC,
+    )?;
     let both = vec![Usage::ServerAuth, Usage::ClientAuth];
     for (what, cert, key) in [
-        ("server", &files.server_cert, &files.server_key),
-        ("peer", &files.peer_cert, &files.peer_key),
+        ("server", &tls_files.server_cert, &tls_files.server_key),
+        ("peer", &tls_files.peer_cert, &tls_files.peer_key),
     ] {
         let outcome = pki::ensure_leaf(
             cert,
@@ -94,32 +94,8 @@ pub async fn prepare(
     };
     let client = ClientTls {
         ca_pem: ca.cert_pem().to_string(),
-        cert_pem: read(&files.server_cert)?,
-        key_pem: read(&files.server_key)?,
+        cert_pem: read(&tls_files.server_cert)?,
+        key_pem: read(&tls_files.server_key)?,
     };
-    Ok((client, files))
-}
-
-/// A CA from the state bucket: `<name>.crt` and `<name>.key`, the key kept in memory only.
-pub async fn load_ca(aws: &Aws, bucket: &str, cluster: &str, name: &str) -> Result<Ca> {
-    let cert_key = pki_key(cluster, &format!("{name}.crt"));
-    let key_key = pki_key(cluster, &format!("{name}.key"));
-    let cert = aws
-        .get_required(bucket, &cert_key)
-        .await
-        .context("fetching the CA certificate (create the cluster's PKI first: `tn-agent pki init --upload` or Terraform)")?;
-    let key = aws
-        .get_required(bucket, &key_key)
-        .await
-        .context("fetching the CA key")?;
-    let text = |bytes: Vec<u8>, key: &str| {
-        String::from_utf8(bytes)
-            .map_err(|_| BadInput(format!("s3://{bucket}/{key} is not PEM text")))
-    };
-    let (cert, key) = (text(cert, &cert_key)?, text(key, &key_key)?);
-    Ca::from_pem(&cert, &key).map_err(|e| {
-        anyhow::Error::new(e).context(BadInput(format!(
-            "s3://{bucket}/{cert_key} and {key_key} are not a usable CA"
-        )))
-    })
+    Ok((client, tls_files))
 }

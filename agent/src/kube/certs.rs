@@ -3,8 +3,8 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::paths::{self, LeafFiles};
 use crate::config::{KubernetesSettings, Settings};
+use crate::files::{self, LeafFiles};
 use crate::identity::NodeIdentity;
 use crate::pki::{LeafRequest, Usage};
 
@@ -40,14 +40,14 @@ pub fn master_leaves(
 ) -> Vec<LeafPlan> {
     let mut leaves = vec![LeafPlan {
         what: "apiserver serving",
-        files: paths::APISERVER,
+        files: files::APISERVER,
         signer: Signer::Cluster,
         request: apiserver_request(settings, kube, me),
     }];
     if settings.etcd.tls {
         leaves.push(LeafPlan {
             what: "apiserver etcd client",
-            files: paths::APISERVER_ETCD_CLIENT,
+            files: files::APISERVER_ETCD_CLIENT,
             signer: Signer::Etcd,
             request: client_request("kube-apiserver-etcd-client", None),
         });
@@ -55,31 +55,31 @@ pub fn master_leaves(
     leaves.extend([
         LeafPlan {
             what: "apiserver kubelet client",
-            files: paths::APISERVER_KUBELET_CLIENT,
+            files: files::APISERVER_KUBELET_CLIENT,
             signer: Signer::Cluster,
             request: client_request("kube-apiserver-kubelet-client", Some("system:masters")),
         },
         LeafPlan {
             what: "front-proxy client",
-            files: paths::FRONT_PROXY_CLIENT,
+            files: files::FRONT_PROXY_CLIENT,
             signer: Signer::FrontProxy,
             request: client_request("front-proxy-client", None),
         },
         LeafPlan {
             what: "controller-manager client",
-            files: paths::CONTROLLER_MANAGER,
+            files: files::CONTROLLER_MANAGER,
             signer: Signer::Cluster,
             request: client_request("system:kube-controller-manager", None),
         },
         LeafPlan {
             what: "scheduler client",
-            files: paths::SCHEDULER,
+            files: files::SCHEDULER,
             signer: Signer::Cluster,
             request: client_request("system:kube-scheduler", None),
         },
         LeafPlan {
             what: "kubelet client",
-            files: paths::KUBELET_CLIENT,
+            files: files::KUBELET_CLIENT,
             signer: Signer::Cluster,
             request: client_request(
                 &format!("system:node:{}", node_name(me)),

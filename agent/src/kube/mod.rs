@@ -5,11 +5,9 @@
 
 pub mod certs;
 pub mod fetch;
-pub mod paths;
 pub mod render;
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 
 use anyhow::{bail, Context, Result};
 
@@ -19,10 +17,12 @@ use self::render::{ControlPlane, Credentials, Kubelet};
 use crate::aws::{AsgView, Aws};
 use crate::config::{KubernetesSettings, Settings};
 use crate::etcd::client::{ClientTls, EtcdAccess};
-use crate::etcd::plan::ClusterView;
+use crate::etcd::model::{ClusterView, Endpoints};
 use crate::exit::BadInput;
-use crate::fsutil::{self, Root, MODE_PUBLIC, MODE_SECRET};
+use crate::files;
+use crate::fsutil::{Root, MODE_PUBLIC, MODE_SECRET};
 use crate::identity::NodeIdentity;
+use crate::node::Node;
 use crate::pki::{self, Ca, Leaf, LeafOutcome};
 use crate::state::BootState;
 
@@ -32,55 +32,35 @@ const BOOTSTRAP_USER: &str = "kubelet-bootstrap";
 /// `bootstrap` for role master: the control plane's certificates (kept while they fit), its
 /// static pods and kubeconfigs, and the kubelet files. Records the S3 keys it read.
 pub async fn bootstrap_master(
-    settings: &Settings,
-    root: &Root,
-    ident: &NodeIdentity,
-    aws: &Aws,
+    node: &Node<'_>,
     own_asg: &AsgView,
     state: &mut BootState,
 ) -> Result<()> {
-    let result = master(settings, root, ident, aws, own_asg, state).await;
-    state.s3_keys_read = aws.fetched_keys();
+    let result = master(node, own_asg, state).await;
+    state.s3_keys_read = node.aws.fetched_keys();
     result
 }
 
 /// `bootstrap` for role worker: the cluster CA certificate, the bootstrap kubeconfig and the
 /// kubelet files, so that the kubelet joins by TLS bootstrap. Reads no CA key. Records the S3
 /// keys it read.
-pub async fn bootstrap_worker(
-    settings: &Settings,
-    root: &Root,
-    ident: &NodeIdentity,
-    aws: &Aws,
-    _own_asg: &AsgView,
-    state: &mut BootState,
-) -> Result<()> {
-    let result = worker(settings, root, ident, aws, state).await;
-    state.s3_keys_read = aws.fetched_keys();
+pub async fn bootstrap_worker(node: &Node<'_>, state: &mut BootState) -> Result<()> {
+    let result = worker(node, state).await;
+    state.s3_keys_read = node.aws.fetched_keys();
     result
 }
 
-async fn master(
-    settings: &Settings,
-    root: &Root,
-    me: &NodeIdentity,
-    aws: &Aws,
-    own_asg: &AsgView,
-    state: &mut BootState,
-) -> Result<()> {
+async fn master(node: &Node<'_>, own_asg: &AsgView, state: &mut BootState) -> Result<()> {
+    let (settings, root, me) = (node.settings, node.root, node.ident);
     let kube = kubernetes(settings)?;
     let etcd_asg = etcd_asg(settings, own_asg)?;
 
     // Gather and check everything first: nothing is written before this is done.
-    let pki = MasterPki::fetch(
-        aws,
-        &settings.state_bucket,
-        settings.cluster.as_str(),
-        settings.etcd.tls,
-    )
-    .await
-    .with_context(|| pki_context(settings))?;
-    let asg_urls = etcd_asg_urls(settings, aws, etcd_asg).await?;
+    let store = node.store();
+    let pki = MasterPki::fetch(&store, settings.etcd.tls)
+        .await
+        .with_context(|| store.pki_context())?;
+    let asg_urls = etcd_asg_urls(settings, node.aws, etcd_asg).await?;
 
     // Then write: certificates first, what refers to them after, the static pods last.
     let issued = write_master_pki(settings, kube, root, me, &pki, state)?;
@@ -88,7 +68,13 @@ async fn master(
     write_master_kubeconfigs(settings, kube, root, &pki, &issued, me, state)?;
     write_kubelet_files(settings, kube, root, me, true, state)?;
     let addon = render::tls_bootstrap_addon(&pki.token);
-    write(root, state, paths::TLS_BOOTSTRAP_ADDON, &addon, MODE_SECRET)?;
+    files::write(
+        root,
+        state,
+        files::TLS_BOOTSTRAP_ADDON,
+        addon.as_bytes(),
+        MODE_SECRET,
+    )?;
     write_static_pods(settings, kube, root, me, &etcd_servers, state)?;
     state.decide(
         "configured control plane",
@@ -122,8 +108,7 @@ async fn etcd_asg_urls(settings: &Settings, aws: &Aws, etcd_asg: &str) -> Result
         .describe_asg(etcd_asg)
         .await
         .with_context(|| format!("listing the etcd autoscaling group {etcd_asg}"))?;
-    let scheme = if settings.etcd.tls { "https" } else { "http" };
-    let urls = etcd_urls_of(&view, scheme, settings.etcd.client_port);
+    let urls = etcd_urls_of(&view, &crate::etcd::endpoints(&settings.etcd));
     if urls.is_empty() {
         bail!("the etcd autoscaling group {etcd_asg} has no in-service instance with a private IP yet");
     }
@@ -142,21 +127,21 @@ fn write_master_pki(
     state: &mut BootState,
 ) -> Result<BTreeMap<&'static str, Leaf>> {
     let mut files = vec![
-        (paths::CA_CERT, pki.cluster_ca.cert_pem(), MODE_PUBLIC),
-        (paths::CA_KEY, pki.cluster_ca_key_pem.as_str(), MODE_SECRET),
+        (files::CA_CERT, pki.cluster_ca.cert_pem(), MODE_PUBLIC),
+        (files::CA_KEY, pki.cluster_ca_key_pem.as_str(), MODE_SECRET),
         (
-            paths::FRONT_PROXY_CA_CERT,
+            files::FRONT_PROXY_CA_CERT,
             pki.front_proxy_ca.cert_pem(),
             MODE_PUBLIC,
         ),
-        (paths::SA_KEY, pki.sa_key_pem.as_str(), MODE_SECRET),
-        (paths::SA_PUB, pki.sa_pub_pem.as_str(), MODE_PUBLIC),
+        (files::SA_KEY, pki.sa_key_pem.as_str(), MODE_SECRET),
+        (files::SA_PUB, pki.sa_pub_pem.as_str(), MODE_PUBLIC),
     ];
     if let Some(etcd_ca) = &pki.etcd_ca {
-        files.push((paths::ETCD_CA_CERT, etcd_ca.cert_pem(), MODE_PUBLIC));
+        files.push((files::ETCD_CA_CERT, etcd_ca.cert_pem(), MODE_PUBLIC));
     }
     for (path, contents, mode) in files {
-        write(root, state, path, contents, mode)?;
+        files::write(root, state, path, contents.as_bytes(), mode)?;
     }
     let mut issued = BTreeMap::new();
     for leaf in certs::master_leaves(settings, kube, me) {
@@ -186,31 +171,33 @@ fn write_static_pods(
         cluster_domain: &kube.cluster_domain,
     };
     let pods = [
-        (paths::APISERVER_MANIFEST, render::apiserver_pod(&cp, root)),
+        (files::APISERVER_MANIFEST, render::apiserver_pod(&cp, root)),
         (
-            paths::CONTROLLER_MANAGER_MANIFEST,
+            files::CONTROLLER_MANAGER_MANIFEST,
             render::controller_manager_pod(&cp, root),
         ),
-        (paths::SCHEDULER_MANIFEST, render::scheduler_pod(&cp, root)),
+        (files::SCHEDULER_MANIFEST, render::scheduler_pod(&cp, root)),
     ];
     for (path, text) in &pods {
-        write(root, state, path, text, MODE_PUBLIC)?;
+        files::write(root, state, path, text.as_bytes(), MODE_PUBLIC)?;
     }
     Ok(())
 }
 
-async fn worker(
-    settings: &Settings,
-    root: &Root,
-    me: &NodeIdentity,
-    aws: &Aws,
-    state: &mut BootState,
-) -> Result<()> {
+async fn worker(node: &Node<'_>, state: &mut BootState) -> Result<()> {
+    let (settings, root, me) = (node.settings, node.root, node.ident);
     let kube = kubernetes(settings)?;
-    let pki = WorkerPki::fetch(aws, &settings.state_bucket, settings.cluster.as_str())
+    let store = node.store();
+    let pki = WorkerPki::fetch(&store)
         .await
-        .with_context(|| pki_context(settings))?;
-    write(root, state, paths::CA_CERT, &pki.ca_pem, MODE_PUBLIC)?;
+        .with_context(|| store.pki_context())?;
+    files::write(
+        root,
+        state,
+        files::CA_CERT,
+        pki.ca_pem.as_bytes(),
+        MODE_PUBLIC,
+    )?;
     let token = pki.token.token();
     let bootstrap = render::kubeconfig(
         settings.cluster.as_str(),
@@ -219,11 +206,11 @@ async fn worker(
         BOOTSTRAP_USER,
         Credentials::Token(&token),
     );
-    write(
+    files::write(
         root,
         state,
-        paths::BOOTSTRAP_KUBECONFIG,
-        &bootstrap,
+        files::BOOTSTRAP_KUBECONFIG,
+        bootstrap.as_bytes(),
         MODE_SECRET,
     )?;
     write_kubelet_files(settings, kube, root, me, false, state)?;
@@ -246,13 +233,6 @@ fn kubernetes(settings: &Settings) -> Result<&KubernetesSettings> {
         ))
         .into()
     })
-}
-
-fn pki_context(settings: &Settings) -> String {
-    format!(
-        "reading the cluster's PKI from s3://{}/{}/pki/ (put there by `tn-agent pki init --upload` or Terraform)",
-        settings.state_bucket, settings.cluster
-    )
 }
 
 fn signer(pki: &MasterPki, signer: Signer) -> Result<&Ca> {
@@ -295,13 +275,13 @@ fn ensure_leaf(root: &Root, state: &mut BootState, ca: &Ca, leaf: &LeafPlan) -> 
 }
 
 /// The client URLs of the etcd ASG's in-service instances that are not leaving, sorted.
-pub fn etcd_urls_of(asg: &AsgView, scheme: &str, client_port: u16) -> Vec<String> {
+pub fn etcd_urls_of(asg: &AsgView, endpoints: &Endpoints) -> Vec<String> {
     let mut urls: Vec<String> = asg
         .instances
         .iter()
         .filter(|i| i.in_service() && !i.leaving())
         .filter_map(|i| i.private_ip)
-        .map(|ip| format!("{scheme}://{ip}:{client_port}"))
+        .map(|ip| endpoints.client_url(ip))
         .collect();
     urls.sort();
     urls.dedup();
@@ -353,14 +333,14 @@ async fn etcd_servers(
     state: &mut BootState,
 ) -> Vec<String> {
     let tls = pki.etcd_ca.as_ref().and_then(|ca| {
-        let client = issued.get(paths::APISERVER_ETCD_CLIENT.cert)?;
+        let client = issued.get(files::APISERVER_ETCD_CLIENT.cert)?;
         Some(ClientTls {
             ca_pem: ca.cert_pem().to_string(),
             cert_pem: client.cert_pem.clone(),
             key_pem: client.key_pem.clone(),
         })
     });
-    let access = EtcdAccess::new(tls, settings.etcd.client_port);
+    let access = EtcdAccess::new(tls, crate::etcd::endpoints(&settings.etcd));
     let view = access.observe(asg_urls).await;
     let (servers, why) = choose_etcd_servers(asg_urls, view.as_ref());
     state.decide(
@@ -385,22 +365,22 @@ fn write_master_kubeconfigs(
     let node_user = format!("system:node:{}", certs::node_name(me));
     let configs = [
         (
-            paths::CONTROLLER_MANAGER_KUBECONFIG,
+            files::CONTROLLER_MANAGER_KUBECONFIG,
             &local,
             "system:kube-controller-manager",
-            paths::CONTROLLER_MANAGER,
+            files::CONTROLLER_MANAGER,
         ),
         (
-            paths::SCHEDULER_KUBECONFIG,
+            files::SCHEDULER_KUBECONFIG,
             &local,
             "system:kube-scheduler",
-            paths::SCHEDULER,
+            files::SCHEDULER,
         ),
         (
-            paths::KUBELET_KUBECONFIG,
+            files::KUBELET_KUBECONFIG,
             &kube.apiserver.to_string(),
             node_user.as_str(),
-            paths::KUBELET_CLIENT,
+            files::KUBELET_CLIENT,
         ),
     ];
     for (path, server, user, files) in configs {
@@ -417,7 +397,7 @@ fn write_master_kubeconfigs(
                 key_pem: &leaf.key_pem,
             },
         );
-        write(root, state, path, &text, MODE_SECRET)?;
+        files::write(root, state, path, text.as_bytes(), MODE_SECRET)?;
     }
     Ok(())
 }
@@ -444,30 +424,15 @@ fn write_kubelet_files(
         cluster_domain: &kube.cluster_domain,
     };
     let config = render::kubelet_config(&kubelet, root);
-    write(root, state, paths::KUBELET_CONFIG, &config, MODE_PUBLIC)?;
+    files::write(
+        root,
+        state,
+        files::KUBELET_CONFIG,
+        config.as_bytes(),
+        MODE_PUBLIC,
+    )?;
     let env = render::kubelet_env(&kubelet, root);
-    write(root, state, paths::KUBELET_ENV, &env, MODE_PUBLIC)
-}
-
-/// Writes a node file atomically, unless it already has exactly these contents and mode (so a
-/// re-run touches nothing); records it in the state when written.
-fn write(
-    root: &Root,
-    state: &mut BootState,
-    node_path: &str,
-    contents: &str,
-    mode: u32,
-) -> Result<()> {
-    let path = root.path(node_path);
-    let same = std::fs::metadata(&path)
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o7777 == mode)
-        && std::fs::read(&path).is_ok_and(|old| old == contents.as_bytes());
-    if same {
-        return Ok(());
-    }
-    fsutil::write_atomic(&path, contents.as_bytes(), mode)
-        .with_context(|| format!("writing {}", path.display()))?;
-    state.wrote(root, &path);
+    files::write(root, state, files::KUBELET_ENV, env.as_bytes(), MODE_PUBLIC)?;
     Ok(())
 }
 
@@ -475,7 +440,7 @@ fn write(
 mod tests {
     use super::*;
     use crate::aws::AsgInstance;
-    use crate::etcd::plan::MemberInfo;
+    use crate::etcd::model::MemberInfo;
 
     fn instance(id: &str, ip: Option<&str>, lifecycle: &str, ec2: &str) -> AsgInstance {
         AsgInstance {
@@ -506,11 +471,25 @@ mod tests {
             ],
         };
         assert_eq!(
-            etcd_urls_of(&asg, "https", 2379),
+            etcd_urls_of(
+                &asg,
+                &Endpoints {
+                    tls: true,
+                    client_port: 2379,
+                    peer_port: 2380
+                }
+            ),
             ["https://10.4.1.5:2379", "https://10.4.3.5:2379"]
         );
         assert_eq!(
-            etcd_urls_of(&asg, "http", 4001),
+            etcd_urls_of(
+                &asg,
+                &Endpoints {
+                    tls: false,
+                    client_port: 4001,
+                    peer_port: 4002
+                }
+            ),
             ["http://10.4.1.5:4001", "http://10.4.3.5:4001"]
         );
     }
@@ -571,52 +550,5 @@ mod tests {
             assert_eq!(got, want, "{name}");
             assert!(why.starts_with(why_starts), "{name}: {why}");
         }
-    }
-
-    #[test]
-    fn write_skips_a_file_that_is_already_right() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = Root::new(dir.path());
-        let mut state = BootState::new("prod", "worker");
-        write(
-            &root,
-            &mut state,
-            "/etc/kubernetes/a.conf",
-            "x\n",
-            MODE_SECRET,
-        )
-        .unwrap();
-        assert_eq!(state.files_written, ["/etc/kubernetes/a.conf"]);
-        let mut again = BootState::new("prod", "worker");
-        write(
-            &root,
-            &mut again,
-            "/etc/kubernetes/a.conf",
-            "x\n",
-            MODE_SECRET,
-        )
-        .unwrap();
-        assert!(again.files_written.is_empty(), "same contents and mode");
-        write(
-            &root,
-            &mut again,
-            "/etc/kubernetes/a.conf",
-            "x\n",
-            MODE_PUBLIC,
-        )
-        .unwrap();
-        write(
-            &root,
-            &mut again,
-            "/etc/kubernetes/a.conf",
-            "y\n",
-            MODE_PUBLIC,
-        )
-        .unwrap();
-        assert_eq!(again.files_written, ["/etc/kubernetes/a.conf"]);
-        let path = root.path("/etc/kubernetes/a.conf");
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "y\n");
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o644);
     }
 }

@@ -9,8 +9,8 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::fetch::BootstrapToken;
-use super::paths;
 use crate::config::{AddressPlan, Taint};
+use crate::files;
 use crate::fsutil::Root;
 
 /// Where the control-plane images come from.
@@ -51,7 +51,7 @@ pub fn kubelet_config(k: &Kubelet, root: &Root) -> String {
         "authentication": {
             "anonymous": { "enabled": false },
             "webhook": { "enabled": true, "cacheTTL": "2m0s" },
-            "x509": { "clientCAFile": path(root, paths::CA_CERT) },
+            "x509": { "clientCAFile": path(root, files::CA_CERT) },
         },
         "authorization": {
             "mode": "Webhook",
@@ -67,7 +67,7 @@ pub fn kubelet_config(k: &Kubelet, root: &Root) -> String {
         "tlsMinVersion": "VersionTLS12",
     });
     if k.master {
-        doc["staticPodPath"] = path(root, paths::MANIFESTS_DIR).into();
+        doc["staticPodPath"] = path(root, files::MANIFESTS_DIR).into();
     }
     yaml(&doc)
 }
@@ -90,13 +90,13 @@ pub fn kubelet_env(k: &Kubelet, root: &Root) -> String {
         .collect::<Vec<_>>()
         .join(",");
     let mut args = vec![
-        format!("--config={}", path(root, paths::KUBELET_CONFIG)),
-        format!("--kubeconfig={}", path(root, paths::KUBELET_KUBECONFIG)),
+        format!("--config={}", path(root, files::KUBELET_CONFIG)),
+        format!("--kubeconfig={}", path(root, files::KUBELET_KUBECONFIG)),
     ];
     if !k.master {
         args.push(format!(
             "--bootstrap-kubeconfig={}",
-            path(root, paths::BOOTSTRAP_KUBECONFIG)
+            path(root, files::BOOTSTRAP_KUBECONFIG)
         ));
     }
     args.push(format!("--node-ip={}", k.node_ip));
@@ -189,17 +189,17 @@ pub fn apiserver_pod(cp: &ControlPlane, root: &Root) -> String {
         ("allow-privileged", "true".into()),
         ("anonymous-auth", "false".into()),
         ("authorization-mode", "Node,RBAC".into()),
-        ("client-ca-file", pki(paths::CA_CERT)),
+        ("client-ca-file", pki(files::CA_CERT)),
         ("enable-admission-plugins", "NodeRestriction".into()),
         ("enable-bootstrap-token-auth", "true".into()),
         ("etcd-servers", cp.etcd_servers.join(",")),
         (
             "kubelet-client-certificate",
-            pki(paths::APISERVER_KUBELET_CLIENT.cert),
+            pki(files::APISERVER_KUBELET_CLIENT.cert),
         ),
         (
             "kubelet-client-key",
-            pki(paths::APISERVER_KUBELET_CLIENT.key),
+            pki(files::APISERVER_KUBELET_CLIENT.key),
         ),
         (
             "kubelet-preferred-address-types",
@@ -207,13 +207,13 @@ pub fn apiserver_pod(cp: &ControlPlane, root: &Root) -> String {
         ),
         (
             "proxy-client-cert-file",
-            pki(paths::FRONT_PROXY_CLIENT.cert),
+            pki(files::FRONT_PROXY_CLIENT.cert),
         ),
-        ("proxy-client-key-file", pki(paths::FRONT_PROXY_CLIENT.key)),
+        ("proxy-client-key-file", pki(files::FRONT_PROXY_CLIENT.key)),
         ("requestheader-allowed-names", "front-proxy-client".into()),
         (
             "requestheader-client-ca-file",
-            pki(paths::FRONT_PROXY_CA_CERT),
+            pki(files::FRONT_PROXY_CA_CERT),
         ),
         (
             "requestheader-extra-headers-prefix",
@@ -226,16 +226,16 @@ pub fn apiserver_pod(cp: &ControlPlane, root: &Root) -> String {
             "service-account-issuer",
             service_account_issuer(cp.cluster_domain),
         ),
-        ("service-account-key-file", pki(paths::SA_PUB)),
-        ("service-account-signing-key-file", pki(paths::SA_KEY)),
+        ("service-account-key-file", pki(files::SA_PUB)),
+        ("service-account-signing-key-file", pki(files::SA_KEY)),
         ("service-cluster-ip-range", cp.plan.service_cidr.to_string()),
-        ("tls-cert-file", pki(paths::APISERVER.cert)),
-        ("tls-private-key-file", pki(paths::APISERVER.key)),
+        ("tls-cert-file", pki(files::APISERVER.cert)),
+        ("tls-private-key-file", pki(files::APISERVER.key)),
     ]);
     if cp.etcd_tls {
-        flags.insert("etcd-cafile", pki(paths::ETCD_CA_CERT));
-        flags.insert("etcd-certfile", pki(paths::APISERVER_ETCD_CLIENT.cert));
-        flags.insert("etcd-keyfile", pki(paths::APISERVER_ETCD_CLIENT.key));
+        flags.insert("etcd-cafile", pki(files::ETCD_CA_CERT));
+        flags.insert("etcd-certfile", pki(files::APISERVER_ETCD_CLIENT.cert));
+        flags.insert("etcd-keyfile", pki(files::APISERVER_ETCD_CLIENT.key));
     }
     let probe = json!({ "tcpSocket": { "host": "127.0.0.1", "port": cp.secure_port } });
     static_pod(&Pod {
@@ -244,7 +244,7 @@ pub fn apiserver_pod(cp: &ControlPlane, root: &Root) -> String {
         flags,
         probe,
         cpu: "250m",
-        mounts: vec![("k8s-certs", pki(paths::PKI_DIR), "DirectoryOrCreate")],
+        mounts: vec![("k8s-certs", pki(files::KUBE_PKI_DIR), "DirectoryOrCreate")],
     })
 }
 
@@ -253,26 +253,26 @@ pub fn apiserver_pod(cp: &ControlPlane, root: &Root) -> String {
 /// bootstrap-token controllers.
 pub fn controller_manager_pod(cp: &ControlPlane, root: &Root) -> String {
     let p = |node_path: &str| path(root, node_path);
-    let kubeconfig = p(paths::CONTROLLER_MANAGER_KUBECONFIG);
+    let kubeconfig = p(files::CONTROLLER_MANAGER_KUBECONFIG);
     let flags = BTreeMap::from([
         ("allocate-node-cidrs", "true".into()),
         ("authentication-kubeconfig", kubeconfig.clone()),
         ("authorization-kubeconfig", kubeconfig.clone()),
         ("bind-address", "127.0.0.1".into()),
-        ("client-ca-file", p(paths::CA_CERT)),
+        ("client-ca-file", p(files::CA_CERT)),
         ("cluster-cidr", cp.plan.pod_cidr.to_string()),
         ("cluster-name", cp.cluster.to_string()),
-        ("cluster-signing-cert-file", p(paths::CA_CERT)),
-        ("cluster-signing-key-file", p(paths::CA_KEY)),
+        ("cluster-signing-cert-file", p(files::CA_CERT)),
+        ("cluster-signing-key-file", p(files::CA_KEY)),
         ("controllers", "*,bootstrapsigner,tokencleaner".into()),
         ("kubeconfig", kubeconfig.clone()),
         ("leader-elect", "true".into()),
         (
             "requestheader-client-ca-file",
-            p(paths::FRONT_PROXY_CA_CERT),
+            p(files::FRONT_PROXY_CA_CERT),
         ),
-        ("root-ca-file", p(paths::CA_CERT)),
-        ("service-account-private-key-file", p(paths::SA_KEY)),
+        ("root-ca-file", p(files::CA_CERT)),
+        ("service-account-private-key-file", p(files::SA_KEY)),
         ("service-cluster-ip-range", cp.plan.service_cidr.to_string()),
         ("use-service-account-credentials", "true".into()),
     ]);
@@ -283,7 +283,7 @@ pub fn controller_manager_pod(cp: &ControlPlane, root: &Root) -> String {
         probe: healthz(CONTROLLER_MANAGER_PORT),
         cpu: "200m",
         mounts: vec![
-            ("k8s-certs", p(paths::PKI_DIR), "DirectoryOrCreate"),
+            ("k8s-certs", p(files::KUBE_PKI_DIR), "DirectoryOrCreate"),
             ("kubeconfig", kubeconfig, "FileOrCreate"),
         ],
     })
@@ -291,7 +291,7 @@ pub fn controller_manager_pod(cp: &ControlPlane, root: &Root) -> String {
 
 /// The kube-scheduler static pod.
 pub fn scheduler_pod(cp: &ControlPlane, root: &Root) -> String {
-    let kubeconfig = path(root, paths::SCHEDULER_KUBECONFIG);
+    let kubeconfig = path(root, files::SCHEDULER_KUBECONFIG);
     let flags = BTreeMap::from([
         ("authentication-kubeconfig", kubeconfig.clone()),
         ("authorization-kubeconfig", kubeconfig.clone()),

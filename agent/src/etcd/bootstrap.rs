@@ -1,0 +1,357 @@
+//! `bootstrap` for role etcd: gather the facts, let the plan decide, carry it out, and write the
+//! env file once starting etcd is safe.
+
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::client::ErrorKind;
+use super::model::{ClusterState, ClusterView, InitialCluster, Marker, MemberInfo, MemberRecord};
+use super::plan::{self, Facts, Plan, Removal};
+use super::{env, tls, Local, Waiter};
+use crate::aws::AsgView;
+use crate::exit::one_line;
+use crate::fsutil;
+use crate::node::Node;
+use crate::state::BootState;
+use crate::store::Store;
+
+/// How old the ASG view may get while waiting.
+const ASG_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Decide, act, write the env file. Returns when starting etcd with that file is safe and will
+/// succeed, or fails after `etcd.join_timeout_seconds`.
+pub async fn bootstrap(node: &Node<'_>, own_asg: &AsgView, state: &mut BootState) -> Result<()> {
+    let settings = node.settings;
+    let store = node.store();
+    let asg_name = settings
+        .etcd
+        .asg
+        .clone()
+        .unwrap_or_else(|| own_asg.name.clone());
+    let (client_tls, tls_files) = if settings.etcd.tls {
+        let (c, f) = tls::prepare(&store, node.root, node.ident, state).await?;
+        (Some(c), Some(f))
+    } else {
+        (None, None)
+    };
+    let local = Local::new(settings, node.root, node.ident, client_tls, tls_files);
+    let mut waiter = Waiter::new(settings.etcd.join_timeout);
+    // While waiting, the ASG is listed again at most every ASG_REFRESH, and the marker is
+    // read until it exists (it never changes after): a waiting node costs few AWS calls.
+    let mut asg_view = None;
+    if asg_name == own_asg.name {
+        asg_view = Some((own_asg.clone(), Instant::now()));
+    }
+    let mut marker: Option<Marker> = None;
+    loop {
+        let stale = asg_view
+            .as_ref()
+            .is_none_or(|(_, at)| at.elapsed() > ASG_REFRESH);
+        if stale {
+            let view = node
+                .aws
+                .describe_asg(&asg_name)
+                .await
+                .with_context(|| format!("listing the etcd autoscaling group {asg_name}"))?;
+            asg_view = Some((view, Instant::now()));
+        }
+        let (asg, listed_at) = asg_view.as_ref().expect("listed above");
+        if marker.is_none() {
+            marker = read_marker(&store).await?;
+        }
+        let cluster = local.access.observe(&local.candidates(Some(asg))).await;
+        let data = local.data_dir_state();
+        let plan = plan::decide(&Facts {
+            me: &local.me,
+            asg: &asg.instances,
+            asg_age: listed_at.elapsed(),
+            marker: marker.as_ref(),
+            cluster: cluster.as_ref(),
+            data: &data,
+        });
+        tracing::debug!(?plan, "etcd plan");
+        let why = match plan {
+            Plan::Seed => match seed(&local, &store, asg, state).await? {
+                None => return Ok(()),
+                Some(why) => {
+                    marker = read_marker(&store).await?;
+                    why
+                }
+            },
+            Plan::Restart(why) => {
+                restart(&local, cluster.as_ref(), marker.as_ref(), state, why)?;
+                return Ok(());
+            }
+            Plan::MoveAside(why) => {
+                move_aside(&local, state, &why)?;
+                continue;
+            }
+            Plan::Relist => {
+                asg_view = None;
+                continue;
+            }
+            Plan::Join {
+                remove,
+                reuse_learner,
+            } => {
+                let view = cluster
+                    .as_ref()
+                    .expect("a join plan comes from a cluster view");
+                match join(&local, view, &remove, reuse_learner, marker.as_ref(), state).await? {
+                    None => return Ok(()),
+                    Some(why) => why,
+                }
+            }
+            Plan::Wait(why) => why.to_string(),
+            Plan::Refuse(why) => format!("refusing to change membership: {why}"),
+        };
+        if let Err(why) = waiter.pause(why).await {
+            state.decide("gave up", why.clone());
+            bail!("etcd is not ready to start after {}s: {why}", waiter.secs());
+        }
+    }
+}
+
+async fn read_marker(store: &Store<'_>) -> Result<Option<Marker>> {
+    store.marker().await.context("reading the cluster marker")
+}
+
+impl Local<'_> {
+    /// Writes the member record, then the env file: once the env file is there, etcd may start.
+    fn write_config(&self, record: &MemberRecord, state: &mut BootState) -> Result<()> {
+        let path = self.record_path();
+        let mut json = serde_json::to_vec_pretty(record).expect("record serialises");
+        json.push(b'\n');
+        fsutil::write_atomic(&path, &json, fsutil::MODE_PUBLIC)
+            .with_context(|| format!("writing {}", path.display()))?;
+        state.wrote(self.root, &path);
+        let env = env::EtcdEnv {
+            name: self.me.name.clone(),
+            data_dir: self.data_dir.clone(),
+            ip: self.me.ip,
+            endpoints: *self.access.endpoints(),
+            initial_cluster: record.initial_cluster.clone(),
+            initial_cluster_state: record.initial_cluster_state,
+            token: record.cluster_token.clone(),
+            tls: self.tls_files.clone(),
+        };
+        let path = self.root.path(crate::files::ETCD_ENV);
+        fsutil::write_atomic(&path, env.render().as_bytes(), fsutil::MODE_PUBLIC)
+            .with_context(|| format!("writing {}", path.display()))?;
+        state.wrote(self.root, &path);
+        Ok(())
+    }
+
+    fn record(
+        &self,
+        token: &str,
+        member_id: Option<u64>,
+        initial_cluster: InitialCluster,
+        initial_cluster_state: ClusterState,
+    ) -> MemberRecord {
+        MemberRecord {
+            cluster_token: token.to_string(),
+            name: self.me.name.clone(),
+            peer_url: self.me.peer_url.clone(),
+            member_id,
+            initial_cluster,
+            initial_cluster_state,
+            data_dir: self.data_dir.display().to_string(),
+        }
+    }
+
+    /// The cluster token: the marker's, else (a cluster whose marker is lost) the default.
+    fn token(&self, marker: Option<&Marker>) -> String {
+        marker.map_or_else(
+            || format!("{}-etcd", self.settings.cluster),
+            |m| m.token.clone(),
+        )
+    }
+}
+
+/// Creates the cluster: the marker first (by conditional put, so exactly one node wins), then
+/// the files. `Some(why)` when another node won.
+async fn seed(
+    local: &Local<'_>,
+    store: &Store<'_>,
+    asg: &AsgView,
+    state: &mut BootState,
+) -> Result<Option<String>> {
+    let s = local.settings;
+    let marker = Marker {
+        cluster: s.cluster.as_str().into(),
+        token: format!("{}-{:016x}", s.cluster, rand::random::<u64>()),
+        seeded_by: local.me.name.clone(),
+        seed_peer_url: local.me.peer_url.clone(),
+        seeded_at: crate::state::now_rfc3339(),
+    };
+    let created = store
+        .create_marker(&marker)
+        .await
+        .context("writing the cluster marker")?;
+    if !created {
+        return Ok(Some("another node created the cluster marker first".into()));
+    }
+    state.decide(
+        "seeded cluster",
+        format!(
+            "{} is the lowest in-service instance id of {} and no cluster existed; token {}",
+            local.me.name, asg.name, marker.token
+        ),
+    );
+    let record = local.record(
+        &marker.token,
+        None,
+        InitialCluster::only(&local.me),
+        ClusterState::New,
+    );
+    local.write_config(&record, state)?;
+    Ok(None)
+}
+
+/// Starts etcd on its data as before: same env, no membership change.
+fn restart(
+    local: &Local<'_>,
+    cluster: Option<&ClusterView>,
+    marker: Option<&Marker>,
+    state: &mut BootState,
+    why: plan::Restart,
+) -> Result<()> {
+    state.decide("restart etcd with its data", why.to_string());
+    let record = match local.read_record() {
+        Some(r) => r,
+        None => {
+            // Data without a record, and the cluster lists this node: adopt it.
+            let view = cluster.ok_or_else(|| anyhow!("no record and no cluster view"))?;
+            let id = view.find_me(&local.me).map(|m| m.id);
+            local.record(
+                &local.token(marker),
+                id,
+                InitialCluster::of_members(&view.members, &local.me),
+                ClusterState::Existing,
+            )
+        }
+    };
+    local.write_config(&record, state)
+}
+
+/// Moves the data dir (and the record of it) aside: never deleted, named with the time.
+fn move_aside(local: &Local<'_>, state: &mut BootState, why: &plan::MoveAside) -> Result<()> {
+    let stamp = time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+        .expect("timestamp formats");
+    let name = local
+        .data_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "etcd".into());
+    let dest = local
+        .data_dir
+        .with_file_name(format!("{name}.moved-{stamp}"));
+    std::fs::rename(&local.data_dir, &dest).with_context(|| {
+        format!(
+            "moving {} aside to {}",
+            local.data_dir.display(),
+            dest.display()
+        )
+    })?;
+    let record = local.record_path();
+    if record.exists() {
+        std::fs::rename(&record, dest.join("tn-agent-member.json"))
+            .with_context(|| format!("moving {} with the data", record.display()))?;
+    }
+    if let Some(dir) = dest.parent() {
+        fsutil::sync_dir(dir).with_context(|| format!("syncing {}", dir.display()))?;
+    }
+    state.decide(
+        "moved data dir aside",
+        format!("{why}; it is now {}", dest.display()),
+    );
+    Ok(())
+}
+
+/// Removes the stale members, adds this node as a learner (or reuses the one added for it),
+/// writes the files. `Some(why)` when etcd said not now.
+async fn join(
+    local: &Local<'_>,
+    view: &ClusterView,
+    remove: &[Removal],
+    reuse_learner: Option<u64>,
+    marker: Option<&Marker>,
+    state: &mut BootState,
+) -> Result<Option<String>> {
+    let endpoints = view.voter_endpoints();
+    for r in remove {
+        if let Err(e) = local.access.remove(&endpoints, r.id).await {
+            return Ok(Some(format!(
+                "removing stale member {:x} failed: {}",
+                r.id,
+                one_line(&e)
+            )));
+        }
+        state.decide(
+            "removed stale member",
+            format!(
+                "{} ({:x}): {}",
+                super::model::display_name(&r.name),
+                r.id,
+                r.why
+            ),
+        );
+    }
+    let (id, members): (u64, Vec<MemberInfo>) = match reuse_learner {
+        Some(id) => {
+            state.decide(
+                "reusing learner",
+                format!(
+                    "learner {id:x} was added for this node by an earlier run and never started"
+                ),
+            );
+            let members = view
+                .members
+                .iter()
+                .filter(|m| !remove.iter().any(|r| r.id == m.id))
+                .cloned()
+                .collect();
+            (id, members)
+        }
+        None => match local
+            .access
+            .add_learner(&endpoints, &local.me.peer_url)
+            .await
+        {
+            Ok(added) => {
+                state.decide(
+                    "joined as learner",
+                    format!(
+                        "added learner {:x} with peer URL {}; `tn-agent etcd promote` makes it a voter once it has caught up",
+                        added.0, local.me.peer_url
+                    ),
+                );
+                added
+            }
+            Err(e) if e.kind() == ErrorKind::TooManyLearners => {
+                return Ok(Some(
+                    "another node is joining (etcd takes one learner at a time)".into(),
+                ));
+            }
+            Err(e) => {
+                return Ok(Some(format!(
+                    "adding this node as a learner failed: {}",
+                    one_line(&e)
+                )));
+            }
+        },
+    };
+    let record = local.record(
+        &local.token(marker),
+        Some(id),
+        InitialCluster::of_members(&members, &local.me),
+        ClusterState::Existing,
+    );
+    local.write_config(&record, state)?;
+    Ok(None)
+}

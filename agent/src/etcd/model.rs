@@ -1,0 +1,344 @@
+//! The etcd data model shared by the decision, the orchestrator, status and the masters: this
+//! node as a member, the member list as seen, the cluster marker, the agent's record of a data
+//! dir, quorum, and the one way URLs of members are built and read. No I/O here.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// How members are reached: the scheme and ports every URL of the cluster is built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoints {
+    pub tls: bool,
+    pub client_port: u16,
+    pub peer_port: u16,
+}
+
+impl Endpoints {
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The client URL of a member at `host`.
+    pub fn client_url(&self, host: impl fmt::Display) -> String {
+        format!("{}://{host}:{}", self.scheme(), self.client_port)
+    }
+
+    /// The peer URL of a member at `host`.
+    pub fn peer_url(&self, host: impl fmt::Display) -> String {
+        format!("{}://{host}:{}", self.scheme(), self.peer_port)
+    }
+}
+
+/// The host of `scheme://host:port`.
+pub fn host_of(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let host = rest.rsplit_once(':').map_or(rest, |(h, _)| h);
+    (!host.is_empty()).then_some(host)
+}
+
+/// This node as an etcd member would be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Me {
+    /// The member name: the instance id.
+    pub name: String,
+    pub ip: Ipv4Addr,
+    pub peer_url: String,
+}
+
+impl Me {
+    /// This node: named by its instance id, its peer URL on its private IP.
+    pub fn new(instance_id: &str, ip: Ipv4Addr, endpoints: &Endpoints) -> Self {
+        Me {
+            name: instance_id.to_string(),
+            ip,
+            peer_url: endpoints.peer_url(ip),
+        }
+    }
+}
+
+/// One member of the cluster as the member list shows it, with whether it answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    pub id: u64,
+    /// Empty for a learner that has not started yet.
+    pub name: String,
+    pub peer_urls: Vec<String>,
+    pub client_urls: Vec<String>,
+    pub is_learner: bool,
+    /// Its client endpoint answered a status request just now.
+    pub healthy: bool,
+}
+
+impl MemberInfo {
+    /// The name to show: an unstarted learner has none yet.
+    pub fn display_name(&self) -> &str {
+        display_name(&self.name)
+    }
+
+    /// The host of its first peer URL, when it is an IPv4 address.
+    pub fn peer_ip(&self) -> Option<Ipv4Addr> {
+        host_of(self.peer_urls.first()?)?.parse().ok()
+    }
+}
+
+/// `(unstarted)` for the empty name of a learner that has not started.
+pub fn display_name(name: &str) -> &str {
+    if name.is_empty() {
+        "(unstarted)"
+    } else {
+        name
+    }
+}
+
+/// The cluster as seen from the members that answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterView {
+    pub members: Vec<MemberInfo>,
+    /// The leader's member id, when the member asked knows one.
+    pub leader: Option<u64>,
+}
+
+impl ClusterView {
+    pub fn voters(&self) -> impl Iterator<Item = &MemberInfo> {
+        self.members.iter().filter(|m| !m.is_learner)
+    }
+
+    pub fn learners(&self) -> impl Iterator<Item = &MemberInfo> {
+        self.members.iter().filter(|m| m.is_learner)
+    }
+
+    /// The member that is this node: by name, else (a learner not started yet) by peer URL.
+    pub fn find_me(&self, me: &Me) -> Option<&MemberInfo> {
+        self.members.iter().find(|m| m.name == me.name).or_else(|| {
+            self.members
+                .iter()
+                .find(|m| m.name.is_empty() && m.peer_urls.contains(&me.peer_url))
+        })
+    }
+
+    /// Client URLs of the healthy voters: where membership changes are sent.
+    pub fn voter_endpoints(&self) -> Vec<String> {
+        self.voters()
+            .filter(|m| m.healthy)
+            .flat_map(|m| m.client_urls.iter().cloned())
+            .collect()
+    }
+}
+
+/// Votes needed for a cluster of `voters` voters to make progress.
+pub fn quorum(voters: usize) -> usize {
+    voters / 2 + 1
+}
+
+/// `etcd/cluster.json` in the state bucket: written once, by the seeder, by conditional put.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Marker {
+    pub cluster: String,
+    /// `ETCD_INITIAL_CLUSTER_TOKEN` of the cluster.
+    pub token: String,
+    pub seeded_by: String,
+    pub seed_peer_url: String,
+    pub seeded_at: String,
+}
+
+/// `ETCD_INITIAL_CLUSTER_STATE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterState {
+    New,
+    Existing,
+}
+
+impl ClusterState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterState::New => "new",
+            ClusterState::Existing => "existing",
+        }
+    }
+}
+
+/// One `name=peer_url` entry of `ETCD_INITIAL_CLUSTER`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub name: String,
+    pub peer_url: String,
+}
+
+/// `ETCD_INITIAL_CLUSTER`: the members etcd starts with, written `name=url,name=url`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct InitialCluster(pub Vec<Peer>);
+
+impl InitialCluster {
+    /// A cluster of one: this node.
+    pub fn only(me: &Me) -> Self {
+        InitialCluster(vec![Peer {
+            name: me.name.clone(),
+            peer_url: me.peer_url.clone(),
+        }])
+    }
+
+    /// The members as listed, this node's unstarted learner under its own name; members
+    /// without a peer URL are left out.
+    pub fn of_members<'a>(members: impl IntoIterator<Item = &'a MemberInfo>, me: &Me) -> Self {
+        let peers = members
+            .into_iter()
+            .filter_map(|m| {
+                let url = m.peer_urls.first()?;
+                let name = if m.name.is_empty() && *url == me.peer_url {
+                    me.name.clone()
+                } else {
+                    m.name.clone()
+                };
+                Some(Peer {
+                    name,
+                    peer_url: url.clone(),
+                })
+            })
+            .collect();
+        InitialCluster(peers)
+    }
+
+    /// The hosts of the peer URLs.
+    pub fn hosts(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().filter_map(|p| host_of(&p.peer_url))
+    }
+}
+
+impl fmt::Display for InitialCluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{}={}", p.name, p.peer_url)?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for InitialCluster {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.is_empty() {
+            return Ok(InitialCluster::default());
+        }
+        s.split(',')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, url)) if !url.is_empty() => Ok(Peer {
+                    name: name.to_string(),
+                    peer_url: url.to_string(),
+                }),
+                _ => Err(format!("`{pair}` is not name=peer_url")),
+            })
+            .collect::<Result<_, _>>()
+            .map(InitialCluster)
+    }
+}
+
+impl From<InitialCluster> for String {
+    fn from(c: InitialCluster) -> String {
+        c.to_string()
+    }
+}
+
+impl TryFrom<String> for InitialCluster {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+/// What the agent recorded about the data dir when it last configured etcd
+/// (`/var/lib/tn-agent/etcd-member.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub cluster_token: String,
+    pub name: String,
+    pub peer_url: String,
+    /// Known when the member was added by `member add`; a seeder's id is made by etcd.
+    pub member_id: Option<u64>,
+    pub initial_cluster: InitialCluster,
+    pub initial_cluster_state: ClusterState,
+    pub data_dir: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_built_and_read_one_way() {
+        let e = Endpoints {
+            tls: true,
+            client_port: 2379,
+            peer_port: 2380,
+        };
+        assert_eq!(e.client_url("10.0.1.2"), "https://10.0.1.2:2379");
+        assert_eq!(e.peer_url("10.0.1.2"), "https://10.0.1.2:2380");
+        let plain = Endpoints { tls: false, ..e };
+        assert_eq!(plain.client_url("10.0.1.2"), "http://10.0.1.2:2379");
+        assert_eq!(host_of("https://10.0.1.2:2380"), Some("10.0.1.2"));
+        assert_eq!(host_of("http://localhost"), Some("localhost"));
+        assert_eq!(host_of("10.0.1.2:2380"), None);
+        assert_eq!(host_of("https://:2380"), None);
+    }
+
+    #[test]
+    fn the_initial_cluster_round_trips_as_etcd_writes_it() {
+        let text = "i-a=https://10.0.1.1:2380,i-b=https://10.0.1.2:2380";
+        let c: InitialCluster = text.parse().unwrap();
+        assert_eq!(c.0.len(), 2);
+        assert_eq!(c.to_string(), text);
+        assert_eq!(c.hosts().collect::<Vec<_>>(), ["10.0.1.1", "10.0.1.2"]);
+        assert!("i-a".parse::<InitialCluster>().is_err());
+        assert_eq!(
+            "".parse::<InitialCluster>().unwrap(),
+            InitialCluster::default()
+        );
+    }
+
+    #[test]
+    fn a_record_keeps_its_json_form() {
+        let json = r#"{"cluster_token":"prod-1","name":"i-a","peer_url":"https://10.0.1.1:2380",
+            "member_id":null,"initial_cluster":"i-a=https://10.0.1.1:2380",
+            "initial_cluster_state":"new","data_dir":"/var/lib/etcd"}"#;
+        let r: MemberRecord = serde_json::from_str(json).unwrap();
+        assert_eq!(r.initial_cluster_state, ClusterState::New);
+        let back = serde_json::to_value(&r).unwrap();
+        assert_eq!(back["initial_cluster"], "i-a=https://10.0.1.1:2380");
+        assert_eq!(back["initial_cluster_state"], "new");
+    }
+
+    #[test]
+    fn an_unstarted_learner_of_this_node_goes_under_its_name() {
+        let me = Me {
+            name: "i-c".into(),
+            ip: Ipv4Addr::new(10, 0, 1, 3),
+            peer_url: "https://10.0.1.3:2380".into(),
+        };
+        let member = |id, name: &str, ip: u8| MemberInfo {
+            id,
+            name: name.into(),
+            peer_urls: vec![format!("https://10.0.1.{ip}:2380")],
+            client_urls: vec![],
+            is_learner: false,
+            healthy: true,
+        };
+        let members = [member(1, "i-a", 1), member(3, "", 3)];
+        assert_eq!(
+            InitialCluster::of_members(&members, &me).to_string(),
+            "i-a=https://10.0.1.1:2380,i-c=https://10.0.1.3:2380"
+        );
+    }
+}

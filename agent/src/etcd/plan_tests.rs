@@ -1,0 +1,581 @@
+//! The decision as one table: a baseline (i-b joining a cluster that i-a seeded), and each row
+//! changes what one situation changes and names the plan.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use super::*;
+use crate::etcd::model::{ClusterState, InitialCluster};
+
+fn inst(id: &str, ip: u8, state: &str) -> AsgInstance {
+    AsgInstance {
+        instance_id: id.into(),
+        lifecycle_state: state.into(),
+        health_status: "Healthy".into(),
+        availability_zone: "us-east-1a".into(),
+        private_ip: Some(Ipv4Addr::new(127, 0, 1, ip)),
+        launch_time: None,
+        ec2_state: Some("running".into()),
+    }
+}
+
+fn url(ip: u8) -> String {
+    format!("https://127.0.1.{ip}:2380")
+}
+
+fn member(id: u64, name: &str, ip: u8, learner: bool, healthy: bool) -> MemberInfo {
+    MemberInfo {
+        id,
+        name: name.into(),
+        peer_urls: vec![url(ip)],
+        client_urls: if name.is_empty() {
+            vec![]
+        } else {
+            vec![format!("https://127.0.1.{ip}:2379")]
+        },
+        is_learner: learner,
+        healthy,
+    }
+}
+
+fn me(name: &str, ip: u8) -> Me {
+    Me {
+        name: name.into(),
+        ip: Ipv4Addr::new(127, 0, 1, ip),
+        peer_url: url(ip),
+    }
+}
+
+fn marker() -> Marker {
+    Marker {
+        cluster: "prod".into(),
+        token: "prod-abc".into(),
+        seeded_by: "i-a".into(),
+        seed_peer_url: url(1),
+        seeded_at: "2026-11-24T00:00:00Z".into(),
+    }
+}
+
+fn record(name: &str, token: &str) -> DataDir {
+    DataDir::Present {
+        record: Some(MemberRecord {
+            cluster_token: token.into(),
+            name: name.into(),
+            peer_url: String::new(),
+            member_id: None,
+            initial_cluster: InitialCluster::default(),
+            initial_cluster_state: ClusterState::Existing,
+            data_dir: "/var/lib/etcd".into(),
+        }),
+    }
+}
+
+/// A view whose leader is the first healthy voter.
+fn view(members: Vec<MemberInfo>) -> Option<ClusterView> {
+    let leader = members
+        .iter()
+        .find(|m| !m.is_learner && m.healthy)
+        .map(|m| m.id);
+    Some(ClusterView { members, leader })
+}
+
+/// i-a, i-b, i-c voters at .1-.3, i-c down.
+fn abc_c_down() -> Option<ClusterView> {
+    view(vec![
+        member(1, "i-a", 1, false, true),
+        member(2, "i-b", 2, false, true),
+        member(3, "i-c", 3, false, false),
+    ])
+}
+
+fn removal(id: u64, name: &str, why: Stale) -> Removal {
+    Removal {
+        id,
+        name: name.into(),
+        why,
+    }
+}
+
+/// i-c, whose instance is gone from the ASG.
+fn c_gone() -> Removal {
+    removal(
+        3,
+        "i-c",
+        Stale::InstanceGone {
+            instance: "i-c".into(),
+        },
+    )
+}
+
+fn join(remove: Vec<Removal>, reuse_learner: Option<u64>) -> Plan {
+    Plan::Join {
+        remove,
+        reuse_learner,
+    }
+}
+
+/// The facts one row starts from.
+struct World {
+    me: Me,
+    asg: Vec<AsgInstance>,
+    asg_age: Duration,
+    marker: Option<Marker>,
+    cluster: Option<ClusterView>,
+    data: DataDir,
+}
+
+impl World {
+    fn plan(&self) -> Plan {
+        decide(&Facts {
+            me: &self.me,
+            asg: &self.asg,
+            asg_age: self.asg_age,
+            marker: self.marker.as_ref(),
+            cluster: self.cluster.as_ref(),
+            data: &self.data,
+        })
+    }
+
+    /// i-a, i-b, i-d in service (i-c was terminated), i-d at .4 is this node.
+    fn replacing_c(&mut self) {
+        self.asg = vec![
+            inst("i-a", 1, "InService"),
+            inst("i-b", 2, "InService"),
+            inst("i-d", 4, "InService"),
+        ];
+        self.me = me("i-d", 4);
+        self.cluster = abc_c_down();
+    }
+}
+
+/// i-b, with no data, joining the cluster i-a seeded: i-a, i-b, i-c in service at .1-.3.
+fn baseline() -> World {
+    World {
+        me: me("i-b", 2),
+        asg: vec![
+            inst("i-a", 1, "InService"),
+            inst("i-b", 2, "InService"),
+            inst("i-c", 3, "InService"),
+        ],
+        asg_age: Duration::ZERO,
+        marker: Some(marker()),
+        cluster: view(vec![member(1, "i-a", 1, false, true)]),
+        data: DataDir::Empty,
+    }
+}
+
+type Row = (&'static str, fn(&mut World), Plan);
+
+fn rows() -> Vec<Row> {
+    vec![
+        ("joins a seeded cluster", |_| {}, join(vec![], None)),
+        (
+            "a running cluster is joined even without the marker (lost bucket), never re-seeded",
+            |w| w.marker = None,
+            join(vec![], None),
+        ),
+        // Cold start.
+        (
+            "cold start: the lowest in-service id seeds",
+            |w| (w.me, w.marker, w.cluster) = (me("i-a", 1), None, None),
+            Plan::Seed,
+        ),
+        (
+            "cold start: the others wait for the seeder",
+            |w| (w.marker, w.cluster) = (None, None),
+            Plan::Wait(Wait::ForSeeder {
+                seeder: "i-a".into(),
+            }),
+        ),
+        (
+            "cold start: a lower id not in service yet neither seeds nor is waited for",
+            |w| {
+                (w.me, w.marker, w.cluster) = (me("i-a", 1), None, None);
+                w.asg.push(inst("i-0", 9, "Pending"));
+            },
+            Plan::Seed,
+        ),
+        (
+            "cold start: a single-node ASG seeds",
+            |w| {
+                (w.me, w.marker, w.cluster) = (me("i-a", 1), None, None);
+                w.asg.truncate(1);
+            },
+            Plan::Seed,
+        ),
+        (
+            "cold start: nobody in service yet",
+            |w| {
+                (w.me, w.marker, w.cluster) = (me("i-a", 1), None, None);
+                w.asg = vec![inst("i-a", 1, "Pending")];
+            },
+            Plan::Wait(Wait::NoInstanceInService),
+        ),
+        (
+            "the marker exists and nobody answers: the seeder never seeds again",
+            |w| (w.me, w.cluster) = (me("i-a", 1), None),
+            Plan::Wait(Wait::NobodyAnswers {
+                seeded_by: "i-a".into(),
+                seeded_at: "2026-11-24T00:00:00Z".into(),
+            }),
+        ),
+        (
+            "the marker exists and nobody answers: nor does anyone else",
+            |w| w.cluster = None,
+            Plan::Wait(Wait::NobodyAnswers {
+                seeded_by: "i-a".into(),
+                seeded_at: "2026-11-24T00:00:00Z".into(),
+            }),
+        ),
+        // One joiner at a time.
+        (
+            "i-b's learner was added and has not started: i-c waits",
+            |w| {
+                w.me = me("i-c", 3);
+                w.cluster = view(vec![
+                    member(1, "i-a", 1, false, true),
+                    member(2, "", 2, true, false),
+                ]);
+            },
+            Plan::Wait(Wait::UnstartedLearner {
+                owner: "i-b".into(),
+                id: 2,
+            }),
+        ),
+        (
+            "i-b is a learner catching up: i-c waits",
+            |w| {
+                w.me = me("i-c", 3);
+                w.cluster = view(vec![
+                    member(1, "i-a", 1, false, true),
+                    member(2, "i-b", 2, true, true),
+                ]);
+            },
+            Plan::Wait(Wait::LearnerCatchingUp { name: "i-b".into() }),
+        ),
+        (
+            "its own unstarted learner is reused",
+            |w| {
+                w.cluster = view(vec![
+                    member(1, "i-a", 1, false, true),
+                    member(7, "", 2, true, false),
+                ]);
+            },
+            join(vec![], Some(7)),
+        ),
+        (
+            "no leader: wait",
+            |w| w.cluster.as_mut().unwrap().leader = None,
+            Plan::Wait(Wait::NoLeader {
+                healthy: 1,
+                voters: 1,
+                need: 1,
+            }),
+        ),
+        // Replacement.
+        (
+            "a replacement removes the gone member first",
+            World::replacing_c,
+            join(vec![c_gone()], None),
+        ),
+        (
+            "terminating in the ASG counts as gone",
+            |w| {
+                w.replacing_c();
+                w.asg.push(inst("i-c", 3, "Terminating:Wait"));
+            },
+            join(vec![c_gone()], None),
+        ),
+        (
+            "a removal on an ASG view older than FRESH lists the ASG again first",
+            |w| {
+                w.replacing_c();
+                w.asg_age = FRESH + Duration::from_millis(1);
+            },
+            Plan::Relist,
+        ),
+        (
+            "an old view without a removal needs no new one",
+            |w| w.asg_age = Duration::from_secs(60),
+            join(vec![], None),
+        ),
+        (
+            "an unreachable member whose instance lives (rebooting) is never removed",
+            |w| {
+                w.replacing_c();
+                w.asg.push(inst("i-c", 3, "InService"));
+            },
+            join(vec![], None),
+        ),
+        (
+            "a reused IP makes the old member stale",
+            |w| {
+                w.replacing_c();
+                w.asg[2] = inst("i-d", 3, "InService");
+                w.me = me("i-d", 3);
+            },
+            join(
+                vec![removal(
+                    3,
+                    "i-c",
+                    Stale::UrlTaken {
+                        peer_url: url(3),
+                        by: "i-d".into(),
+                    },
+                )],
+                None,
+            ),
+        ),
+        (
+            "a removal that would lose quorum is refused",
+            |w| {
+                w.replacing_c();
+                w.cluster = Some(ClusterView {
+                    members: vec![
+                        member(1, "i-a", 1, false, true),
+                        member(2, "i-b", 2, false, false),
+                        member(3, "i-c", 3, false, false),
+                    ],
+                    leader: None, // two of three down: no leader either
+                });
+            },
+            Plan::Refuse(Refuse::LosesQuorum {
+                removal: c_gone(),
+                healthy: 1,
+                voters: 2,
+                need: 2,
+            }),
+        ),
+        (
+            "removing a stale learner never touches quorum",
+            |w| {
+                w.replacing_c();
+                w.cluster = Some(ClusterView {
+                    members: vec![
+                        member(1, "i-a", 1, false, true),
+                        member(2, "i-b", 2, false, false),
+                        member(3, "", 3, true, false),
+                    ],
+                    leader: Some(1),
+                });
+            },
+            join(
+                vec![removal(
+                    3,
+                    "",
+                    Stale::OrphanLearner {
+                        id: 3,
+                        peer_urls: vec![url(3)],
+                    },
+                )],
+                None,
+            ),
+        ),
+        (
+            "a node without its data replaces its own old member",
+            |w| {
+                w.cluster = view(vec![
+                    member(1, "i-a", 1, false, true),
+                    member(2, "i-b", 2, false, false),
+                    member(3, "i-c", 3, false, true),
+                ]);
+            },
+            join(vec![removal(2, "i-b", Stale::OwnEarlierMember)], None),
+        ),
+        // With data.
+        (
+            "a reboot with its data changes nothing",
+            |w| {
+                w.data = record("i-b", "prod-abc");
+                w.cluster = abc_c_down();
+            },
+            Plan::Restart(Restart::StillMember { id: 2 }),
+        ),
+        (
+            "the whole cluster rebooting: nobody answers, and the data is ours",
+            |w| (w.data, w.cluster) = (record("i-b", "prod-abc"), None),
+            Plan::Restart(Restart::NobodyAnswers),
+        ),
+        (
+            "its member was removed while it was away",
+            |w| {
+                w.data = record("i-b", "prod-abc");
+                w.cluster = view(vec![
+                    member(1, "i-a", 1, false, true),
+                    member(3, "i-c", 3, false, true),
+                ]);
+            },
+            Plan::MoveAside(MoveAside::Removed),
+        ),
+        (
+            "another cluster's data (a reused volume, a restored image)",
+            |w| (w.data, w.cluster) = (record("i-b", "old-cluster"), None),
+            Plan::MoveAside(MoveAside::OtherCluster {
+                theirs: "old-cluster".into(),
+                ours: "prod-abc".into(),
+            }),
+        ),
+        (
+            "another instance's data",
+            |w| (w.data, w.cluster) = (record("i-z", "prod-abc"), None),
+            Plan::MoveAside(MoveAside::OtherInstance {
+                owner: "i-z".into(),
+                me: "i-b".into(),
+            }),
+        ),
+        (
+            "data without a record, and the member list has it: kept",
+            |w| {
+                w.data = DataDir::Present { record: None };
+                w.cluster = view(vec![
+                    member(2, "i-b", 2, false, false),
+                    member(1, "i-a", 1, false, true),
+                ]);
+            },
+            Plan::Restart(Restart::StillMember { id: 2 }),
+        ),
+        (
+            "data without a record, and the member list does not have it: moved aside",
+            |w| w.data = DataDir::Present { record: None },
+            Plan::MoveAside(MoveAside::Removed),
+        ),
+        (
+            "data without a record and nobody to ask: wait",
+            |w| (w.data, w.cluster) = (DataDir::Present { record: None }, None),
+            Plan::Wait(Wait::UnknownData),
+        ),
+    ]
+}
+
+#[test]
+fn plan_table() {
+    let mut failures = Vec::new();
+    for (name, change, expected) in rows() {
+        let mut world = baseline();
+        change(&mut world);
+        let got = world.plan();
+        if got != expected {
+            failures.push(format!(
+                "{name}:\n  expected {expected:?}\n  got      {got:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn reasons_read_as_before() {
+    let gone = c_gone();
+    let cases: Vec<(String, &str)> = vec![
+        (
+            Wait::ForSeeder {
+                seeder: "i-a".into(),
+            }
+            .to_string(),
+            "waiting for i-a (lowest in-service instance id) to seed the cluster",
+        ),
+        (
+            Wait::NoInstanceInService.to_string(),
+            "no instance of the etcd ASG is in service yet",
+        ),
+        (
+            Wait::UnstartedLearner {
+                owner: "i-b".into(),
+                id: 0x2a,
+            }
+            .to_string(),
+            "i-b is joining (learner 2a not started yet); one joins at a time",
+        ),
+        (
+            Wait::NoLeader {
+                healthy: 1,
+                voters: 3,
+                need: 2,
+            }
+            .to_string(),
+            "the cluster has no leader right now (1 of 3 voters answer, quorum needs 2)",
+        ),
+        (
+            Stale::UrlTaken {
+                peer_url: url(3),
+                by: "i-d".into(),
+            }
+            .to_string(),
+            "its peer URL https://127.0.1.3:2380 now belongs to i-d",
+        ),
+        (
+            Refuse::LosesQuorum {
+                removal: gone,
+                healthy: 1,
+                voters: 2,
+                need: 2,
+            }
+            .to_string(),
+            "removing stale member i-c (3: instance i-c is gone from the ASG) would leave 1 \
+             healthy of 2 voters and quorum needs 2; bring the unhealthy members back or restore \
+             the cluster (see docs/etcd.md, Runbooks)",
+        ),
+        (
+            Restart::StillMember { id: 0x1f }.to_string(),
+            "still member 1f of the cluster with its data: no membership change",
+        ),
+        (
+            MoveAside::OtherCluster {
+                theirs: "old".into(),
+                ours: "new".into(),
+            }
+            .to_string(),
+            "the data dir belongs to another cluster (token old, the cluster's is new)",
+        ),
+        (
+            Wait::NobodyAnswers {
+                seeded_by: "i-a".into(),
+                seeded_at: "T".into(),
+            }
+            .to_string(),
+            "the cluster exists (seeded by i-a at T) but no member answers; a new cluster is \
+             never started once it exists",
+        ),
+    ];
+    for (got, want) in cases {
+        assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn leave_keeps_quorum() {
+    let v = |m| view(m).unwrap();
+    let healthy3 = v(vec![
+        member(1, "i-a", 1, false, true),
+        member(2, "i-b", 2, false, true),
+        member(3, "i-c", 3, false, true),
+    ]);
+    assert_eq!(check_leave(&healthy3, 3), Ok(()));
+    let one_down = v(vec![
+        member(1, "i-a", 1, false, true),
+        member(2, "i-b", 2, false, false),
+        member(3, "i-c", 3, false, true),
+    ]);
+    let refused = check_leave(&one_down, 3).unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "removing member i-c would leave 1 healthy of 2 voters and quorum needs 2"
+    );
+    let single = v(vec![member(1, "i-a", 1, false, true)]);
+    assert!(check_leave(&single, 1)
+        .unwrap_err()
+        .to_string()
+        .contains("only voter"));
+    // A learner can always leave; so can a member that is not there.
+    let with_learner = v(vec![
+        member(1, "i-a", 1, false, true),
+        member(2, "i-b", 2, true, true),
+    ]);
+    assert_eq!(check_leave(&with_learner, 2), Ok(()));
+    assert_eq!(check_leave(&with_learner, 9), Ok(()));
+}
+
+#[test]
+fn quorum_sizes() {
+    assert_eq!((1..=6).map(quorum).collect::<Vec<_>>(), [1, 2, 2, 3, 3, 4]);
+}

@@ -1,0 +1,204 @@
+//! Node files (SPEC §6): every path tn-agent reads or writes on a node, which of them each role
+//! must have, and the one way they are written. Paths are as on a real node: taken under
+//! `--root` when used, and written root-prefixed into the files that refer to them.
+
+use std::os::unix::fs::PermissionsExt;
+
+use anyhow::{Context, Result};
+
+use crate::config::Role;
+use crate::fsutil::{self, Root};
+use crate::state::BootState;
+
+/// What the last `bootstrap` found and decided (read by `status`).
+pub const STATE: &str = "/var/lib/tn-agent/state.json";
+/// The agent's record of the etcd data dir it configured.
+pub const ETCD_MEMBER_RECORD: &str = "/var/lib/tn-agent/etcd-member.json";
+
+/// etcd's own variables, read by its unit with `EnvironmentFile=`.
+pub const ETCD_ENV: &str = "/etc/etcd/etcd.env";
+/// The etcd node's certificate directory.
+pub const ETCD_PKI_DIR: &str = "/etc/etcd/pki";
+/// The etcd CA certificate on an etcd node.
+pub const ETCD_NODE_CA: &str = "/etc/etcd/pki/ca.crt";
+/// The etcd member's serving certificate (also a client certificate, for `etcdctl` and the
+/// agent).
+pub const ETCD_SERVER: LeafFiles = LeafFiles {
+    cert: "/etc/etcd/pki/server.crt",
+    key: "/etc/etcd/pki/server.key",
+};
+/// The etcd member's peer certificate.
+pub const ETCD_PEER: LeafFiles = LeafFiles {
+    cert: "/etc/etcd/pki/peer.crt",
+    key: "/etc/etcd/pki/peer.key",
+};
+
+/// Certificates and keys of the control plane and the kubelet.
+pub const KUBE_PKI_DIR: &str = "/etc/kubernetes/pki";
+/// Static pod manifests the kubelet runs (masters).
+pub const MANIFESTS_DIR: &str = "/etc/kubernetes/manifests";
+
+/// The cluster CA certificate (every node).
+pub const CA_CERT: &str = "/etc/kubernetes/pki/ca.crt";
+/// The cluster CA key: on masters only, for the controller-manager's CSR signer.
+pub const CA_KEY: &str = "/etc/kubernetes/pki/ca.key";
+/// The etcd CA certificate, to verify etcd's serving certificates (masters).
+pub const ETCD_CA_CERT: &str = "/etc/kubernetes/pki/etcd/ca.crt";
+/// The front-proxy CA certificate (masters).
+pub const FRONT_PROXY_CA_CERT: &str = "/etc/kubernetes/pki/front-proxy-ca.crt";
+/// The service-account token signing key and its public half (masters).
+pub const SA_KEY: &str = "/etc/kubernetes/pki/sa.key";
+pub const SA_PUB: &str = "/etc/kubernetes/pki/sa.pub";
+
+/// The kubelet's configuration file (KubeletConfiguration).
+pub const KUBELET_CONFIG: &str = "/var/lib/kubelet/config.yaml";
+/// The kubelet unit's `EnvironmentFile=`: its flags.
+pub const KUBELET_ENV: &str = "/etc/kubernetes/kubelet.env";
+/// The kubelet's kubeconfig: written by the agent on masters, by the kubelet's TLS bootstrap on
+/// workers.
+pub const KUBELET_KUBECONFIG: &str = "/etc/kubernetes/kubelet.conf";
+/// The workers' bootstrap kubeconfig (the bootstrap token).
+pub const BOOTSTRAP_KUBECONFIG: &str = "/etc/kubernetes/bootstrap-kubelet.conf";
+/// Kubeconfigs of the controller-manager and the scheduler (masters).
+pub const CONTROLLER_MANAGER_KUBECONFIG: &str = "/etc/kubernetes/controller-manager.conf";
+pub const SCHEDULER_KUBECONFIG: &str = "/etc/kubernetes/scheduler.conf";
+/// The bootstrap token's Secret and the TLS bootstrap RBAC, for an operator to apply (masters).
+pub const TLS_BOOTSTRAP_ADDON: &str = "/etc/kubernetes/addons/tls-bootstrap.yaml";
+
+/// Static pod manifests.
+pub const APISERVER_MANIFEST: &str = "/etc/kubernetes/manifests/kube-apiserver.yaml";
+pub const CONTROLLER_MANAGER_MANIFEST: &str =
+    "/etc/kubernetes/manifests/kube-controller-manager.yaml";
+pub const SCHEDULER_MANIFEST: &str = "/etc/kubernetes/manifests/kube-scheduler.yaml";
+
+/// A leaf certificate and its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeafFiles {
+    pub cert: &'static str,
+    pub key: &'static str,
+}
+
+/// The apiserver's serving certificate.
+pub const APISERVER: LeafFiles = LeafFiles {
+    cert: "/etc/kubernetes/pki/apiserver.crt",
+    key: "/etc/kubernetes/pki/apiserver.key",
+};
+/// The apiserver's client certificate for etcd (signed by the etcd CA).
+pub const APISERVER_ETCD_CLIENT: LeafFiles = LeafFiles {
+    cert: "/etc/kubernetes/pki/apiserver-etcd-client.crt",
+    key: "/etc/kubernetes/pki/apiserver-etcd-client.key",
+};
+/// The apiserver's client certificate for the kubelets.
+pub const APISERVER_KUBELET_CLIENT: LeafFiles = LeafFiles {
+    cert: "/etc/kubernetes/pki/apiserver-kubelet-client.crt",
+    key: "/etc/kubernetes/pki/apiserver-kubelet-client.key",
+};
+/// The apiserver's client certificate as the front proxy (signed by the front-proxy CA).
+pub const FRONT_PROXY_CLIENT: LeafFiles = LeafFiles {
+    cert: "/etc/kubernetes/pki/front-proxy-client.crt",
+    key: "/etc/kubernetes/pki/front-proxy-client.key",
+};
+/// The controller-manager's client certificate (also embedded in its kubeconfig).
+pub const CONTROLLER_MANAGER: LeafFiles = LeafFiles {
+    cert: "/etc/kubernetes/pki/controller-manager.crt",
+    key: "/etc/kubernetes/pki/controller-manager.key",
+};
+/// The scheduler's client certificate (also embedded in its kubeconfig).
+pub const SCHEDULER: LeafFiles = LeafFiles {
+    cert: "/etc/kubernetes/pki/scheduler.crt",
+    key: "/etc/kubernetes/pki/scheduler.key",
+};
+/// A master kubelet's first client certificate (also embedded in its kubeconfig); the kubelet
+/// rotates it from there.
+pub const KUBELET_CLIENT: LeafFiles = LeafFiles {
+    cert: "/etc/kubernetes/pki/kubelet-client.crt",
+    key: "/etc/kubernetes/pki/kubelet-client.key",
+};
+
+/// The node's certificate directories, searched by `status` for `*.crt`.
+pub const PKI_DIRS: [&str; 2] = [ETCD_PKI_DIR, KUBE_PKI_DIR];
+
+/// The files `bootstrap` writes for `role` (besides [`STATE`]), as node paths.
+pub fn expected(role: Role, etcd_tls: bool) -> Vec<&'static str> {
+    match role {
+        Role::Etcd => {
+            let mut files = vec![ETCD_ENV];
+            if etcd_tls {
+                files.extend([
+                    ETCD_NODE_CA,
+                    ETCD_SERVER.cert,
+                    ETCD_SERVER.key,
+                    ETCD_PEER.cert,
+                    ETCD_PEER.key,
+                ]);
+            }
+            files
+        }
+        Role::Master | Role::Worker => {
+            let kubeconfig = if role == Role::Master {
+                KUBELET_KUBECONFIG
+            } else {
+                BOOTSTRAP_KUBECONFIG
+            };
+            vec![KUBELET_CONFIG, CA_CERT, KUBELET_ENV, kubeconfig]
+        }
+    }
+}
+
+/// Writes a node file atomically with `mode` (0600 for keys and tokens), unless it already has
+/// exactly these contents and mode, so a re-run touches nothing; records it in the state when
+/// written. `Ok(true)` when it wrote.
+pub fn write(
+    root: &Root,
+    state: &mut BootState,
+    node_path: &str,
+    contents: &[u8],
+    mode: u32,
+) -> Result<bool> {
+    let path = root.path(node_path);
+    let same = std::fs::metadata(&path)
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o7777 == mode)
+        && std::fs::read(&path).is_ok_and(|old| old == contents);
+    if same {
+        return Ok(false);
+    }
+    fsutil::write_atomic(&path, contents, mode)
+        .with_context(|| format!("writing {}", path.display()))?;
+    state.wrote(root, &path);
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fsutil::{MODE_PUBLIC, MODE_SECRET};
+
+    #[test]
+    fn write_skips_a_file_that_is_already_right() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let path = "/etc/kubernetes/a.conf";
+        let mut state = BootState::new("prod", "worker");
+        assert!(write(&root, &mut state, path, b"x\n", MODE_SECRET).unwrap());
+        assert_eq!(state.files_written, [path]);
+        let mut again = BootState::new("prod", "worker");
+        assert!(!write(&root, &mut again, path, b"x\n", MODE_SECRET).unwrap());
+        assert!(again.files_written.is_empty(), "same contents and mode");
+        assert!(write(&root, &mut again, path, b"x\n", MODE_PUBLIC).unwrap());
+        assert!(write(&root, &mut again, path, b"y\n", MODE_PUBLIC).unwrap());
+        assert_eq!(again.files_written, [path]);
+        let on_disk = root.path(path);
+        assert_eq!(std::fs::read_to_string(&on_disk).unwrap(), "y\n");
+        let mode = std::fs::metadata(&on_disk).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+    }
+
+    #[test]
+    fn expected_files_follow_spec_6() {
+        assert_eq!(expected(Role::Etcd, false), vec!["/etc/etcd/etcd.env"]);
+        assert_eq!(expected(Role::Etcd, true).len(), 6);
+        assert!(expected(Role::Master, true).contains(&"/etc/kubernetes/kubelet.conf"));
+        assert!(expected(Role::Worker, true).contains(&"/etc/kubernetes/bootstrap-kubelet.conf"));
+        assert!(expected(Role::Worker, true).contains(&"/var/lib/kubelet/config.yaml"));
+    }
+}
