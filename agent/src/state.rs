@@ -38,6 +38,9 @@ pub struct BootState {
     /// S3 keys of the state bucket read, in order (a worker reads no CA key).
     #[serde(default)]
     pub s3_keys_read: Vec<String>,
+    /// Masters: the etcd client URLs the apiserver was configured with (`--etcd-servers`).
+    #[serde(default)]
+    pub etcd_servers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +67,7 @@ impl BootState {
             timings_ms: BTreeMap::new(),
             aws_calls: 0,
             s3_keys_read: Vec::new(),
+            etcd_servers: Vec::new(),
         }
     }
 

@@ -13,7 +13,7 @@ use x509_parser::prelude::FromDer;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::aws::{Aws, AwsError};
-use crate::etcd::model::Marker;
+use crate::etcd::model::{BadMarker, Marker};
 use crate::kube::fetch::{BadToken, BootstrapToken};
 use crate::pki::{self, Ca, PkiError};
 
@@ -151,10 +151,16 @@ pub enum StoreError {
         source: BadToken,
     },
     #[error("{url} is not a cluster marker written by tn-agent")]
-    BadMarker {
+    NotMarker {
         url: String,
         #[source]
         source: serde_json::Error,
+    },
+    #[error("{url} is not a usable cluster marker")]
+    BadMarker {
+        url: String,
+        #[source]
+        source: BadMarker,
     },
 }
 
@@ -303,17 +309,19 @@ impl<'a> Store<'a> {
         })
     }
 
-    /// The cluster marker; `None` before the cluster was seeded.
+    /// The cluster marker, parsed strictly and checked to be this cluster's; `None` before the
+    /// cluster was seeded.
     pub async fn marker(&self) -> Result<Option<Marker>, StoreError> {
         let Some(bytes) = self.get(Object::Marker).await? else {
             return Ok(None);
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|source| StoreError::BadMarker {
-                url: self.url(Object::Marker),
-                source,
-            })
+        let url = || self.url(Object::Marker);
+        let marker: Marker = serde_json::from_slice(&bytes)
+            .map_err(|source| StoreError::NotMarker { url: url(), source })?;
+        marker
+            .check(self.cluster)
+            .map_err(|source| StoreError::BadMarker { url: url(), source })?;
+        Ok(Some(marker))
     }
 
     /// Writes the marker only if there is none (`If-None-Match: *`): `Ok(false)` when another

@@ -450,7 +450,7 @@ fn write_static_config(node: &Node, ca: &Ca, initial_cluster: &str, token: &str)
         token: token.to_string(),
         tls: Some(tls),
     };
-    write(&node.path(ETCD_ENV), &env.render(), MODE_PUBLIC)
+    write(&node.path(ETCD_ENV), &env.render()?, MODE_PUBLIC)
 }
 
 /// Waits (at most `SETTLE`) until the members are exactly `names`, all healthy voters, with a

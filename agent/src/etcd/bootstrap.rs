@@ -11,6 +11,7 @@ use super::plan::{self, Facts, Plan, Removal};
 use super::{env, tls, Local, Waiter};
 use crate::aws::AsgView;
 use crate::exit::one_line;
+use crate::files;
 use crate::fsutil;
 use crate::node::Node;
 use crate::state::BootState;
@@ -119,13 +120,8 @@ async fn read_marker(store: &Store<'_>) -> Result<Option<Marker>> {
 
 impl Local<'_> {
     /// Writes the member record, then the env file: once the env file is there, etcd may start.
+    /// The env file is rendered (and its values checked) before anything is written.
     fn write_config(&self, record: &MemberRecord, state: &mut BootState) -> Result<()> {
-        let path = self.record_path();
-        let mut json = serde_json::to_vec_pretty(record).expect("record serialises");
-        json.push(b'\n');
-        fsutil::write_atomic(&path, &json, fsutil::MODE_PUBLIC)
-            .with_context(|| format!("writing {}", path.display()))?;
-        state.wrote(self.root, &path);
         let env = env::EtcdEnv {
             name: self.me.name.clone(),
             data_dir: self.data_dir.clone(),
@@ -135,11 +131,25 @@ impl Local<'_> {
             initial_cluster_state: record.initial_cluster_state,
             token: record.cluster_token.clone(),
             tls: self.tls_files.clone(),
-        };
-        let path = self.root.path(crate::files::ETCD_ENV);
-        fsutil::write_atomic(&path, env.render().as_bytes(), fsutil::MODE_PUBLIC)
-            .with_context(|| format!("writing {}", path.display()))?;
-        state.wrote(self.root, &path);
+        }
+        .render()
+        .with_context(|| format!("refusing to write {}", files::ETCD_ENV))?;
+        let mut json = serde_json::to_vec_pretty(record).expect("record serialises");
+        json.push(b'\n');
+        files::write(
+            self.root,
+            state,
+            files::ETCD_MEMBER_RECORD,
+            &json,
+            fsutil::MODE_PUBLIC,
+        )?;
+        files::write(
+            self.root,
+            state,
+            files::ETCD_ENV,
+            env.as_bytes(),
+            fsutil::MODE_PUBLIC,
+        )?;
         Ok(())
     }
 

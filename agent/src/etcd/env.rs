@@ -30,9 +30,27 @@ pub struct EtcdEnv {
     pub tls: Option<TlsFiles>,
 }
 
+/// A value that cannot go into the env file as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{key} would be {value:?}: values of etcd.env may not hold whitespace, control characters, \
+     quotes, `$` or `\\`, and members must be `name=http(s)://host:port`"
+)]
+pub struct UnsafeValue {
+    pub key: &'static str,
+    pub value: String,
+}
+
 impl EtcdEnv {
-    /// The file's text.
-    pub fn render(&self) -> String {
+    /// The file's text. Every value is checked: systemd's `EnvironmentFile=` would take a
+    /// newline as the start of another variable.
+    pub fn render(&self) -> Result<String, UnsafeValue> {
+        if let Some(peer) = self.initial_cluster.first_invalid() {
+            return Err(UnsafeValue {
+                key: "ETCD_INITIAL_CLUSTER",
+                value: format!("{}={}", peer.name, peer.peer_url),
+            });
+        }
         let peer_url = self.endpoints.peer_url(self.ip);
         let client_url = self.endpoints.client_url(self.ip);
         let mut vars: Vec<(&str, String)> = vec![
@@ -67,13 +85,24 @@ impl EtcdEnv {
             ]);
         }
         let mut out = String::from("# Written by tn-agent bootstrap; changes are overwritten.\n");
+        for (key, value) in &vars {
+            let unsafe_char = |c: char| {
+                c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '$' | '\\')
+            };
+            if value.is_empty() || value.contains(unsafe_char) {
+                return Err(UnsafeValue {
+                    key,
+                    value: value.clone(),
+                });
+            }
+        }
         for (k, v) in vars {
             out.push_str(k);
             out.push('=');
             out.push_str(&v);
             out.push('\n');
         }
-        out
+        Ok(out)
     }
 }
 
@@ -103,7 +132,7 @@ mod tests {
                 peer_key: "/etc/etcd/pki/peer.key".into(),
             }),
         };
-        let text = env.render();
+        let text = env.render().unwrap();
         for line in [
             "ETCD_NAME=i-0abc",
             "ETCD_DATA_DIR=/tmp/n1/var/lib/etcd",
@@ -134,8 +163,36 @@ mod tests {
             },
             ..env
         };
-        let text = plain.render();
+        let text = plain.render().unwrap();
         assert!(text.contains("ETCD_LISTEN_CLIENT_URLS=http://10.0.1.12:2379\n"));
         assert!(!text.contains("CERT"), "{text}");
+    }
+
+    #[test]
+    fn a_value_that_would_inject_a_variable_is_refused() {
+        let env = EtcdEnv {
+            name: "i-0abc".into(),
+            data_dir: "/var/lib/etcd".into(),
+            ip: Ipv4Addr::new(10, 0, 1, 12),
+            endpoints: Endpoints {
+                tls: false,
+                client_port: 2379,
+                peer_port: 2380,
+            },
+            initial_cluster: "i-0abc=http://10.0.1.12:2380".parse().unwrap(),
+            initial_cluster_state: ClusterState::New,
+            token: "prod\nETCD_FORCE_NEW_CLUSTER=true".into(),
+            tls: None,
+        };
+        let err = env.render().unwrap_err();
+        assert_eq!(err.key, "ETCD_INITIAL_CLUSTER_TOKEN");
+        for bad in ["a b", "a\tb", "\"x\"", "$HOME", "a\\b", ""] {
+            let env = EtcdEnv {
+                name: bad.into(),
+                token: "prod-1".into(),
+                ..env.clone()
+            };
+            assert_eq!(env.render().unwrap_err().key, "ETCD_NAME", "{bad:?}");
+        }
     }
 }

@@ -138,7 +138,10 @@ pub fn quorum(voters: usize) -> usize {
 }
 
 /// `etcd/cluster.json` in the state bucket: written once, by the seeder, by conditional put.
+/// Read strictly (unknown fields refused) and checked with [`Marker::check`] before use: anyone
+/// who can write the bucket must not be able to steer what reaches etcd's env file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Marker {
     pub cluster: String,
     /// `ETCD_INITIAL_CLUSTER_TOKEN` of the cluster.
@@ -146,6 +149,38 @@ pub struct Marker {
     pub seeded_by: String,
     pub seed_peer_url: String,
     pub seeded_at: String,
+}
+
+/// What is wrong with a marker that parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadMarker {
+    #[error("it is the marker of cluster {found:?}, not {expected:?}")]
+    OtherCluster { found: String, expected: String },
+    #[error("its token is not 1-64 characters from a-z, 0-9 and '-'")]
+    Token,
+}
+
+impl Marker {
+    /// Checks that the marker is this cluster's and its token is safe to write into a file.
+    pub fn check(&self, cluster: &str) -> Result<(), BadMarker> {
+        if self.cluster != cluster {
+            return Err(BadMarker::OtherCluster {
+                found: self.cluster.clone(),
+                expected: cluster.to_string(),
+            });
+        }
+        if !is_token(&self.token) {
+            return Err(BadMarker::Token);
+        }
+        Ok(())
+    }
+}
+
+/// A cluster token: 1-64 characters from `a-z`, `0-9` and `-`.
+pub fn is_token(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// `ETCD_INITIAL_CLUSTER_STATE`.
@@ -210,6 +245,35 @@ impl InitialCluster {
     /// The hosts of the peer URLs.
     pub fn hosts(&self) -> impl Iterator<Item = &str> {
         self.0.iter().filter_map(|p| host_of(&p.peer_url))
+    }
+
+    /// The first entry that is not a plain member name with an `http(s)://host:port` peer URL
+    /// (names and URLs come from etcd's member list: a `,` or `=` in one would add a member).
+    pub fn first_invalid(&self) -> Option<&Peer> {
+        self.0.iter().find(|p| !p.is_valid())
+    }
+}
+
+impl Peer {
+    fn is_valid(&self) -> bool {
+        let name_ok = !self.name.is_empty()
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        let url_ok = ["http://", "https://"].iter().any(|scheme| {
+            self.peer_url.strip_prefix(scheme).is_some_and(|rest| {
+                rest.rsplit_once(':').is_some_and(|(host, port)| {
+                    !host.is_empty()
+                        && host.bytes().all(|b| {
+                            b.is_ascii_alphanumeric()
+                                || matches!(b, b'.' | b'-' | b'[' | b']' | b':')
+                        })
+                        && port.parse::<u16>().is_ok_and(|p| p > 0)
+                })
+            })
+        });
+        name_ok && url_ok
     }
 }
 
@@ -309,6 +373,31 @@ mod tests {
     }
 
     #[test]
+    fn members_from_etcd_are_checked_before_they_reach_a_file() {
+        let ok: InitialCluster = "i-a=https://10.0.1.1:2380,i-b=http://[::1]:2380"
+            .parse()
+            .unwrap();
+        assert_eq!(ok.first_invalid(), None);
+        for bad in [
+            "i-a,i-x=https://10.9.9.9:2380",
+            "i-a=https://10.0.1.1:2380/path",
+            "i-a=ftp://10.0.1.1:2380",
+            "i-a=https://10.0.1.1",
+            "i-a=https://10.0.1.1:0",
+            "i a=https://10.0.1.1:2380",
+        ] {
+            let peer = Peer {
+                name: bad.split_once('=').unwrap().0.into(),
+                peer_url: bad.split_once('=').unwrap().1.into(),
+            };
+            assert!(
+                InitialCluster(vec![peer]).first_invalid().is_some(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_record_keeps_its_json_form() {
         let json = r#"{"cluster_token":"prod-1","name":"i-a","peer_url":"https://10.0.1.1:2380",
             "member_id":null,"initial_cluster":"i-a=https://10.0.1.1:2380",
@@ -318,6 +407,36 @@ mod tests {
         let back = serde_json::to_value(&r).unwrap();
         assert_eq!(back["initial_cluster"], "i-a=https://10.0.1.1:2380");
         assert_eq!(back["initial_cluster_state"], "new");
+    }
+
+    #[test]
+    fn a_marker_is_read_strictly() {
+        let good = r#"{"cluster":"prod","token":"prod-00ab","seeded_by":"i-a",
+            "seed_peer_url":"https://10.0.1.1:2380","seeded_at":"2026-11-24T00:00:00Z"}"#;
+        let m: Marker = serde_json::from_str(good).unwrap();
+        assert_eq!(m.check("prod"), Ok(()));
+        assert_eq!(
+            m.check("staging"),
+            Err(BadMarker::OtherCluster {
+                found: "prod".into(),
+                expected: "staging".into()
+            })
+        );
+        let extra = good.replace(r#""cluster""#, r#""force":true,"cluster""#);
+        assert!(serde_json::from_str::<Marker>(&extra).is_err());
+        for token in [
+            "",
+            "a\nETCD_FORCE_NEW_CLUSTER=true",
+            "A",
+            "a b",
+            &"a".repeat(65),
+        ] {
+            let m = Marker {
+                token: token.into(),
+                ..m.clone()
+            };
+            assert_eq!(m.check("prod"), Err(BadMarker::Token), "{token:?}");
+        }
     }
 
     #[test]

@@ -347,6 +347,7 @@ async fn etcd_servers(
         "chose etcd servers",
         format!("{}: {why}", servers.join(",")),
     );
+    state.etcd_servers = servers.clone();
     servers
 }
 
