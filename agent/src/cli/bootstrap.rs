@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::Globals;
 use crate::aws::Aws;
-use crate::config::{Role, Settings};
+use crate::config::{RoleSettings, Settings};
 use crate::identity::NodeIdentity;
 use crate::imds::Imds;
 use crate::state::{now_rfc3339, BootState};
@@ -19,7 +19,7 @@ impl Bootstrap {
     pub async fn run(self, globals: &Globals) -> Result<u8> {
         // A config error stops here: nothing is written.
         let settings = globals.load_config()?;
-        let mut state = BootState::new(settings.cluster.as_str(), settings.role.as_str());
+        let mut state = BootState::new(settings.cluster.as_str(), settings.role());
         let result = work(&settings, globals, &mut state).await;
         state.finished_at = Some(now_rfc3339());
         state.ok = result.is_ok();
@@ -62,19 +62,22 @@ async fn work(settings: &Settings, globals: &Globals, state: &mut BootState) -> 
     state.timings_ms.insert("discover".into(), elapsed_ms(step));
 
     let step = Instant::now();
-    let result = match settings.role {
-        Role::Etcd => crate::etcd::bootstrap(settings, &globals.root, &me, &aws, &asg, state).await,
-        Role::Master => {
-            crate::kube::bootstrap_master(settings, &globals.root, &me, &aws, &asg, state).await
+    let root = &globals.root;
+    let result = match &settings.role_settings {
+        RoleSettings::Etcd { .. } => {
+            crate::etcd::bootstrap(settings, root, &me, &aws, &asg, state).await
         }
-        Role::Worker => {
-            crate::kube::bootstrap_worker(settings, &globals.root, &me, &aws, &asg, state).await
+        RoleSettings::Master(master) => {
+            crate::kube::bootstrap_master(settings, master, root, &me, &aws, &asg, state).await
+        }
+        RoleSettings::Worker { kubernetes, .. } => {
+            crate::kube::bootstrap_worker(settings, kubernetes, root, &me, &aws, &asg, state).await
         }
     };
     state.aws_calls = aws.calls();
     state
         .timings_ms
-        .insert(settings.role.as_str().into(), elapsed_ms(step));
+        .insert(settings.role().as_str().into(), elapsed_ms(step));
     result
 }
 

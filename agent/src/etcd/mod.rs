@@ -250,10 +250,8 @@ pub async fn bootstrap(
     let bucket = settings.state_bucket.as_str();
     let cluster_name = settings.cluster.as_str();
     let asg_name = settings
-        .etcd
-        .asg
-        .clone()
-        .unwrap_or_else(|| own_asg.name.clone());
+        .etcd_asg()
+        .map_or_else(|| own_asg.name.clone(), str::to_owned);
     let (client_tls, tls_files) = if settings.etcd.tls {
         let (c, f) = tls::prepare(aws, bucket, cluster_name, root, ident, state).await?;
         (Some(c), Some(f))

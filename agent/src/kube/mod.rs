@@ -17,7 +17,7 @@ use self::certs::{LeafPlan, Signer};
 use self::fetch::{MasterPki, WorkerPki};
 use self::render::{ControlPlane, Credentials, Kubelet};
 use crate::aws::{AsgView, Aws};
-use crate::config::{KubernetesSettings, Settings};
+use crate::config::{KubernetesSettings, MasterSettings, Settings};
 use crate::etcd::client::{ClientTls, EtcdAccess};
 use crate::etcd::plan::ClusterView;
 use crate::exit::BadInput;
@@ -33,13 +33,14 @@ const BOOTSTRAP_USER: &str = "kubelet-bootstrap";
 /// static pods and kubeconfigs, and the kubelet files. Records the S3 keys it read.
 pub async fn bootstrap_master(
     settings: &Settings,
+    master_settings: &MasterSettings,
     root: &Root,
     ident: &NodeIdentity,
     aws: &Aws,
     own_asg: &AsgView,
     state: &mut BootState,
 ) -> Result<()> {
-    let result = master(settings, root, ident, aws, own_asg, state).await;
+    let result = master(settings, master_settings, root, ident, aws, own_asg, state).await;
     state.s3_keys_read = aws.fetched_keys();
     result
 }
@@ -49,27 +50,29 @@ pub async fn bootstrap_master(
 /// keys it read.
 pub async fn bootstrap_worker(
     settings: &Settings,
+    kube: &KubernetesSettings,
     root: &Root,
     ident: &NodeIdentity,
     aws: &Aws,
     _own_asg: &AsgView,
     state: &mut BootState,
 ) -> Result<()> {
-    let result = worker(settings, root, ident, aws, state).await;
+    let result = worker(settings, kube, root, ident, aws, state).await;
     state.s3_keys_read = aws.fetched_keys();
     result
 }
 
 async fn master(
     settings: &Settings,
+    master: &MasterSettings,
     root: &Root,
     me: &NodeIdentity,
     aws: &Aws,
     own_asg: &AsgView,
     state: &mut BootState,
 ) -> Result<()> {
-    let kube = kubernetes(settings)?;
-    let etcd_asg = etcd_asg(settings, own_asg)?;
+    let kube = &master.kubernetes;
+    let etcd_asg = etcd_asg(&master.etcd_asg, own_asg)?;
 
     // Gather and check everything first: nothing is written before this is done.
     let pki = MasterPki::fetch(
@@ -102,11 +105,8 @@ async fn master(
     Ok(())
 }
 
-/// `etcd.asg`: required for masters, and not the master's own group.
-fn etcd_asg<'a>(settings: &'a Settings, own_asg: &AsgView) -> Result<&'a str> {
-    let name = settings.etcd.asg.as_deref().ok_or_else(|| {
-        BadInput("key `etcd.asg` is required for role master (the etcd autoscaling group)".into())
-    })?;
+/// `etcd.asg`: not the master's own group.
+fn etcd_asg<'a>(name: &'a str, own_asg: &AsgView) -> Result<&'a str> {
     if name == own_asg.name {
         bail!(BadInput(format!(
             "key `etcd.asg` names this master's own autoscaling group {name}; \
@@ -201,12 +201,12 @@ fn write_static_pods(
 
 async fn worker(
     settings: &Settings,
+    kube: &KubernetesSettings,
     root: &Root,
     me: &NodeIdentity,
     aws: &Aws,
     state: &mut BootState,
 ) -> Result<()> {
-    let kube = kubernetes(settings)?;
     let pki = WorkerPki::fetch(aws, &settings.state_bucket, settings.cluster.as_str())
         .await
         .with_context(|| pki_context(settings))?;
@@ -235,17 +235,6 @@ async fn worker(
         ),
     );
     Ok(())
-}
-
-/// `[kubernetes]`, which the config's validation requires for masters and workers.
-fn kubernetes(settings: &Settings) -> Result<&KubernetesSettings> {
-    settings.kubernetes.as_ref().ok_or_else(|| {
-        BadInput(format!(
-            "the [kubernetes] table is required for role {}",
-            settings.role
-        ))
-        .into()
-    })
 }
 
 fn pki_context(settings: &Settings) -> String {
@@ -475,6 +464,7 @@ fn write(
 mod tests {
     use super::*;
     use crate::aws::AsgInstance;
+    use crate::config::Role;
     use crate::etcd::plan::MemberInfo;
 
     fn instance(id: &str, ip: Option<&str>, lifecycle: &str, ec2: &str) -> AsgInstance {
@@ -577,7 +567,7 @@ mod tests {
     fn write_skips_a_file_that_is_already_right() {
         let dir = tempfile::tempdir().unwrap();
         let root = Root::new(dir.path());
-        let mut state = BootState::new("prod", "worker");
+        let mut state = BootState::new("prod", Role::Worker);
         write(
             &root,
             &mut state,
@@ -587,7 +577,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(state.files_written, ["/etc/kubernetes/a.conf"]);
-        let mut again = BootState::new("prod", "worker");
+        let mut again = BootState::new("prod", Role::Worker);
         write(
             &root,
             &mut again,
