@@ -429,7 +429,7 @@ fn the_config_each_role_gets_is_valid_for_that_role() {
             config_toml(role),
         )])
         .unwrap_or_else(|e| panic!("{role}: {e}"));
-        assert_eq!(settings.role.as_str(), role);
+        assert_eq!(settings.role().as_str(), role);
     }
 }
 

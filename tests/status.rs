@@ -458,7 +458,7 @@ fn a_master_sees_etcd_through_its_apiserver_client_certificate() {
          internal_domain = \"demo.int\"\n[etcd]\nasg = \"demo-etcd\"\n\
          [kubernetes]\nversion = \"v1.31.4\"\n",
     );
-    let mut state = tn_agent::state::BootState::new("demo", "master");
+    let mut state = tn_agent::state::BootState::new("demo", tn_agent::config::Role::Master);
     state.ok = true;
     state.finished_at = Some(state.started_at.clone());
     state

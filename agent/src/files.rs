@@ -178,10 +178,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = Root::new(dir.path());
         let path = "/etc/kubernetes/a.conf";
-        let mut state = BootState::new("prod", "worker");
+        let mut state = BootState::new("prod", crate::config::Role::Worker);
         assert!(write(&root, &mut state, path, b"x\n", MODE_SECRET).unwrap());
         assert_eq!(state.files_written, [path]);
-        let mut again = BootState::new("prod", "worker");
+        let mut again = BootState::new("prod", crate::config::Role::Worker);
         assert!(!write(&root, &mut again, path, b"x\n", MODE_SECRET).unwrap());
         assert!(again.files_written.is_empty(), "same contents and mode");
         assert!(write(&root, &mut again, path, b"x\n", MODE_PUBLIC).unwrap());

@@ -94,7 +94,7 @@ pub fn resolve(flags: &Overrides, config: Option<&Settings>) -> Result<Inputs, B
                     .into(),
             )),
         };
-    let from_config = config.and_then(|s| s.kubernetes.as_ref().map(|k| k.apiserver.clone()));
+    let from_config = config.and_then(|s| s.kubernetes().map(|k| k.apiserver.clone()));
     let config_domain = config.and_then(|s| s.internal_domain.as_deref());
     let apiserver = match (&flags.apiserver, &flags.internal_domain) {
         (Some(url), _) => url

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::aws::AsgView;
+use crate::config::Role;
 use crate::fsutil::{self, Root};
 use crate::identity::NodeIdentity;
 
@@ -18,7 +19,7 @@ pub struct BootState {
     pub schema: u32,
     pub agent_version: String,
     pub cluster: String,
-    pub role: String,
+    pub role: Role,
     pub started_at: String,
     pub finished_at: Option<String>,
     /// `true` when the run finished its work; `error` says why not otherwise.
@@ -50,12 +51,12 @@ pub struct Decision {
 }
 
 impl BootState {
-    pub fn new(cluster: &str, role: &str) -> Self {
+    pub fn new(cluster: &str, role: Role) -> Self {
         BootState {
             schema: SCHEMA,
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
             cluster: cluster.to_string(),
-            role: role.to_string(),
+            role,
             started_at: now_rfc3339(),
             finished_at: None,
             ok: false,

@@ -237,7 +237,7 @@ pub async fn gather(settings: &Settings, root: &Root) -> Report {
         Ok(state) => (state, None),
         Err(e) => (None, Some(format!("{e:#}"))),
     };
-    let etcd = match settings.role {
+    let etcd = match settings.role() {
         Role::Etcd | Role::Master => Some(etcd_report(settings, root, state.as_ref()).await),
         Role::Worker => None,
     };
@@ -250,7 +250,7 @@ pub async fn gather(settings: &Settings, root: &Root) -> Report {
         state_error,
         etcd,
         certificates: certificates(root, now),
-        files: crate::files::expected(settings.role, settings.etcd.tls)
+        files: crate::files::expected(settings.role(), settings.etcd.tls)
             .into_iter()
             .map(|path| file_report(root, path))
             .collect(),
@@ -263,7 +263,7 @@ pub async fn gather(settings: &Settings, root: &Root) -> Report {
 fn node_report(settings: &Settings, state: Option<&BootState>) -> NodeReport {
     let id = state.and_then(|s| s.identity.as_ref());
     NodeReport {
-        role: settings.role.as_str().to_string(),
+        role: settings.role().as_str().to_string(),
         cluster: settings.cluster.as_str().to_string(),
         instance_id: id.map(|i| i.instance_id.clone()),
         private_ip: id.map(|i| i.private_ip),
@@ -442,7 +442,7 @@ struct EtcdTarget {
 
 async fn etcd_report(settings: &Settings, root: &Root, state: Option<&BootState>) -> EtcdReport {
     let started = Instant::now();
-    let target = match settings.role {
+    let target = match settings.role() {
         Role::Etcd => etcd_member_target(settings, root, state),
         _ => master_target(settings, root),
     };

@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::Globals;
 use crate::aws::Aws;
-use crate::config::{Role, Settings};
+use crate::config::{RoleSettings, Settings};
 use crate::identity::NodeIdentity;
 use crate::imds::Imds;
 use crate::node::Node;
@@ -20,7 +20,7 @@ impl Bootstrap {
     pub async fn run(self, globals: &Globals) -> Result<u8> {
         // A config error stops here: nothing is written.
         let settings = globals.load_config()?;
-        let mut state = BootState::new(settings.cluster.as_str(), settings.role.as_str());
+        let mut state = BootState::new(settings.cluster.as_str(), settings.role());
         let result = work(&settings, globals, &mut state).await;
         state.finished_at = Some(now_rfc3339());
         state.ok = result.is_ok();
@@ -69,15 +69,19 @@ async fn work(settings: &Settings, globals: &Globals, state: &mut BootState) -> 
         ident: &me,
         aws: &aws,
     };
-    let result = match settings.role {
-        Role::Etcd => crate::etcd::bootstrap(&node, &asg, state).await,
-        Role::Master => crate::kube::bootstrap_master(&node, &asg, state).await,
-        Role::Worker => crate::kube::bootstrap_worker(&node, state).await,
+    let result = match &settings.role_settings {
+        RoleSettings::Etcd { .. } => crate::etcd::bootstrap(&node, &asg, state).await,
+        RoleSettings::Master(master) => {
+            crate::kube::bootstrap_master(&node, master, &asg, state).await
+        }
+        RoleSettings::Worker { kubernetes, .. } => {
+            crate::kube::bootstrap_worker(&node, kubernetes, state).await
+        }
     };
     state.aws_calls = aws.calls();
     state
         .timings_ms
-        .insert(settings.role.as_str().into(), elapsed_ms(step));
+        .insert(settings.role().as_str().into(), elapsed_ms(step));
     result
 }
 

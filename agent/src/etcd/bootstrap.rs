@@ -26,10 +26,8 @@ pub async fn bootstrap(node: &Node<'_>, own_asg: &AsgView, state: &mut BootState
     let settings = node.settings;
     let store = node.store();
     let asg_name = settings
-        .etcd
-        .asg
-        .clone()
-        .unwrap_or_else(|| own_asg.name.clone());
+        .etcd_asg()
+        .map_or_else(|| own_asg.name.clone(), str::to_owned);
     let (client_tls, tls_files) = if settings.etcd.tls {
         let (c, f) = tls::prepare(&store, node.root, node.ident, state).await?;
         (Some(c), Some(f))

@@ -180,7 +180,7 @@ mod tests {
     #[test]
     fn the_apiserver_certificate_names_every_way_to_reach_it() {
         let s = settings("");
-        let req = apiserver_request(&s, s.kubernetes.as_ref().unwrap(), &me());
+        let req = apiserver_request(&s, s.kubernetes().unwrap(), &me());
         assert_eq!(req.common_name, "kube-apiserver");
         assert_eq!(req.usages, vec![Usage::ServerAuth]);
         assert_eq!(
@@ -207,7 +207,7 @@ mod tests {
         let s = settings(
             "apiserver = \"https://api.example.com:6443\"\ncluster_domain = \"k8s.local\"\n",
         );
-        let req = apiserver_request(&s, s.kubernetes.as_ref().unwrap(), &me());
+        let req = apiserver_request(&s, s.kubernetes().unwrap(), &me());
         assert!(req.dns_names.contains(&"api.example.com".to_string()));
         assert!(req.dns_names.contains(&"kubernetes.prod.int".to_string()));
         assert!(req
@@ -215,7 +215,7 @@ mod tests {
             .contains(&"kubernetes.default.svc.k8s.local".to_string()));
         // An IP address as the apiserver's host is an IP SAN, once.
         let s = settings("apiserver = \"https://10.4.1.12:6443\"\n");
-        let req = apiserver_request(&s, s.kubernetes.as_ref().unwrap(), &me());
+        let req = apiserver_request(&s, s.kubernetes().unwrap(), &me());
         assert_eq!(strings(&req.ips), ["10.5.128.1", "10.4.1.12", "127.0.0.1"]);
         assert!(!req.dns_names.iter().any(|d| d.starts_with("10.")));
     }
@@ -223,7 +223,7 @@ mod tests {
     #[test]
     fn every_leaf_has_its_signer_and_subject() {
         let s = settings("");
-        let leaves = master_leaves(&s, s.kubernetes.as_ref().unwrap(), &me());
+        let leaves = master_leaves(&s, s.kubernetes().unwrap(), &me());
         type Summary<'a> = (&'a str, Signer, String, Option<String>, Vec<Usage>);
         let summary: Vec<Summary> = leaves
             .iter()
@@ -295,7 +295,7 @@ mod tests {
         // Without etcd TLS there is no etcd client certificate.
         let mut s = settings("");
         s.etcd.tls = false;
-        let leaves = master_leaves(&s, s.kubernetes.as_ref().unwrap(), &me());
+        let leaves = master_leaves(&s, s.kubernetes().unwrap(), &me());
         assert!(leaves.iter().all(|l| l.signer != Signer::Etcd));
         assert_eq!(leaves.len(), 6);
     }

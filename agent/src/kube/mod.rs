@@ -15,7 +15,7 @@ use self::certs::{LeafPlan, Signer};
 use self::fetch::{MasterPki, WorkerPki};
 use self::render::{ControlPlane, Credentials, Kubelet};
 use crate::aws::{AsgView, Aws};
-use crate::config::{KubernetesSettings, Settings};
+use crate::config::{KubernetesSettings, MasterSettings, Settings};
 use crate::etcd::client::{ClientTls, EtcdAccess};
 use crate::etcd::model::{ClusterView, Endpoints};
 use crate::exit::BadInput;
@@ -33,10 +33,11 @@ const BOOTSTRAP_USER: &str = "kubelet-bootstrap";
 /// static pods and kubeconfigs, and the kubelet files. Records the S3 keys it read.
 pub async fn bootstrap_master(
     node: &Node<'_>,
+    master_settings: &MasterSettings,
     own_asg: &AsgView,
     state: &mut BootState,
 ) -> Result<()> {
-    let result = master(node, own_asg, state).await;
+    let result = master(node, master_settings, own_asg, state).await;
     state.s3_keys_read = node.aws.fetched_keys();
     result
 }
@@ -44,16 +45,25 @@ pub async fn bootstrap_master(
 /// `bootstrap` for role worker: the cluster CA certificate, the bootstrap kubeconfig and the
 /// kubelet files, so that the kubelet joins by TLS bootstrap. Reads no CA key. Records the S3
 /// keys it read.
-pub async fn bootstrap_worker(node: &Node<'_>, state: &mut BootState) -> Result<()> {
-    let result = worker(node, state).await;
+pub async fn bootstrap_worker(
+    node: &Node<'_>,
+    kube: &KubernetesSettings,
+    state: &mut BootState,
+) -> Result<()> {
+    let result = worker(node, kube, state).await;
     state.s3_keys_read = node.aws.fetched_keys();
     result
 }
 
-async fn master(node: &Node<'_>, own_asg: &AsgView, state: &mut BootState) -> Result<()> {
+async fn master(
+    node: &Node<'_>,
+    master: &MasterSettings,
+    own_asg: &AsgView,
+    state: &mut BootState,
+) -> Result<()> {
     let (settings, root, me) = (node.settings, node.root, node.ident);
-    let kube = kubernetes(settings)?;
-    let etcd_asg = etcd_asg(settings, own_asg)?;
+    let kube = &master.kubernetes;
+    let etcd_asg = etcd_asg(&master.etcd_asg, own_asg)?;
 
     // Gather and check everything first: nothing is written before this is done.
     let store = node.store();
@@ -88,11 +98,8 @@ async fn master(node: &Node<'_>, own_asg: &AsgView, state: &mut BootState) -> Re
     Ok(())
 }
 
-/// `etcd.asg`: required for masters, and not the master's own group.
-fn etcd_asg<'a>(settings: &'a Settings, own_asg: &AsgView) -> Result<&'a str> {
-    let name = settings.etcd.asg.as_deref().ok_or_else(|| {
-        BadInput("key `etcd.asg` is required for role master (the etcd autoscaling group)".into())
-    })?;
+/// `etcd.asg`: not the master's own group.
+fn etcd_asg<'a>(name: &'a str, own_asg: &AsgView) -> Result<&'a str> {
     if name == own_asg.name {
         bail!(BadInput(format!(
             "key `etcd.asg` names this master's own autoscaling group {name}; \
@@ -184,9 +191,8 @@ fn write_static_pods(
     Ok(())
 }
 
-async fn worker(node: &Node<'_>, state: &mut BootState) -> Result<()> {
+async fn worker(node: &Node<'_>, kube: &KubernetesSettings, state: &mut BootState) -> Result<()> {
     let (settings, root, me) = (node.settings, node.root, node.ident);
-    let kube = kubernetes(settings)?;
     let store = node.store();
     let pki = WorkerPki::fetch(&store)
         .await
@@ -222,17 +228,6 @@ async fn worker(node: &Node<'_>, state: &mut BootState) -> Result<()> {
         ),
     );
     Ok(())
-}
-
-/// `[kubernetes]`, which the config's validation requires for masters and workers.
-fn kubernetes(settings: &Settings) -> Result<&KubernetesSettings> {
-    settings.kubernetes.as_ref().ok_or_else(|| {
-        BadInput(format!(
-            "the [kubernetes] table is required for role {}",
-            settings.role
-        ))
-        .into()
-    })
 }
 
 fn signer(pki: &MasterPki, signer: Signer) -> Result<&Ca> {

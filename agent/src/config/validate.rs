@@ -1,0 +1,301 @@
+//! Step 3: the merged raw values validated into [`Settings`], each bad value blamed on the file
+//! that supplied it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::schema::{dropin_dir, join_key, RawConfig, RawEtcd, RawKubernetes};
+use super::types::{
+    is_bucket_name, is_dns_name, is_kubelet_settable, is_label_key, is_label_value, BUCKET_RULE,
+    DNS_RULE, KUBELET_LABEL_RULE, LABEL_KEY_RULE, LABEL_VALUE_RULE,
+};
+use super::{
+    AddressPlan, ClusterName, ConfigError, EtcdSettings, InvalidValue, KubeVersion,
+    KubernetesSettings, MasterSettings, Role, RoleSettings, Settings, Taint,
+};
+
+const ASG_RULE: &str = "an autoscaling group name of 1-255 characters without control characters";
+const PATH_RULE: &str = "an absolute path";
+const PORT_RULE: &str = "a TCP port from 1 to 65535";
+const TIMEOUT_RULE: &str = "a number of seconds from 1 to 3600";
+
+/// What validation needs besides the values: where each key came from and where to point for fixes.
+pub(super) struct Context {
+    pub(super) main: PathBuf,
+    pub(super) origin: BTreeMap<String, PathBuf>,
+}
+
+impl Context {
+    fn file_of(&self, key: &str) -> PathBuf {
+        self.origin.get(key).unwrap_or(&self.main).clone()
+    }
+
+    /// A bad value at `key`, blamed on the file that supplied `origin_key` (usually `key` itself).
+    fn invalid_at(&self, key: &str, origin_key: &str, invalid: InvalidValue) -> ConfigError {
+        ConfigError::Value {
+            file: self.file_of(origin_key),
+            key: key.to_owned(),
+            invalid,
+        }
+    }
+
+    fn invalid(&self, key: &str) -> impl Fn(InvalidValue) -> ConfigError + '_ {
+        let key = key.to_owned();
+        move |invalid| self.invalid_at(&key, &key, invalid)
+    }
+
+    fn missing(&self, key: &str, requirement: &str) -> ConfigError {
+        ConfigError::Missing {
+            key: key.to_owned(),
+            requirement: requirement.to_owned(),
+            main: self.main.clone(),
+            dropin_dir: dropin_dir(&self.main),
+        }
+    }
+
+    fn required<T>(
+        &self,
+        value: Option<T>,
+        key: &str,
+        requirement: &str,
+    ) -> Result<T, ConfigError> {
+        value.ok_or_else(|| self.missing(key, requirement))
+    }
+}
+
+pub(super) fn validate(
+    raw: RawConfig,
+    ctx: &Context,
+    sources: Vec<PathBuf>,
+) -> Result<Settings, ConfigError> {
+    let cluster = ctx.required(
+        raw.cluster,
+        "cluster",
+        "(the cluster name, 1-32 characters from a-z, 0-9 and '-')",
+    )?;
+    let cluster: ClusterName = cluster.parse().map_err(ctx.invalid("cluster"))?;
+    let role = ctx.required(
+        raw.role,
+        "role",
+        r#"(this node's role: "etcd", "master" or "worker")"#,
+    )?;
+    let role: Role = role.parse().map_err(ctx.invalid("role"))?;
+    let bucket = ctx.required(
+        raw.state_bucket,
+        "state_bucket",
+        "(the S3 bucket holding the cluster's PKI and state)",
+    )?;
+    let state_bucket =
+        check_str(&bucket, is_bucket_name, BUCKET_RULE).map_err(ctx.invalid("state_bucket"))?;
+    let internal_domain = raw
+        .internal_domain
+        .map(|d| check_str(&d, is_dns_name, DNS_RULE))
+        .transpose()
+        .map_err(ctx.invalid("internal_domain"))?;
+    let (vpc_number, plan) =
+        check_vpc_number(raw.vpc_number.unwrap_or(0)).map_err(ctx.invalid("vpc_number"))?;
+
+    let (etcd, etcd_asg) = validate_etcd(raw.etcd.unwrap_or_default(), role, ctx)?;
+    let kubernetes = |raw: Option<RawKubernetes>| {
+        validate_kubernetes(raw.unwrap_or_default(), internal_domain.as_deref(), ctx)
+    };
+    let role_settings = match etcd_asg {
+        EtcdAsg::Etcd(_) if raw.kubernetes.is_some() => {
+            return Err(ConfigError::KubernetesForEtcd {
+                file: ctx.file_of("kubernetes"),
+            });
+        }
+        EtcdAsg::Etcd(etcd_asg) => RoleSettings::Etcd { etcd_asg },
+        EtcdAsg::Master(etcd_asg) => RoleSettings::Master(MasterSettings {
+            etcd_asg,
+            kubernetes: kubernetes(raw.kubernetes)?,
+        }),
+        EtcdAsg::Worker(etcd_asg) => RoleSettings::Worker {
+            etcd_asg,
+            kubernetes: kubernetes(raw.kubernetes)?,
+        },
+    };
+
+    Ok(Settings {
+        cluster,
+        state_bucket,
+        internal_domain,
+        vpc_number,
+        plan,
+        etcd,
+        role_settings,
+        sources,
+    })
+}
+
+/// `etcd.asg` as the role has it: required for a master, optional for the others.
+enum EtcdAsg {
+    Etcd(Option<String>),
+    Master(String),
+    Worker(Option<String>),
+}
+
+fn validate_etcd(
+    raw: RawEtcd,
+    role: Role,
+    ctx: &Context,
+) -> Result<(EtcdSettings, EtcdAsg), ConfigError> {
+    let asg = raw
+        .asg
+        .map(|a| check_asg(&a))
+        .transpose()
+        .map_err(ctx.invalid("etcd.asg"))?;
+    let asg = match role {
+        Role::Etcd => EtcdAsg::Etcd(asg),
+        Role::Master => EtcdAsg::Master(ctx.required(
+            asg,
+            "etcd.asg",
+            "for role master (the masters need the etcd ASG to find the etcd members)",
+        )?),
+        Role::Worker => EtcdAsg::Worker(asg),
+    };
+    let data_dir = raw.data_dir.as_deref().unwrap_or("/var/lib/etcd");
+    let data_dir = check_data_dir(data_dir).map_err(ctx.invalid("etcd.data_dir"))?;
+    let client_port =
+        check_port(raw.client_port.unwrap_or(2379)).map_err(ctx.invalid("etcd.client_port"))?;
+    let peer_port =
+        check_port(raw.peer_port.unwrap_or(2380)).map_err(ctx.invalid("etcd.peer_port"))?;
+    if client_port == peer_port {
+        // Blame the key the operator set; if both were set, the peer port.
+        let (key, other) = if raw.peer_port.is_some() {
+            ("etcd.peer_port", "etcd.client_port")
+        } else {
+            ("etcd.client_port", "etcd.peer_port")
+        };
+        let expected = format!("a port different from {other} ({client_port})");
+        return Err(ctx.invalid_at(
+            key,
+            key,
+            InvalidValue::integer(expected, i64::from(client_port)),
+        ));
+    }
+    let join_timeout = check_timeout(raw.join_timeout_seconds.unwrap_or(600))
+        .map_err(ctx.invalid("etcd.join_timeout_seconds"))?;
+    let etcd = EtcdSettings {
+        tls: raw.tls.unwrap_or(true),
+        data_dir,
+        client_port,
+        peer_port,
+        join_timeout,
+    };
+    Ok((etcd, asg))
+}
+
+fn validate_kubernetes(
+    raw: RawKubernetes,
+    internal_domain: Option<&str>,
+    ctx: &Context,
+) -> Result<KubernetesSettings, ConfigError> {
+    let version = ctx.required(
+        raw.version,
+        "kubernetes.version",
+        "for roles master and worker (the Kubernetes version to run, like v1.31.4)",
+    )?;
+    let version: KubeVersion = version.parse().map_err(ctx.invalid("kubernetes.version"))?;
+    let apiserver = match (raw.apiserver, internal_domain) {
+        (Some(url), _) => url.parse().map_err(ctx.invalid("kubernetes.apiserver"))?,
+        (None, Some(domain)) => format!("https://kubernetes.{domain}:443")
+            .parse()
+            .map_err(ctx.invalid("internal_domain"))?,
+        (None, None) => {
+            return Err(ctx.missing(
+                "kubernetes.apiserver",
+                "when `internal_domain` is not set \
+                 (the default is https://kubernetes.<internal_domain>:443)",
+            ))
+        }
+    };
+    let cluster_domain = raw.cluster_domain.as_deref().unwrap_or("cluster.local");
+    let cluster_domain = check_str(cluster_domain, is_dns_name, DNS_RULE)
+        .map_err(ctx.invalid("kubernetes.cluster_domain"))?;
+    let node_labels = raw.node_labels.unwrap_or_default();
+    for (name, value) in &node_labels {
+        let key = join_key("kubernetes.node_labels", name);
+        if !is_label_key(name) {
+            return Err(ctx.invalid_at(&key, &key, InvalidValue::string(LABEL_KEY_RULE, name)));
+        }
+        if !is_kubelet_settable(name) {
+            return Err(ctx.invalid_at(&key, &key, InvalidValue::string(KUBELET_LABEL_RULE, name)));
+        }
+        if !is_label_value(value) {
+            return Err(ctx.invalid_at(&key, &key, InvalidValue::string(LABEL_VALUE_RULE, value)));
+        }
+    }
+    let node_taints = validate_taints(raw.node_taints.unwrap_or_default(), ctx)?;
+    Ok(KubernetesSettings {
+        version,
+        apiserver,
+        cluster_domain,
+        node_labels,
+        node_taints,
+    })
+}
+
+fn validate_taints(raw: Vec<String>, ctx: &Context) -> Result<Vec<Taint>, ConfigError> {
+    const KEY: &str = "kubernetes.node_taints";
+    let mut taints: Vec<Taint> = Vec::with_capacity(raw.len());
+    for (i, text) in raw.iter().enumerate() {
+        let key = format!("{KEY}[{i}]");
+        let taint: Taint = text.parse().map_err(|e| ctx.invalid_at(&key, KEY, e))?;
+        if let Some(j) = taints
+            .iter()
+            .position(|t| t.key() == taint.key() && t.effect() == taint.effect())
+        {
+            let expected = format!("a taint whose key and effect differ from {KEY}[{j}]");
+            return Err(ctx.invalid_at(&key, KEY, InvalidValue::string(expected, text)));
+        }
+        taints.push(taint);
+    }
+    Ok(taints)
+}
+
+fn check_str(s: &str, ok: fn(&str) -> bool, rule: &str) -> Result<String, InvalidValue> {
+    if ok(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(InvalidValue::string(rule, s))
+    }
+}
+
+fn check_asg(s: &str) -> Result<String, InvalidValue> {
+    check_str(
+        s,
+        |s| (1..=255).contains(&s.chars().count()) && !s.chars().any(char::is_control),
+        ASG_RULE,
+    )
+}
+
+fn check_data_dir(s: &str) -> Result<PathBuf, InvalidValue> {
+    if Path::new(s).is_absolute() {
+        Ok(PathBuf::from(s))
+    } else {
+        Err(InvalidValue::string(PATH_RULE, s))
+    }
+}
+
+fn check_port(n: i64) -> Result<u16, InvalidValue> {
+    u16::try_from(n)
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| InvalidValue::integer(PORT_RULE, n))
+}
+
+fn check_vpc_number(n: i64) -> Result<(u8, AddressPlan), InvalidValue> {
+    let invalid = || InvalidValue::integer(AddressPlan::RULE, n);
+    let n = u8::try_from(n).map_err(|_| invalid())?;
+    Ok((n, AddressPlan::for_vpc_number(n).ok_or_else(invalid)?))
+}
+
+fn check_timeout(n: i64) -> Result<Duration, InvalidValue> {
+    u64::try_from(n)
+        .ok()
+        .filter(|s| (1..=3600).contains(s))
+        .map(Duration::from_secs)
+        .ok_or_else(|| InvalidValue::integer(TIMEOUT_RULE, n))
+}
