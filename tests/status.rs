@@ -447,8 +447,8 @@ fn a_master_sees_etcd_through_its_apiserver_client_certificate() {
     let (world, etcd_ca, nodes) = world_with_etcd_asg(1);
     let _etcd = boot_cluster(&world, &nodes);
     // A master's files as its bootstrap lays them out (kubeadm's): the etcd CA in pki/etcd/,
-    // the apiserver's etcd client certificate beside the cluster CA, the etcd servers in the
-    // apiserver manifest.
+    // the apiserver's etcd client certificate beside the cluster CA, the etcd servers it gave
+    // the apiserver recorded in state.json.
     let root = tempfile::tempdir().unwrap();
     let root = root.path();
     put(
@@ -461,6 +461,7 @@ fn a_master_sees_etcd_through_its_apiserver_client_certificate() {
     let mut state = tn_agent::state::BootState::new("demo", tn_agent::config::Role::Master);
     state.ok = true;
     state.finished_at = Some(state.started_at.clone());
+    state.etcd_servers = vec![nodes[0].client_url()];
     state
         .save(&tn_agent::fsutil::Root::new(root.to_path_buf()))
         .unwrap();
@@ -474,15 +475,6 @@ fn a_master_sees_etcd_through_its_apiserver_client_certificate() {
         put(root, file, "# placeholder\n");
     }
     put(root, "/etc/kubernetes/pki/etcd/ca.crt", etcd_ca.cert_pem());
-    put(
-        root,
-        "/etc/kubernetes/manifests/kube-apiserver.yaml",
-        &format!(
-            "spec:\n  containers:\n  - command:\n    - kube-apiserver\n    \
-             - --etcd-servers={}\n",
-            nodes[0].client_url()
-        ),
-    );
 
     // Without its etcd client certificate yet: a note, not a problem.
     let run = agent_in(root, &["status", "--json"]);

@@ -1,0 +1,227 @@
+//! `assess` as a table over the healthy baseline, and the wording of its problems.
+
+use super::*;
+use crate::status::tests::{etcd, healthy, member};
+
+/// (case, change to a healthy report, expected (severity, kind) list).
+type Case = (
+    &'static str,
+    fn(&mut Report),
+    &'static [(Severity, &'static str)],
+);
+
+#[test]
+fn assess_table() {
+    use Severity::{Error as E, Warning as W};
+    let cases: &[Case] = &[
+        ("healthy", |_| {}, &[]),
+        (
+            "never bootstrapped: one problem, not one per file",
+            |r| {
+                r.bootstrap = None;
+                r.files.iter_mut().for_each(|f| f.exists = false);
+                *etcd(r) = EtcdReport {
+                    outcome: EtcdOutcome::Skipped,
+                    note: Some("no identity".into()),
+                    ..etcd(r).clone()
+                };
+            },
+            &[(E, "never_bootstrapped")],
+        ),
+        (
+            "unreadable state",
+            |r| {
+                r.bootstrap = None;
+                r.state_error = Some("not JSON".into());
+            },
+            &[(E, "state_unreadable")],
+        ),
+        (
+            "failed bootstrap",
+            |r| {
+                let b = r.bootstrap.as_mut().unwrap();
+                b.ok = false;
+                b.error = Some("etcd is not ready".into());
+            },
+            &[(E, "bootstrap_failed")],
+        ),
+        (
+            "missing file",
+            |r| r.files[2].exists = false,
+            &[(E, "file_missing")],
+        ),
+        (
+            "cert 29 days: warning only",
+            |r| r.certificates[1].days_left = Some(29),
+            &[(W, "cert_expiring")],
+        ),
+        (
+            "cert 7 days: warning",
+            |r| r.certificates[1].days_left = Some(7),
+            &[(W, "cert_expiring")],
+        ),
+        (
+            "cert 6 days: problem",
+            |r| r.certificates[1].days_left = Some(6),
+            &[(E, "cert_expires_soon")],
+        ),
+        (
+            "cert 30 days: fine",
+            |r| r.certificates[1].days_left = Some(30),
+            &[],
+        ),
+        (
+            "cert expired",
+            |r| r.certificates[1].days_left = Some(-1),
+            &[(E, "cert_expired")],
+        ),
+        (
+            "cert of another CA",
+            |r| r.certificates[1].signed_by = None,
+            &[(E, "cert_not_signed")],
+        ),
+        (
+            "cert not yet valid",
+            |r| r.certificates[1].not_yet_valid = true,
+            &[(E, "cert_not_yet_valid")],
+        ),
+        (
+            "cert unreadable",
+            |r| r.certificates[1].error = Some("not PEM".into()),
+            &[(E, "cert_unreadable")],
+        ),
+        (
+            "a peer down: quorum holds",
+            |r| etcd(r).members[2].healthy = false,
+            &[(E, "etcd_member_down")],
+        ),
+        (
+            "two down: no quorum, no leader",
+            |r| {
+                let e = etcd(r);
+                e.members[1].healthy = false;
+                e.members[2].healthy = false;
+                e.leader = None;
+            },
+            &[
+                (E, "etcd_member_down"),
+                (E, "etcd_member_down"),
+                (E, "etcd_no_leader"),
+                (E, "etcd_no_quorum"),
+            ],
+        ),
+        (
+            "this member absent",
+            |r| etcd(r).this_member = Some(MemberState::Absent),
+            &[(E, "etcd_member_absent")],
+        ),
+        (
+            "this member a learner",
+            |r| {
+                etcd(r).this_member = Some(MemberState::Learner);
+                etcd(r).members[0].learner = true;
+            },
+            &[(E, "etcd_member_learner")],
+        ),
+        (
+            "a healthy learner joining is fine",
+            |r| etcd(r).members.push(member(4, "", true, true, false)),
+            &[],
+        ),
+        (
+            "nobody answers",
+            |r| {
+                *etcd(r) = EtcdReport {
+                    outcome: EtcdOutcome::NoAnswer,
+                    members: vec![],
+                    leader: None,
+                    this_member: None,
+                    ..etcd(r).clone()
+                }
+            },
+            &[(E, "etcd_unreachable")],
+        ),
+        (
+            "etcd client key not readable (not root), on a master too",
+            |r| {
+                r.node.role = "master".into();
+                r.files.clear();
+                let e = etcd(r);
+                e.outcome = EtcdOutcome::NoAccess;
+                e.this_member = None;
+            },
+            &[(E, "etcd_not_checked")],
+        ),
+        (
+            "etcd too slow",
+            |r| etcd(r).outcome = EtcdOutcome::TimedOut,
+            &[(E, "etcd_timeout")],
+        ),
+        (
+            "etcd not checked on a bootstrapped etcd node",
+            |r| {
+                etcd(r).outcome = EtcdOutcome::Skipped;
+                etcd(r).note = Some("/etc/etcd/pki/ca.crt does not exist yet".into());
+            },
+            &[(E, "etcd_not_checked")],
+        ),
+        (
+            "etcd not checked on a master: a note, not a problem",
+            |r| {
+                r.node.role = "master".into();
+                r.files.clear();
+                let e = etcd(r);
+                e.outcome = EtcdOutcome::Skipped;
+                e.this_member = None;
+            },
+            &[],
+        ),
+        (
+            "warnings come after errors",
+            |r| {
+                r.certificates[0].days_left = Some(20);
+                r.certificates[1].days_left = Some(2);
+            },
+            &[(E, "cert_expires_soon"), (W, "cert_expiring")],
+        ),
+    ];
+    for (name, change, want) in cases {
+        let mut r = healthy();
+        change(&mut r);
+        let got: Vec<(Severity, &str)> = assess(&r).iter().map(|p| (p.severity, p.kind)).collect();
+        assert_eq!(&got, want, "{name}");
+        let r = r.assessed();
+        assert_eq!(r.healthy, !want.iter().any(|(s, _)| *s == E), "{name}");
+    }
+}
+
+#[test]
+fn problems_say_what_and_what_to_do() {
+    let mut r = healthy();
+    r.certificates[1].days_left = Some(3);
+    etcd(&mut r).members[2].healthy = false;
+    let messages: Vec<String> = assess(&r).into_iter().map(|p| p.message).collect();
+    assert_eq!(
+        messages[0],
+        "/etc/etcd/pki/server.crt expires in 3 days (2026-01-01T00:00:00Z): run `tn-agent \
+         bootstrap` (it reissues certificates that expire within 30 days), then restart the \
+         service that uses it"
+    );
+    assert!(
+        messages[1].starts_with(
+            "etcd member i-0c (0000000000000003, https://10.0.1.3:2380) does not answer"
+        ),
+        "{}",
+        messages[1]
+    );
+    r.etcd.as_mut().unwrap().members[0].healthy = false;
+    let own = assess(&r)
+        .into_iter()
+        .find(|p| p.message.contains("i-0a"))
+        .unwrap();
+    assert!(
+        own.message.starts_with("this node's etcd member i-0a"),
+        "{}",
+        own.message
+    );
+}
