@@ -434,19 +434,19 @@ fn path(root: &Root, node_path: &str) -> String {
 }
 
 fn yaml(doc: &Value) -> String {
-    serde_yaml::to_string(doc).expect("a JSON value serialises as YAML")
+    yaml_serde::to_string(doc).expect("a JSON value serialises as YAML")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::AddressPlan;
-    use serde_yaml::Value as Yaml;
+    use yaml_serde::Value as Yaml;
 
     const ROOT: &str = "/tmp/n1";
 
     fn parse(text: &str) -> Yaml {
-        serde_yaml::from_str(text).unwrap()
+        yaml_serde::from_str(text).unwrap()
     }
 
     fn s(v: &Yaml) -> &str {
@@ -795,7 +795,7 @@ mod tests {
     fn the_addon_holds_the_token_secret_and_the_bootstrap_rbac() {
         let token: BootstrapToken = "abcdef.0123456789abcdef".parse().unwrap();
         let text = tls_bootstrap_addon(&token);
-        let docs: Vec<Yaml> = serde_yaml::Deserializer::from_str(&text)
+        let docs: Vec<Yaml> = yaml_serde::Deserializer::from_str(&text)
             .map(|d| serde::Deserialize::deserialize(d).unwrap())
             .collect();
         assert_eq!(docs.len(), 4);
