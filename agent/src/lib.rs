@@ -14,7 +14,6 @@ pub mod imds;
 pub mod kube;
 pub mod logging;
 pub mod pki;
-pub mod pkiinit;
 pub mod retry;
 pub mod state;
 pub mod status;
