@@ -8,10 +8,10 @@ use std::net::Ipv4Addr;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use super::fetch::BootstrapToken;
 use super::paths;
 use crate::config::{AddressPlan, Taint};
 use crate::fsutil::Root;
+use crate::pki::token::BootstrapToken;
 
 /// Where the control-plane images come from.
 const REGISTRY: &str = "registry.k8s.io";

@@ -12,11 +12,11 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
-use rand::Rng;
 
 use crate::config::{ApiServerUrl, ClusterName, Settings};
 use crate::exit::BadInput;
 use crate::fsutil::{self, MODE_PUBLIC, MODE_SECRET};
+use crate::pki::token::BootstrapToken;
 use crate::pki::{self, Ca, Leaf, LeafRequest, PkiError, Usage};
 
 /// The admin client certificate's subject CN.
@@ -159,28 +159,6 @@ fn is_dns_name(s: &str) -> bool {
     (1..=253).contains(&s.len()) && s.split('.').all(label_ok)
 }
 
-/// The characters of a bootstrap token.
-const TOKEN_CHARS: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-
-/// A kubelet TLS bootstrap token, `[a-z0-9]{6}.[a-z0-9]{16}`: token id, then secret.
-pub fn bootstrap_token(rng: &mut impl Rng) -> String {
-    let mut pick = |n: usize| -> String {
-        (0..n)
-            .map(|_| char::from(TOKEN_CHARS[rng.random_range(0..TOKEN_CHARS.len())]))
-            .collect()
-    };
-    let id = pick(6);
-    let secret = pick(16);
-    format!("{id}.{secret}")
-}
-
-/// Whether `s` is a bootstrap token, `[a-z0-9]{6}.[a-z0-9]{16}`.
-pub fn is_bootstrap_token(s: &str) -> bool {
-    let part_ok =
-        |p: &str, len: usize| p.len() == len && p.bytes().all(|b| TOKEN_CHARS.contains(&b));
-    matches!(s.split_once('.'), Some((id, secret)) if part_ok(id, 6) && part_ok(secret, 16))
-}
-
 /// The operator's admin client certificate: `CN=kubernetes-admin, O=system:masters`, clientAuth.
 pub fn admin_request() -> LeafRequest {
     LeafRequest {
@@ -269,7 +247,7 @@ pub fn generate(inputs: &Inputs) -> Result<Generated, PkiError> {
     let etcd_ca = Ca::generate(&format!("{cluster}-etcd-ca"))?;
     let front_proxy_ca = Ca::generate(&format!("{cluster}-front-proxy-ca"))?;
     let sa = pki::generate_key_pair()?;
-    let token = bootstrap_token(&mut rand::rng());
+    let token = BootstrapToken::generate(&mut rand::rng());
     let admin = ca.issue(&admin_request())?;
     let kubeconfig = admin_kubeconfig(cluster, &inputs.apiserver, ca.cert_pem(), &admin);
     // In FILES order; a unit test checks each file holds what its name says.
@@ -282,7 +260,7 @@ pub fn generate(inputs: &Inputs) -> Result<Generated, PkiError> {
         front_proxy_ca.key_pem(),
         sa.private_pem,
         sa.public_pem,
-        format!("{token}\n"),
+        format!("{}\n", token.token()),
         admin.cert_pem,
         admin.key_pem,
         kubeconfig,

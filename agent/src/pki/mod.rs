@@ -8,9 +8,9 @@
 //!
 //! The parts: [`Ca`] loads, generates and issues (`ca`); [`inspect`] and [`verifies`] read
 //! certificates (`inspect`, over the PEM helpers of `pem`); [`check_reuse`] decides keep or
-//! reissue (`reuse`); [`ensure_leaf`] does the file I/O (`leaf`). [`init`] is `pki init` on
-//! an operator's workstation. The public items of the private parts are re-exported here, at
-//! `crate::pki::<name>`.
+//! reissue (`reuse`); [`ensure_leaf`] does the file I/O (`leaf`). [`token`] is the kubelet
+//! bootstrap token and [`init`] is `pki init` on an operator's workstation. The public items of
+//! the private parts are re-exported here, at `crate::pki::<name>`.
 
 use std::fmt;
 use std::io;
@@ -25,6 +25,7 @@ mod inspect;
 mod leaf;
 mod pem;
 mod reuse;
+pub mod token;
 
 #[cfg(test)]
 mod tests;

@@ -2,11 +2,10 @@
 
 use std::path::Path;
 
-use rand::SeedableRng;
-
 use crate::config::Settings;
 use crate::fsutil::{MODE_PUBLIC, MODE_SECRET};
 use crate::pki::init::*;
+use crate::pki::token::BootstrapToken;
 use crate::pki::{self, Ca, Leaf};
 
 fn inputs() -> Inputs {
@@ -24,35 +23,6 @@ fn settings(text: &str) -> Settings {
 
 const ETCD_CONFIG: &str =
     "cluster = \"prod\"\nrole = \"etcd\"\nstate_bucket = \"prod-tn-state\"\ninternal_domain = \"prod.int\"\nvpc_number = 3\n";
-
-#[test]
-fn bootstrap_tokens_have_the_kubernetes_format_and_differ() {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    let a = bootstrap_token(&mut rng);
-    let b = bootstrap_token(&mut rng);
-    assert!(is_bootstrap_token(&a), "{a}");
-    assert!(is_bootstrap_token(&b), "{b}");
-    assert_ne!(a, b);
-    // Over many tokens every character of the alphabet shows up: no bias to a subset.
-    let mut seen = std::collections::BTreeSet::new();
-    for _ in 0..200 {
-        seen.extend(bootstrap_token(&mut rng).bytes().filter(|&c| c != b'.'));
-    }
-    assert_eq!(seen.len(), 36);
-    for bad in [
-        "",
-        "abcdef",
-        "abcdef.0123456789abcde",
-        "abcdef.0123456789abcdef0",
-        "Abcdef.0123456789abcdef",
-        "abcde.0123456789abcdeff",
-        "abcdef:0123456789abcdef",
-        "abcdef.0123456789abcde_",
-    ] {
-        assert!(!is_bootstrap_token(bad), "{bad:?}");
-    }
-    assert!(is_bootstrap_token("abcdef.0123456789abcdef"));
-}
 
 #[test]
 fn every_file_holds_what_its_name_says() {
@@ -76,7 +46,9 @@ fn every_file_holds_what_its_name_says() {
         } else if name == "sa.pub" {
             assert!(body.starts_with("-----BEGIN PUBLIC KEY-----\n"), "{name}");
         } else if name == "bootstrap-token" {
-            assert!(is_bootstrap_token(body.trim_end_matches('\n')), "{body:?}");
+            let token = body.trim_end_matches('\n');
+            let parsed = token.parse::<BootstrapToken>().map(|t| t.token());
+            assert_eq!(parsed.as_deref(), Ok(token), "{body:?}");
             assert!(body.ends_with('\n'));
         } else {
             assert!(body.starts_with("apiVersion: v1\nkind: Config\n"), "{name}");

@@ -13,6 +13,7 @@ mod inspect;
 mod leaf;
 mod pem;
 mod reuse;
+mod token;
 
 const DAY: Duration = Duration::from_secs(86_400);
 const RENEW: Duration = Duration::from_secs(30 * 86_400);
