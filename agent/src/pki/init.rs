@@ -11,11 +11,10 @@ use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
-
 use crate::config::{ApiServerUrl, ClusterName, Settings};
 use crate::exit::BadInput;
 use crate::fsutil::{self, MODE_PUBLIC, MODE_SECRET};
+use crate::kube::kubeconfig::{Credentials, Kubeconfig};
 use crate::pki::token::BootstrapToken;
 use crate::pki::{self, Ca, Leaf, LeafRequest, PkiError, Usage};
 
@@ -170,47 +169,27 @@ pub fn admin_request() -> LeafRequest {
     }
 }
 
-/// The admin kubeconfig (YAML, every string double-quoted): one cluster named after the
-/// cluster, one user `<cluster>-admin`, one context `<cluster>-admin@<cluster>`, current.
+/// The admin kubeconfig: one cluster named after the cluster, one user `<cluster>-admin`, one
+/// context `<cluster>-admin@<cluster>`, current.
 pub fn admin_kubeconfig(
     cluster: &ClusterName,
     server: &ApiServerUrl,
     ca_pem: &str,
     admin: &Leaf,
 ) -> String {
-    // A JSON string is a YAML double-quoted scalar.
-    let q = |s: &str| serde_json::Value::String(s.to_string()).to_string();
-    let b64 = |s: &str| q(&base64::engine::general_purpose::STANDARD.encode(s));
+    let credentials = Credentials::Cert {
+        cert_pem: &admin.cert_pem,
+        key_pem: &admin.key_pem,
+    };
     let user = format!("{cluster}-admin");
-    let context = format!("{user}@{cluster}");
-    format!(
-        "apiVersion: v1\n\
-         kind: Config\n\
-         clusters:\n\
-         - name: {cluster_q}\n  \
-           cluster:\n    \
-             server: {server}\n    \
-             certificate-authority-data: {ca}\n\
-         users:\n\
-         - name: {user_q}\n  \
-           user:\n    \
-             client-certificate-data: {cert}\n    \
-             client-key-data: {key}\n\
-         contexts:\n\
-         - name: {context_q}\n  \
-           context:\n    \
-             cluster: {cluster_q}\n    \
-             user: {user_q}\n\
-         current-context: {context_q}\n\
-         preferences: {{}}\n",
-        cluster_q = q(cluster.as_str()),
-        server = q(server.as_str()),
-        ca = b64(ca_pem),
-        user_q = q(&user),
-        cert = b64(&admin.cert_pem),
-        key = b64(&admin.key_pem),
-        context_q = q(&context),
+    Kubeconfig::embedded(
+        cluster.as_str(),
+        server.as_str(),
+        ca_pem,
+        &user,
+        credentials,
     )
+    .to_yaml()
 }
 
 /// Everything `pki init` makes, in memory, in [`FILES`] order.

@@ -114,21 +114,21 @@ fn the_kubeconfig_is_exactly_this() {
     let expected = r#"apiVersion: v1
 kind: Config
 clusters:
-- name: "prod"
+- name: prod
   cluster:
-    server: "https://10.0.1.10:6443"
-    certificate-authority-data: "Q0EK"
+    server: https://10.0.1.10:6443
+    certificate-authority-data: Q0EK
 users:
-- name: "prod-admin"
+- name: prod-admin
   user:
-    client-certificate-data: "Q0VSVAo="
-    client-key-data: "S0VZCg=="
+    client-certificate-data: Q0VSVAo=
+    client-key-data: S0VZCg==
 contexts:
-- name: "prod-admin@prod"
+- name: prod-admin@prod
   context:
-    cluster: "prod"
-    user: "prod-admin"
-current-context: "prod-admin@prod"
+    cluster: prod
+    user: prod-admin
+current-context: prod-admin@prod
 preferences: {}
 "#;
     assert_eq!(text, expected);
