@@ -283,8 +283,8 @@ fn cloud_config_uses_known_underscore_keys_and_embeds_the_units_for_every_role()
         assert!(text.starts_with("#cloud-config\n"), "{role}");
         // coreos-cloudinit reads YAML 1.1, where a bare `off` is the boolean false.
         assert!(text.contains("reboot_strategy: \"off\"\n"), "{role}");
-        let doc: serde_yaml::Value =
-            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{role}: not YAML: {e}\n{text}"));
+        let doc: yaml_serde::Value =
+            yaml_serde::from_str(&text).unwrap_or_else(|e| panic!("{role}: not YAML: {e}\n{text}"));
         let mut keys = BTreeSet::new();
         collect_keys(&doc, &mut keys);
         for key in &keys {
@@ -304,20 +304,20 @@ fn cloud_config_uses_known_underscore_keys_and_embeds_the_units_for_every_role()
     }
 }
 
-fn collect_keys(value: &serde_yaml::Value, keys: &mut BTreeSet<String>) {
+fn collect_keys(value: &yaml_serde::Value, keys: &mut BTreeSet<String>) {
     match value {
-        serde_yaml::Value::Mapping(map) => {
+        yaml_serde::Value::Mapping(map) => {
             for (k, v) in map {
                 keys.insert(k.as_str().expect("string keys").to_string());
                 collect_keys(v, keys);
             }
         }
-        serde_yaml::Value::Sequence(items) => items.iter().for_each(|v| collect_keys(v, keys)),
+        yaml_serde::Value::Sequence(items) => items.iter().for_each(|v| collect_keys(v, keys)),
         _ => {}
     }
 }
 
-fn check_cloud_config_units(role: &str, doc: &serde_yaml::Value) {
+fn check_cloud_config_units(role: &str, doc: &yaml_serde::Value) {
     let units = doc["coreos"]["units"].as_sequence().unwrap();
     let got: Vec<(String, bool, bool)> = units
         .iter()
@@ -351,7 +351,7 @@ fn check_cloud_config_units(role: &str, doc: &serde_yaml::Value) {
     }
 }
 
-fn check_cloud_config_files(role: &str, doc: &serde_yaml::Value) {
+fn check_cloud_config_files(role: &str, doc: &yaml_serde::Value) {
     let vars = string_vars(Format::CloudConfig, role);
     let files: BTreeMap<&str, &str> = doc["write_files"]
         .as_sequence()

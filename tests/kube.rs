@@ -9,10 +9,10 @@ use std::path::Path;
 use std::process::Command;
 
 use base64::Engine as _;
-use serde_yaml::Value as Yaml;
 use tn_agent::etcd::client::{ClientTls, EtcdAccess};
 use tn_agent::pki::Ca;
 use tn_world::{AwsProxy, Node, Run, World};
+use yaml_serde::Value as Yaml;
 
 const ETCD_ASG: &str = "demo-etcd";
 const MASTER_ASG: &str = "demo-master";
@@ -135,7 +135,7 @@ fn read(node: &Node, path: &str) -> String {
 }
 
 fn yaml(node: &Node, path: &str) -> Yaml {
-    serde_yaml::from_str(&read(node, path)).unwrap()
+    yaml_serde::from_str(&read(node, path)).unwrap()
 }
 
 fn text(v: &Yaml) -> &str {

@@ -16,7 +16,6 @@ pub mod kube;
 pub mod logging;
 pub mod node;
 pub mod pki;
-pub mod pkiinit;
 pub mod retry;
 pub mod state;
 pub mod status;

@@ -14,7 +14,7 @@ use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::aws::{Aws, AwsError};
 use crate::etcd::model::{BadMarker, Marker};
-use crate::kube::fetch::{BadToken, BootstrapToken};
+use crate::pki::token::{BadToken, BootstrapToken};
 use crate::pki::{self, Ca, PkiError};
 
 /// The three CAs of a cluster.

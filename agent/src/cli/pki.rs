@@ -9,7 +9,7 @@ use super::Globals;
 use crate::aws::Aws;
 use crate::config::Settings;
 use crate::exit::BadInput;
-use crate::pkiinit::{self, FileSpec, Generated, Inputs, Overrides, FILES};
+use crate::pki::init::{self, FileSpec, Generated, Inputs, Overrides, FILES};
 use crate::store::{Object, Store};
 
 #[derive(Debug, Subcommand)]
@@ -87,15 +87,15 @@ impl Init {
         if let Some(target) = &target {
             refuse_existing_objects(target, &inputs, self.force).await?;
         }
-        let generated = pkiinit::generate(&inputs).context("generating the cluster's PKI")?;
-        pkiinit::write_all(&self.out, &generated)?;
+        let generated = init::generate(&inputs).context("generating the cluster's PKI")?;
+        init::write_all(&self.out, &generated)?;
         println!("wrote {} files to {}:", FILES.len(), self.out.display());
         for (spec, body) in generated.iter() {
             println!(
                 "  {:<20} {:o}  {}",
                 spec.name,
                 spec.mode,
-                pkiinit::describe(spec, body)
+                init::describe(spec, body)
             );
         }
         println!("admin kubeconfig server: {}", inputs.apiserver);
@@ -134,12 +134,12 @@ impl Init {
             )?),
             (Some(_), false) => None,
         };
-        Ok(pkiinit::resolve(&flags, config.as_ref())?)
+        Ok(init::resolve(&flags, config.as_ref())?)
     }
 
     /// Exit 2 naming the files, before anything is generated, unless --force.
     fn refuse_existing_files(&self) -> Result<()> {
-        let found = pkiinit::existing(&self.out)
+        let found = init::existing(&self.out)
             .context(BadInput(format!("cannot use --out {}", self.out.display())))?;
         if found.is_empty() || self.force {
             return Ok(());

@@ -5,6 +5,8 @@
 
 pub mod certs;
 pub mod fetch;
+pub mod kubeconfig;
+pub mod kubelet_config;
 pub mod render;
 
 use std::collections::BTreeMap;

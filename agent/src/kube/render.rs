@@ -5,13 +5,18 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use base64::Engine as _;
 use serde_json::{json, Value};
 
-use super::fetch::BootstrapToken;
+pub use super::kubeconfig::Credentials;
+use super::kubeconfig::Kubeconfig;
+use super::kubelet_config::{
+    Authentication, Authorization, Enabled, KubeletConfiguration, WebhookAuthentication,
+    WebhookAuthorization, X509Authentication,
+};
 use crate::config::{AddressPlan, Taint};
 use crate::files;
 use crate::fsutil::Root;
+use crate::pki::token::BootstrapToken;
 
 /// Where the control-plane images come from.
 const REGISTRY: &str = "registry.k8s.io";
@@ -45,31 +50,37 @@ pub struct Kubelet<'a> {
 /// access, webhook authentication and authorization, client certificates checked against the
 /// cluster CA, rotated client and serving certificates, no read-only port).
 pub fn kubelet_config(k: &Kubelet, root: &Root) -> String {
-    let mut doc = json!({
-        "apiVersion": "kubelet.config.k8s.io/v1beta1",
-        "kind": "KubeletConfiguration",
-        "authentication": {
-            "anonymous": { "enabled": false },
-            "webhook": { "enabled": true, "cacheTTL": "2m0s" },
-            "x509": { "clientCAFile": path(root, files::CA_CERT) },
+    KubeletConfiguration {
+        api_version: "kubelet.config.k8s.io/v1beta1".into(),
+        kind: "KubeletConfiguration".into(),
+        authentication: Authentication {
+            anonymous: Enabled { enabled: false },
+            webhook: WebhookAuthentication {
+                enabled: true,
+                cache_ttl: "2m0s".into(),
+            },
+            x509: X509Authentication {
+                client_ca_file: path(root, files::CA_CERT),
+            },
         },
-        "authorization": {
-            "mode": "Webhook",
-            "webhook": { "cacheAuthorizedTTL": "5m0s", "cacheUnauthorizedTTL": "30s" },
+        authorization: Authorization {
+            mode: "Webhook".into(),
+            webhook: WebhookAuthorization {
+                cache_authorized_ttl: "5m0s".into(),
+                cache_unauthorized_ttl: "30s".into(),
+            },
         },
-        "cgroupDriver": "systemd",
-        "clusterDNS": [k.dns_ip.to_string()],
-        "clusterDomain": k.cluster_domain,
-        "providerID": k.provider_id,
-        "readOnlyPort": 0,
-        "rotateCertificates": true,
-        "serverTLSBootstrap": true,
-        "tlsMinVersion": "VersionTLS12",
-    });
-    if k.master {
-        doc["staticPodPath"] = path(root, files::MANIFESTS_DIR).into();
+        cgroup_driver: "systemd".into(),
+        cluster_dns: vec![k.dns_ip.to_string()],
+        cluster_domain: k.cluster_domain.into(),
+        provider_id: k.provider_id.into(),
+        read_only_port: 0,
+        rotate_certificates: true,
+        server_tls_bootstrap: true,
+        static_pod_path: k.master.then(|| path(root, files::MANIFESTS_DIR)),
+        tls_min_version: "VersionTLS12".into(),
     }
-    yaml(&doc)
+    .to_yaml()
 }
 
 /// `/etc/kubernetes/kubelet.env`, the kubelet unit's `EnvironmentFile=`: one `KEY=value` per
@@ -123,15 +134,6 @@ pub fn kubelet_env(k: &Kubelet, root: &Root) -> String {
     )
 }
 
-/// How a kubeconfig's user authenticates.
-#[derive(Clone, Copy)]
-pub enum Credentials<'a> {
-    /// A client certificate and its key, PEM.
-    Cert { cert_pem: &'a str, key_pem: &'a str },
-    /// A bearer token (the bootstrap token).
-    Token(&'a str),
-}
-
 /// A kubeconfig with one cluster, one user and one context, certificates embedded (base64).
 pub fn kubeconfig(
     cluster: &str,
@@ -140,27 +142,7 @@ pub fn kubeconfig(
     user: &str,
     credentials: Credentials,
 ) -> String {
-    let b64 = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
-    let credentials = match credentials {
-        Credentials::Cert { cert_pem, key_pem } => json!({
-            "client-certificate-data": b64(cert_pem),
-            "client-key-data": b64(key_pem),
-        }),
-        Credentials::Token(token) => json!({ "token": token }),
-    };
-    let context = format!("{user}@{cluster}");
-    yaml(&json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{
-            "name": cluster,
-            "cluster": { "certificate-authority-data": b64(ca_pem), "server": server },
-        }],
-        "users": [{ "name": user, "user": credentials }],
-        "contexts": [{ "name": context, "context": { "cluster": cluster, "user": user } }],
-        "current-context": context,
-        "preferences": {},
-    }))
+    Kubeconfig::embedded(cluster, server, ca_pem, user, credentials).to_yaml()
 }
 
 /// What the control plane's static pods are told.
@@ -434,19 +416,20 @@ fn path(root: &Root, node_path: &str) -> String {
 }
 
 fn yaml(doc: &Value) -> String {
-    serde_yaml::to_string(doc).expect("a JSON value serialises as YAML")
+    yaml_serde::to_string(doc).expect("a JSON value serialises as YAML")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::AddressPlan;
-    use serde_yaml::Value as Yaml;
+    use base64::Engine as _;
+    use yaml_serde::Value as Yaml;
 
     const ROOT: &str = "/tmp/n1";
 
     fn parse(text: &str) -> Yaml {
-        serde_yaml::from_str(text).unwrap()
+        yaml_serde::from_str(text).unwrap()
     }
 
     fn s(v: &Yaml) -> &str {
@@ -795,7 +778,7 @@ mod tests {
     fn the_addon_holds_the_token_secret_and_the_bootstrap_rbac() {
         let token: BootstrapToken = "abcdef.0123456789abcdef".parse().unwrap();
         let text = tls_bootstrap_addon(&token);
-        let docs: Vec<Yaml> = serde_yaml::Deserializer::from_str(&text)
+        let docs: Vec<Yaml> = yaml_serde::Deserializer::from_str(&text)
             .map(|d| serde::Deserialize::deserialize(d).unwrap())
             .collect();
         assert_eq!(docs.len(), 4);

@@ -147,29 +147,12 @@ fn ca_certificates(files: &[(String, Option<String>)]) -> Vec<(String, String)> 
         .iter()
         .filter_map(|(path, text)| Some((path, text.as_ref()?)))
         .flat_map(|(path, text)| {
-            pem_certificates(text)
+            crate::pki::pem_certificates(text)
                 .into_iter()
                 .filter(|pem| crate::pki::inspect(pem).is_ok_and(|i| i.is_ca))
                 .map(move |pem| (path.clone(), pem))
         })
         .collect()
-}
-
-/// Each `CERTIFICATE` PEM block of `text`.
-fn pem_certificates(text: &str) -> Vec<String> {
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    const END: &str = "-----END CERTIFICATE-----";
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find(BEGIN) {
-        let Some(len) = rest[start..].find(END) else {
-            break;
-        };
-        let end = start + len + END.len();
-        out.push(format!("{}\n", &rest[start..end]));
-        rest = &rest[end..];
-    }
-    out
 }
 
 fn cert_report(

@@ -72,16 +72,6 @@ fn client_files_missing_are_a_skip_unreadable_no_access() {
 }
 
 #[test]
-fn pem_blocks_are_split() {
-    let ca = crate::pki::Ca::generate("a").unwrap();
-    let other = crate::pki::Ca::generate("b").unwrap();
-    let bundle = format!("{}{}", ca.cert_pem(), other.cert_pem());
-    let blocks = pem_certificates(&bundle);
-    assert_eq!(blocks.len(), 2);
-    assert!(crate::pki::verifies(other.cert_pem(), &blocks[1]));
-}
-
-#[test]
 fn a_leaf_is_checked_against_the_cas_beside_it() {
     let ca = crate::pki::Ca::generate("etcd-ca").unwrap();
     let twin = crate::pki::Ca::generate("etcd-ca").unwrap();
