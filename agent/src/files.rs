@@ -3,12 +3,17 @@
 //! `--root` when used, and written root-prefixed into the files that refer to them.
 
 use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use crate::config::Role;
-use crate::fsutil::{self, Root};
+use crate::fsutil::{self, Root, MODE_PUBLIC, MODE_SECRET};
+use crate::pki::{check_reuse, Ca, Leaf, LeafRequest, Reuse};
 use crate::state::BootState;
+
+/// Leaves are reissued this long before they expire.
+pub const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// What the last `bootstrap` found and decided (read by `status`).
 pub const STATE: &str = "/var/lib/tn-agent/state.json";
@@ -168,20 +173,78 @@ pub fn write(
     Ok(true)
 }
 
+/// Keeps the leaf at `files` when it still fits `req` and `ca` ([`check_reuse`]), else issues a
+/// new one and writes the key (0600) then the certificate, so a crash in between leaves a pair
+/// that does not match, which the next run reissues. An issue is recorded as the decision
+/// "issued <what> certificate" with its reason. Returns the leaf as it is on disk.
+pub fn ensure_leaf(
+    root: &Root,
+    state: &mut BootState,
+    what: &str,
+    files: LeafFiles,
+    ca: &Ca,
+    req: &LeafRequest,
+) -> Result<Leaf> {
+    let cert = read_optional(root, files.cert)?;
+    let key = read_optional(root, files.key)?;
+    let why = match (cert, key) {
+        (None, _) => "no certificate yet".to_string(),
+        (Some(_), None) => "no key yet".to_string(),
+        (Some(cert_pem), Some(key_pem)) => {
+            match check_reuse(&cert_pem, &key_pem, ca, req, RENEW_BEFORE) {
+                Reuse::Keep => {
+                    tracing::debug!("kept the {what} certificate");
+                    return Ok(Leaf { cert_pem, key_pem });
+                }
+                Reuse::Reissue(why) => why,
+            }
+        }
+    };
+    let leaf = ca
+        .issue(req)
+        .with_context(|| format!("issuing the {what} certificate"))?;
+    write(root, state, files.key, leaf.key_pem.as_bytes(), MODE_SECRET)?;
+    write(
+        root,
+        state,
+        files.cert,
+        leaf.cert_pem.as_bytes(),
+        MODE_PUBLIC,
+    )?;
+    state.decide(format!("issued {what} certificate"), why);
+    Ok(leaf)
+}
+
+/// The file's text, `None` when it does not exist. Bytes that are not UTF-8 are kept (lossily)
+/// so that they fail to parse and get replaced.
+fn read_optional(root: &Root, node_path: &str) -> Result<Option<String>> {
+    let path = root.path(node_path);
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::fs;
+    use std::net::IpAddr;
+
     use super::*;
-    use crate::fsutil::{MODE_PUBLIC, MODE_SECRET};
+    use crate::config::Role;
+    use crate::pki::inspect;
+    use crate::pki::tests::{openssl, server_request};
 
     #[test]
     fn write_skips_a_file_that_is_already_right() {
         let dir = tempfile::tempdir().unwrap();
         let root = Root::new(dir.path());
         let path = "/etc/kubernetes/a.conf";
-        let mut state = BootState::new("prod", crate::config::Role::Worker);
+        let mut state = BootState::new("prod", Role::Worker);
         assert!(write(&root, &mut state, path, b"x\n", MODE_SECRET).unwrap());
         assert_eq!(state.files_written, [path]);
-        let mut again = BootState::new("prod", crate::config::Role::Worker);
+        let mut again = BootState::new("prod", Role::Worker);
         assert!(!write(&root, &mut again, path, b"x\n", MODE_SECRET).unwrap());
         assert!(again.files_written.is_empty(), "same contents and mode");
         assert!(write(&root, &mut again, path, b"x\n", MODE_PUBLIC).unwrap());
@@ -200,5 +263,92 @@ mod tests {
         assert!(expected(Role::Master, true).contains(&"/etc/kubernetes/kubelet.conf"));
         assert!(expected(Role::Worker, true).contains(&"/etc/kubernetes/bootstrap-kubelet.conf"));
         assert!(expected(Role::Worker, true).contains(&"/var/lib/kubelet/config.yaml"));
+    }
+
+    const SERVER: LeafFiles = LeafFiles {
+        cert: "/etc/etcd/pki/server.crt",
+        key: "/etc/etcd/pki/server.key",
+    };
+
+    /// The reason of the last "issued" decision, when the last decision is one.
+    fn issued(state: &BootState) -> Option<&str> {
+        state
+            .decisions
+            .last()
+            .filter(|d| d.what == "issued etcd server certificate")
+            .map(|d| d.why.as_str())
+    }
+
+    #[test]
+    fn ensure_leaf_issues_keeps_and_reissues() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let (cert_path, key_path) = (root.path(SERVER.cert), root.path(SERVER.key));
+        let ca = Ca::generate("etcd-ca").unwrap();
+        let req = server_request();
+        let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let ensure = |req: &LeafRequest| {
+            let mut state = BootState::new("prod", Role::Etcd);
+            let leaf = ensure_leaf(&root, &mut state, "etcd server", SERVER, &ca, req).unwrap();
+            (leaf, state)
+        };
+
+        let (first, state) = ensure(&req);
+        assert_eq!(issued(&state), Some("no certificate yet"));
+        assert_eq!(state.files_written, [SERVER.key, SERVER.cert]);
+        assert_eq!(mode(&key_path), 0o600);
+        assert_eq!(mode(&cert_path), 0o644);
+        assert_eq!(fs::read_to_string(&cert_path).unwrap(), first.cert_pem);
+        assert_eq!(fs::read_to_string(&key_path).unwrap(), first.key_pem);
+        fs::write(dir.path().join("ca.crt"), ca.cert_pem()).unwrap();
+        let verified = openssl(
+            dir.path(),
+            &["verify", "-CAfile", "ca.crt", cert_path.to_str().unwrap()],
+        );
+        assert!(verified.trim().ends_with(": OK"), "{verified}");
+
+        let (second, state) = ensure(&req);
+        assert_eq!(issued(&state), None);
+        assert!(state.files_written.is_empty());
+        assert_eq!(second.cert_pem, first.cert_pem);
+        assert_eq!(second.key_pem, first.key_pem);
+
+        let mut moved = req.clone();
+        moved.ips[0] = "127.0.1.9".parse().unwrap();
+        let (third, state) = ensure(&moved);
+        assert_eq!(issued(&state), Some("SANs changed: +127.0.1.9 -127.0.1.4"));
+        assert_ne!(third.cert_pem, first.cert_pem);
+        assert_ne!(third.key_pem, first.key_pem);
+        assert_eq!(mode(&key_path), 0o600);
+        let info = inspect(&fs::read_to_string(&cert_path).unwrap()).unwrap();
+        assert!(info.ips.contains(&"127.0.1.9".parse::<IpAddr>().unwrap()));
+
+        // A lost key means a new pair.
+        fs::remove_file(&key_path).unwrap();
+        let (_, state) = ensure(&moved);
+        assert_eq!(issued(&state), Some("no key yet"));
+        let (_, state) = ensure(&moved);
+        assert_eq!(issued(&state), None);
+    }
+
+    #[test]
+    fn ensure_leaf_reports_files_it_cannot_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let ca = Ca::generate("etcd-ca").unwrap();
+        // A directory where the certificate should be.
+        fs::create_dir_all(root.path(SERVER.cert)).unwrap();
+        let mut state = BootState::new("prod", Role::Etcd);
+        let err = ensure_leaf(
+            &root,
+            &mut state,
+            "etcd server",
+            SERVER,
+            &ca,
+            &server_request(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("reading "), "{err}");
+        assert!(state.files_written.is_empty());
     }
 }

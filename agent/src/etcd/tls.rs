@@ -2,7 +2,6 @@
 //! server and peer leaves generated and signed here (SPEC §6).
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 
@@ -11,12 +10,9 @@ use super::env::TlsFiles;
 use crate::files;
 use crate::fsutil::{self, Root};
 use crate::identity::NodeIdentity;
-use crate::pki::{self, LeafOutcome, LeafRequest, Usage};
+use crate::pki::{LeafRequest, Usage};
 use crate::state::BootState;
 use crate::store::{CaName, Store};
-
-/// Leaves are reissued this long before they expire.
-pub const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The SANs of a node's etcd certificates: its private IP, its hostnames, 127.0.0.1 and
 /// localhost (etcd checks a peer's client cert against the connection's source address, which
@@ -67,35 +63,20 @@ pub async fn prepare(
         ca.cert_pem().as_bytes(),
         fsutil::MODE_PUBLIC,
     )?;
-    let both = vec![Usage::ServerAuth, Usage::ClientAuth];
-    for (what, cert, key) in [
-        ("server", &tls_files.server_cert, &tls_files.server_key),
-        ("peer", &tls_files.peer_cert, &tls_files.peer_key),
-    ] {
-        let outcome = pki::ensure_leaf(
-            cert,
-            key,
-            &ca,
-            &leaf_request(me, both.clone()),
-            RENEW_BEFORE,
-        )
-        .with_context(|| format!("making the etcd {what} certificate"))?;
-        match outcome {
-            LeafOutcome::Kept => tracing::debug!("kept the etcd {what} certificate"),
-            LeafOutcome::Issued { why } => {
-                state.decide(format!("issued etcd {what} certificate"), why);
-                state.wrote(root, cert);
-                state.wrote(root, key);
-            }
-        }
-    }
-    let read = |p: &std::path::Path| {
-        std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
-    };
+    let request = leaf_request(me, vec![Usage::ServerAuth, Usage::ClientAuth]);
+    let server = files::ensure_leaf(
+        root,
+        state,
+        "etcd server",
+        files::ETCD_SERVER,
+        &ca,
+        &request,
+    )?;
+    files::ensure_leaf(root, state, "etcd peer", files::ETCD_PEER, &ca, &request)?;
     let client = ClientTls {
         ca_pem: ca.cert_pem().to_string(),
-        cert_pem: read(&tls_files.server_cert)?,
-        key_pem: read(&tls_files.server_key)?,
+        cert_pem: server.cert_pem,
+        key_pem: server.key_pem,
     };
     Ok((client, tls_files))
 }

@@ -1,5 +1,5 @@
 //! What a master's certificates must say: one request per leaf, with its files and the CA that
-//! signs it. Pure: the issuing (or keeping) is `pki::ensure_leaf`'s.
+//! signs it. Pure: the issuing (or keeping) is `files::ensure_leaf`'s.
 
 use std::net::{IpAddr, Ipv4Addr};
 

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
 
-use self::certs::{LeafPlan, Signer};
+use self::certs::Signer;
 use self::fetch::{MasterPki, WorkerPki};
 use self::render::{ControlPlane, Credentials, Kubelet};
 use crate::aws::{AsgView, Aws};
@@ -25,7 +25,7 @@ use crate::files;
 use crate::fsutil::{Root, MODE_PUBLIC, MODE_SECRET};
 use crate::identity::NodeIdentity;
 use crate::node::Node;
-use crate::pki::{self, Ca, Leaf, LeafOutcome};
+use crate::pki::{Ca, Leaf};
 use crate::state::BootState;
 
 /// The user a worker's kubelet bootstraps as (its token decides who it really is).
@@ -155,7 +155,10 @@ fn write_master_pki(
     let mut issued = BTreeMap::new();
     for leaf in certs::master_leaves(settings, kube, me) {
         let ca = signer(pki, leaf.signer)?;
-        issued.insert(leaf.files.cert, ensure_leaf(root, state, ca, &leaf)?);
+        issued.insert(
+            leaf.files.cert,
+            files::ensure_leaf(root, state, leaf.what, leaf.files, ca, &leaf.request)?,
+        );
     }
     Ok(issued)
 }
@@ -241,34 +244,6 @@ fn signer(pki: &MasterPki, signer: Signer) -> Result<&Ca> {
             .as_ref()
             .context("an etcd client certificate was planned without etcd TLS"),
     }
-}
-
-/// Keeps the leaf when it still fits, else issues and writes it; returns what is on disk.
-fn ensure_leaf(root: &Root, state: &mut BootState, ca: &Ca, leaf: &LeafPlan) -> Result<Leaf> {
-    let (cert, key) = (root.path(leaf.files.cert), root.path(leaf.files.key));
-    let outcome = pki::ensure_leaf(
-        &cert,
-        &key,
-        ca,
-        &leaf.request,
-        crate::etcd::tls::RENEW_BEFORE,
-    )
-    .with_context(|| format!("making the {} certificate", leaf.what))?;
-    match outcome {
-        LeafOutcome::Kept => tracing::debug!("kept the {} certificate", leaf.what),
-        LeafOutcome::Issued { why } => {
-            state.decide(format!("issued {} certificate", leaf.what), why);
-            state.wrote(root, &cert);
-            state.wrote(root, &key);
-        }
-    }
-    let read = |p: &std::path::Path| {
-        std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
-    };
-    Ok(Leaf {
-        cert_pem: read(&cert)?,
-        key_pem: read(&key)?,
-    })
 }
 
 /// The client URLs of the etcd ASG's in-service instances that are not leaving, sorted.

@@ -13,9 +13,7 @@
 //! the private parts are re-exported here, at `crate::pki::<name>`.
 
 use std::fmt;
-use std::io;
 use std::net::IpAddr;
-use std::path::PathBuf;
 
 use x509_parser::error::{PEMError, X509Error};
 
@@ -28,11 +26,11 @@ mod reuse;
 pub mod token;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use self::ca::{Ca, Leaf};
 pub use self::inspect::{inspect, verifies, CertInfo};
-pub use self::leaf::{ensure_leaf, generate_key_pair, KeyPairPem, LeafOutcome};
+pub use self::leaf::{generate_key_pair, KeyPairPem};
 pub use self::pem::pem_certificates;
 pub use self::reuse::{check_reuse, Reuse};
 
@@ -65,18 +63,6 @@ pub enum PkiError {
     SelfCheck { cn: String, what: String },
     #[error("cannot parse certificate")]
     BadCert(#[source] ParseError),
-    #[error("reading {}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("writing {}", path.display())]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
 }
 
 /// Why a PEM certificate or key could not be read.

@@ -10,15 +10,14 @@ use crate::pki::{LeafRequest, PkiError, Reuse, Usage};
 mod ca;
 mod init;
 mod inspect;
-mod leaf;
 mod pem;
 mod reuse;
 mod token;
 
 const DAY: Duration = Duration::from_secs(86_400);
-const RENEW: Duration = Duration::from_secs(30 * 86_400);
+pub(crate) const RENEW: Duration = Duration::from_secs(30 * 86_400);
 
-fn server_request() -> LeafRequest {
+pub(crate) fn server_request() -> LeafRequest {
     LeafRequest {
         common_name: "ip-127-0-1-4.ec2.internal".to_string(),
         organization: None,
@@ -32,7 +31,7 @@ fn server_request() -> LeafRequest {
 }
 
 /// Runs openssl in `dir`, asserting it succeeds; returns stdout.
-fn openssl(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn openssl(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)
