@@ -139,8 +139,16 @@ impl Imds {
         self.required("/latest/meta-data/placement/region").await
     }
 
+    /// The instance's private DNS name. IMDS may list several, space-separated (a VPC with
+    /// more than one DHCP domain name): the first is used, and it must be a DNS name, since it
+    /// goes into certificates and the kubelet's flags.
     pub async fn hostname(&self) -> Result<String, ImdsError> {
-        self.required("/latest/meta-data/local-hostname").await
+        let path = "/latest/meta-data/local-hostname";
+        let text = self.required(path).await?;
+        first_hostname(&text).ok_or_else(|| ImdsError::Invalid {
+            path: path.into(),
+            why: format!("{text:?} does not start with a DNS name"),
+        })
     }
 
     pub async fn identity_document(&self) -> Result<IdentityDocument, ImdsError> {
@@ -255,5 +263,45 @@ fn classify<E>(err: E, status: u16) -> Step<E> {
         Step::Retry(err)
     } else {
         Step::Stop(err)
+    }
+}
+
+/// The first of the space-separated names IMDS gives, lowercased, when it is a DNS name.
+fn first_hostname(text: &str) -> Option<String> {
+    let first = text.split_whitespace().next()?.to_ascii_lowercase();
+    crate::config::is_dns_name(&first).then_some(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_hostname_is_used_and_must_be_a_dns_name() {
+        let cases = [
+            (
+                "ip-10-0-1-12.ec2.internal",
+                Some("ip-10-0-1-12.ec2.internal"),
+            ),
+            (
+                "ip-10-0-1-12.ec2.internal\n",
+                Some("ip-10-0-1-12.ec2.internal"),
+            ),
+            (
+                "ip-10-0-1-12.prod.int ip-10-0-1-12.ec2.internal",
+                Some("ip-10-0-1-12.prod.int"),
+            ),
+            (
+                "IP-10-0-1-12.EC2.Internal",
+                Some("ip-10-0-1-12.ec2.internal"),
+            ),
+            ("", None),
+            ("bad_name.ec2.internal", None),
+            ("-lead.example", None),
+            ("a..b", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(first_hostname(text).as_deref(), want, "{text:?}");
+        }
     }
 }
