@@ -1,46 +1,17 @@
 //! The tn-agent binary as an operator and systemd see it: flags, exit codes, error text, and
 //! that nothing is written on bad input.
 
-use std::path::Path;
-use std::process::Command;
+use std::net::Ipv4Addr;
 
-use tn_world::{agent_bin, AwsProxy, World};
+use tn_world::{AwsProxy, World};
 
-fn agent(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(agent_bin().unwrap())
-        .args(args)
-        .env_remove("JOURNAL_STREAM")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Every file under `dir`, relative, sorted.
-fn files_under(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push(path.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
-}
+use crate::support::agent;
+use crate::support::files::files_under;
 
 #[test]
 fn help_lists_the_commands() {
-    let (code, stdout, _) = agent(&["--help"]);
-    assert_eq!(code, 0);
+    let run = agent(&["--help"]);
+    assert_eq!(run.code, 0);
     for word in [
         "bootstrap",
         "etcd",
@@ -50,22 +21,27 @@ fn help_lists_the_commands() {
         "--root",
         "--verbose",
     ] {
-        assert!(stdout.contains(word), "--help lacks {word}:\n{stdout}");
+        assert!(
+            run.stdout.contains(word),
+            "--help lacks {word}:\n{}",
+            run.stdout
+        );
     }
-    let (code, stdout, _) = agent(&["etcd", "--help"]);
-    assert_eq!(code, 0);
+    let run = agent(&["etcd", "--help"]);
+    assert_eq!(run.code, 0);
     assert!(
-        stdout.contains("promote") && stdout.contains("leave"),
-        "{stdout}"
+        run.stdout.contains("promote") && run.stdout.contains("leave"),
+        "{}",
+        run.stdout
     );
 }
 
 #[test]
 fn unknown_flags_are_bad_input() {
-    let (code, _, stderr) = agent(&["bootstrap", "--frobnicate"]);
-    assert_eq!(code, 2, "{stderr}");
-    let (code, _, stderr) = agent(&["reboot"]);
-    assert_eq!(code, 2, "{stderr}");
+    let run = agent(&["bootstrap", "--frobnicate"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let run = agent(&["reboot"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
 }
 
 #[test]
@@ -79,11 +55,11 @@ fn a_bad_config_is_exit_2_naming_the_file_and_nothing_is_written() {
     )
     .unwrap();
     let before = files_under(root.path());
-    let (code, stdout, stderr) = agent(&["--root", root.path().to_str().unwrap(), "bootstrap"]);
-    assert_eq!(code, 2, "{stderr}");
-    assert_eq!(stdout, "");
+    let run = agent(&["--root", root.path().to_str().unwrap(), "bootstrap"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.stdout, "");
     assert_eq!(
-        stderr.trim_end(),
+        run.stderr.trim_end(),
         format!(
             "error: {}: key `etcd.client_port`: expected a TCP port from 1 to 65535, got 70000",
             config.display()
@@ -95,13 +71,13 @@ fn a_bad_config_is_exit_2_naming_the_file_and_nothing_is_written() {
 #[test]
 fn a_missing_config_is_exit_2_naming_the_path() {
     let root = tempfile::tempdir().unwrap();
-    let (code, _, stderr) = agent(&["--root", root.path().to_str().unwrap(), "bootstrap"]);
-    assert_eq!(code, 2, "{stderr}");
+    let run = agent(&["--root", root.path().to_str().unwrap(), "bootstrap"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
     let expected = format!(
         "error: cannot read config file {}/etc/tn-agent/config.toml\n  caused by: No such file or directory (os error 2)",
         root.path().display()
     );
-    assert_eq!(stderr.trim_end(), expected);
+    assert_eq!(run.stderr.trim_end(), expected);
     assert!(files_under(root.path()).is_empty());
 }
 
@@ -110,17 +86,19 @@ fn an_explicit_config_path_is_used_as_given() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("agent.toml");
     std::fs::write(&config, "cluster = \"Prod\"\n").unwrap();
-    let (code, _, stderr) = agent(&[
+    let run = agent(&[
         "--root",
         "/nonexistent-root",
         "--config",
         config.to_str().unwrap(),
         "bootstrap",
     ]);
-    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
-        stderr.starts_with(&format!("error: {}: key `cluster`", config.display())),
-        "{stderr}"
+        run.stderr
+            .starts_with(&format!("error: {}: key `cluster`", config.display())),
+        "{}",
+        run.stderr
     );
 }
 
@@ -137,30 +115,26 @@ fn bootstrap_identifies_the_node_and_finds_its_peers() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let state = node.state().unwrap();
 
-    assert_eq!(state["ok"], true);
-    assert_eq!(state["identity"]["instance_id"], me.id.as_str());
-    assert_eq!(state["identity"]["private_ip"], me.ip.to_string());
-    assert_eq!(state["identity"]["availability_zone"], "us-east-1a");
-    assert_eq!(state["identity"]["region"], "us-east-1", "region from IMDS");
-    assert_eq!(state["asg"]["name"], "demo-etcd");
-    let peers: Vec<(String, String)> = state["asg"]["instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["instance_id"].as_str().unwrap().to_string(),
-                i["private_ip"].as_str().unwrap().to_string(),
-            )
-        })
+    assert!(state.ok);
+    let identity = state.identity.unwrap();
+    assert_eq!(identity.instance_id, me.id);
+    assert_eq!(identity.private_ip, me.ip);
+    assert_eq!(identity.availability_zone, "us-east-1a");
+    assert_eq!(identity.region, "us-east-1", "region from IMDS");
+    let asg = state.asg.unwrap();
+    assert_eq!(asg.name, "demo-etcd");
+    let peers: Vec<(String, Option<Ipv4Addr>)> = asg
+        .instances
+        .into_iter()
+        .map(|i| (i.instance_id, i.private_ip))
         .collect();
     let expected: Vec<_> = instances
         .iter()
-        .map(|i| (i.id.clone(), i.ip.to_string()))
+        .map(|i| (i.id.clone(), Some(i.ip)))
         .collect();
     assert_eq!(peers, expected);
-    assert_eq!(state["decisions"][0]["what"], "discovered peers");
-    let written = state["files_written"].as_array().unwrap();
+    assert_eq!(state.decisions[0].what, "discovered peers");
+    let written = &state.files_written;
     assert!(
         written.contains(&"/etc/etcd/etcd.env".into()),
         "{written:?}"

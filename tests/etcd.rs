@@ -3,49 +3,20 @@
 //! Each test checks the final member list (names = instance ids, all voters, all healthy) and
 //! that data written before a change is still readable after it.
 
-use std::time::Duration;
+use tn_world::{boot_in_parallel, AwsProxy, EtcdProcess, Inspector, Instance, Node, World};
 
-use tn_world::{boot_in_parallel, AwsProxy, Inspector, Node, World};
-
-const ASG: &str = "demo-etcd";
-/// How long bootstrap and promote may wait in these tests.
-const JOIN_TIMEOUT: u32 = 90;
-/// How long a test waits for the cluster to settle.
-const SETTLE: Duration = Duration::from_secs(30);
-
-fn world_with_etcd_asg(size: i32) -> (World, Vec<Node>) {
-    let world = World::start().unwrap();
-    world.init_etcd_pki().unwrap();
-    world.create_asg(ASG, "etcd", size).unwrap();
-    let nodes = world.etcd_nodes(ASG, JOIN_TIMEOUT).unwrap();
-    (world, nodes)
-}
-
-fn names(nodes: &[&Node]) -> Vec<String> {
-    nodes.iter().map(|n| n.id.clone()).collect()
-}
+use crate::support::cluster::{boot_cluster, world_with_etcd_asg, ASG, JOIN_TIMEOUT, SETTLE};
+use crate::support::files::{files_under, mode, pem_body};
+use crate::support::state::{decisions, why};
 
 fn refs(nodes: &[Node]) -> Vec<&Node> {
     nodes.iter().collect()
 }
 
-fn decisions(node: &Node) -> Vec<String> {
-    node.state().unwrap()["decisions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["what"].as_str().unwrap().to_string())
-        .collect()
-}
-
 fn cold_start(n: i32) {
-    let (world, nodes) = world_with_etcd_asg(n);
-    let all = refs(&nodes);
-    let _etcd = boot_in_parallel(&all).unwrap();
-    let check = Inspector::new(&world, &nodes[0], &all).unwrap();
-    let ids = names(&all);
-    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-    check.expect_members(&ids, SETTLE).unwrap();
+    let (world, _ca, nodes) = world_with_etcd_asg(n);
+    let _etcd = boot_cluster(&world, &nodes);
+    let check = Inspector::new(&world, &nodes[0], &refs(&nodes)).unwrap();
     // Exactly one seeded: the lowest instance id; the marker names it.
     let seeders: Vec<_> = nodes
         .iter()
@@ -74,14 +45,7 @@ fn cold_start(n: i32) {
 
 /// The node's etcd certificates: keys 0600, SANs per SPEC §6, and the CA key nowhere on disk.
 fn expect_node_pki(world: &World, node: &Node) {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = |p: &str| {
-        std::fs::metadata(node.path(p))
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777
-    };
+    let mode = |p: &str| mode(&node.path(p));
     assert_eq!(mode("/etc/etcd/pki/server.key"), 0o600);
     assert_eq!(mode("/etc/etcd/pki/peer.key"), 0o600);
     assert_eq!(mode("/etc/etcd/pki/server.crt"), 0o644);
@@ -95,18 +59,12 @@ fn expect_node_pki(world: &World, node: &Node) {
     assert!(info.dns_names.contains("localhost"), "{:?}", info.dns_names);
     assert!(info.server_auth && info.client_auth);
     let ca_key = world.get_object("demo/pki/etcd-ca.key").unwrap().unwrap();
-    let ca_key = String::from_utf8(ca_key).unwrap();
-    let body: String = ca_key.lines().filter(|l| !l.starts_with("-----")).collect();
-    let mut stack = vec![node.root.clone()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if let Ok(text) = std::fs::read_to_string(&path) {
-                let flat: String = text.lines().collect();
-                assert!(!flat.contains(&body), "the CA key is in {}", path.display());
-            }
+    let body = pem_body(&String::from_utf8(ca_key).unwrap());
+    for file in files_under(&node.root) {
+        let path = node.root.join(file);
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let flat: String = text.lines().collect();
+            assert!(!flat.contains(&body), "the CA key is in {}", path.display());
         }
     }
 }
@@ -147,9 +105,7 @@ fn cold_start_without_tls() {
     assert!(!env.contains("CERT_FILE"), "{env}");
     assert!(!nodes[0].path("/etc/etcd/pki").exists());
     let check = Inspector::new(&world, &nodes[0], &all).unwrap();
-    let ids = names(&all);
-    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-    check.expect_members(&ids, SETTLE).unwrap();
+    check.expect_nodes(&all, SETTLE).unwrap();
     check.put("/plain", "ok").unwrap();
     assert_eq!(check.get("/plain").unwrap().as_deref(), Some("ok"));
 }
@@ -158,19 +114,14 @@ fn cold_start_without_tls() {
 struct Cluster {
     world: World,
     nodes: Vec<Node>,
-    etcd: Vec<Option<tn_world::EtcdProcess>>,
+    etcd: Vec<Option<EtcdProcess>>,
 }
 
 impl Cluster {
     fn boot(size: i32) -> Cluster {
-        let (world, nodes) = world_with_etcd_asg(size);
-        let etcd = boot_in_parallel(&refs(&nodes))
-            .unwrap()
-            .into_iter()
-            .map(Some)
-            .collect();
+        let (world, _ca, nodes) = world_with_etcd_asg(size);
+        let etcd = boot_cluster(&world, &nodes).into_iter().map(Some).collect();
         let c = Cluster { world, nodes, etcd };
-        c.expect_healthy();
         c.check().put("/before", "v1").unwrap();
         c
     }
@@ -192,9 +143,7 @@ impl Cluster {
     /// Every node that runs etcd is a healthy voter, and nobody else is a member; data
     /// written at the start is still there.
     fn expect_healthy(&self) {
-        let ids = names(&self.running());
-        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        self.check().expect_members(&ids, SETTLE).unwrap();
+        self.check().expect_nodes(&self.running(), SETTLE).unwrap();
     }
 
     fn expect_data(&self) {
@@ -226,28 +175,37 @@ impl Cluster {
         if self.etcd[i].is_some() {
             self.kill(i);
         }
-        let gone = self.nodes[i].id.clone();
-        self.world.terminate(&gone).unwrap();
-        let known: Vec<String> = self.nodes.iter().map(|n| n.id.clone()).collect();
-        let newcomer = self
-            .world
-            .asg_instances(ASG)
-            .unwrap()
-            .into_iter()
-            .find(|inst| !known.contains(&inst.id))
-            .expect("the ASG launched a replacement");
+        self.world.terminate(&self.nodes[i].id).unwrap();
+        let newcomers = self.newcomers();
+        let newcomer = newcomers.first().expect("the ASG launched a replacement");
         let node = self
             .world
-            .node(&newcomer, &self.world.etcd_config(join_timeout))
+            .node(newcomer, &self.world.etcd_config(join_timeout))
             .unwrap();
         self.nodes.remove(i);
         self.etcd.remove(i);
         node
     }
 
-    fn add(&mut self, node: Node, etcd: tn_world::EtcdProcess) {
+    /// The ASG's instances that are none of the cluster's nodes.
+    fn newcomers(&self) -> Vec<Instance> {
+        self.world.instances_besides(ASG, &self.nodes).unwrap()
+    }
+
+    fn add(&mut self, node: Node, etcd: EtcdProcess) {
         self.nodes.push(node);
         self.etcd.push(Some(etcd));
+    }
+
+    /// Boots `node` with the usual join timeout and adds it: the cluster must then be whole,
+    /// with its data.
+    fn join(&mut self, node: Node) {
+        node.write_config(&self.world.etcd_config(JOIN_TIMEOUT))
+            .unwrap();
+        let etcd = node.boot_etcd().unwrap();
+        self.add(node, etcd);
+        self.expect_healthy();
+        self.expect_data();
     }
 }
 
@@ -260,16 +218,7 @@ fn replace(pick: impl Fn(&Cluster) -> String) {
     let made = decisions(&newcomer);
     assert!(made.contains(&"removed stale member".into()), "{made:?}");
     assert!(made.contains(&"joined as learner".into()), "{made:?}");
-    let state = newcomer.state().unwrap();
-    let removed = state["decisions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["what"] == "removed stale member")
-        .unwrap()["why"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let removed = why(&newcomer, "removed stale member");
     assert!(
         removed.contains(&format!("instance {victim} is gone from the ASG")),
         "{removed}"
@@ -340,13 +289,9 @@ fn reboot_of_a_member_changes_nothing() {
 fn two_nodes_joining_at_once() {
     let mut c = Cluster::boot(1);
     c.world.set_desired_capacity(ASG, 3).unwrap();
-    let known: Vec<String> = c.nodes.iter().map(|n| n.id.clone()).collect();
     let newcomers: Vec<Node> = c
-        .world
-        .asg_instances(ASG)
-        .unwrap()
+        .newcomers()
         .iter()
-        .filter(|i| !known.contains(&i.id))
         .map(|i| c.world.node(i, &c.world.etcd_config(JOIN_TIMEOUT)).unwrap())
         .collect();
     assert_eq!(newcomers.len(), 2);
@@ -497,13 +442,7 @@ fn a_replacement_that_would_lose_quorum_is_refused() {
     );
     // Once the downed member is back, the same newcomer joins.
     c.etcd[1] = Some(c.nodes[1].start_etcd().unwrap());
-    newcomer
-        .write_config(&c.world.etcd_config(JOIN_TIMEOUT))
-        .unwrap();
-    let etcd = newcomer.boot_etcd().unwrap();
-    c.add(newcomer, etcd);
-    c.expect_healthy();
-    c.expect_data();
+    c.join(newcomer);
 }
 
 #[test]
@@ -514,14 +453,7 @@ fn the_marker_without_a_reachable_member_never_seeds_again() {
         c.kill(i);
     }
     c.world.set_desired_capacity(ASG, 4).unwrap();
-    let known: Vec<String> = c.nodes.iter().map(|n| n.id.clone()).collect();
-    let inst = c
-        .world
-        .asg_instances(ASG)
-        .unwrap()
-        .into_iter()
-        .find(|i| !known.contains(&i.id))
-        .unwrap();
+    let inst = c.newcomers().into_iter().next().unwrap();
     let newcomer = c.world.node(&inst, &c.world.etcd_config(3)).unwrap();
     let run = newcomer.run(&["bootstrap"]).unwrap();
     assert_eq!(run.code, 1, "{}", run.stderr);
@@ -545,13 +477,7 @@ fn the_marker_without_a_reachable_member_never_seeds_again() {
         c.etcd[i] = Some(node.start_etcd().unwrap());
     }
     c.expect_healthy();
-    newcomer
-        .write_config(&c.world.etcd_config(JOIN_TIMEOUT))
-        .unwrap();
-    let etcd = newcomer.boot_etcd().unwrap();
-    c.add(newcomer, etcd);
-    c.expect_healthy();
-    c.expect_data();
+    c.join(newcomer);
 }
 
 #[test]
@@ -562,15 +488,8 @@ fn an_ip_reused_by_a_new_instance_replaces_the_old_member() {
     let replacement = c.terminate_and_replace(i, JOIN_TIMEOUT);
     // The new instance got the old one's private IP (EC2 reuses addresses of a subnet).
     drop(replacement);
-    let newcomer = tn_world::Instance {
-        id: c
-            .world
-            .asg_instances(ASG)
-            .unwrap()
-            .into_iter()
-            .map(|inst| inst.id)
-            .find(|id| c.nodes.iter().all(|n| n.id != *id))
-            .unwrap(),
+    let newcomer = Instance {
+        id: c.newcomers().into_iter().next().unwrap().id,
         ip: old_ip,
         lifecycle_state: "InService".into(),
     };
@@ -579,16 +498,7 @@ fn an_ip_reused_by_a_new_instance_replaces_the_old_member() {
         .node(&newcomer, &c.world.etcd_config(JOIN_TIMEOUT))
         .unwrap();
     let etcd = node.boot_etcd().unwrap();
-    let state = node.state().unwrap();
-    let removed = state["decisions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["what"] == "removed stale member")
-        .expect("the old member was removed")["why"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let removed = why(&node, "removed stale member");
     assert!(
         removed.contains(&format!(
             "its peer URL https://{old_ip}:2380 now belongs to {}",

@@ -11,8 +11,12 @@ use std::process::Command;
 use base64::Engine as _;
 use tn_agent::etcd::client::{ClientTls, EtcdAccess};
 use tn_agent::pki::Ca;
+use tn_agent::state::Decision;
 use tn_world::{AwsProxy, Node, Run, World};
 use yaml_serde::Value as Yaml;
+
+use crate::support::files::{files_under, pem_body};
+use crate::support::state::why;
 
 const ETCD_ASG: &str = "demo-etcd";
 const MASTER_ASG: &str = "demo-master";
@@ -123,11 +127,7 @@ fn openssl(node: &Node, args: &[&str]) -> String {
 }
 
 fn mode(node: &Node, path: &str) -> u32 {
-    std::fs::metadata(node.path(path))
-        .unwrap_or_else(|e| panic!("{path}: {e}"))
-        .permissions()
-        .mode()
-        & 0o777
+    crate::support::files::mode(&node.path(path))
 }
 
 fn read(node: &Node, path: &str) -> String {
@@ -181,27 +181,17 @@ fn env_vars(node: &Node) -> BTreeMap<String, String> {
 
 /// Every file under the node's root but the agent's own state and config: path → (bytes, mode).
 fn snapshot(node: &Node) -> BTreeMap<String, (Vec<u8>, u32)> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![node.root.clone()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let rel = path.strip_prefix(&node.root).unwrap().display().to_string();
-            if path.is_dir() {
-                stack.push(path);
-            } else if !rel.starts_with("var/lib/tn-agent/") && !rel.starts_with("etc/tn-agent/") {
-                let meta = std::fs::metadata(&path).unwrap();
-                let bytes = std::fs::read(&path).unwrap();
-                out.insert(rel, (bytes, meta.permissions().mode() & 0o7777));
-            }
-        }
-    }
-    out
-}
-
-/// The base64 body of a PEM key, on one line.
-fn pem_body(pem: &str) -> String {
-    pem.lines().filter(|l| !l.starts_with("-----")).collect()
+    files_under(&node.root)
+        .into_iter()
+        .map(|rel| rel.display().to_string())
+        .filter(|rel| !rel.starts_with("var/lib/tn-agent/") && !rel.starts_with("etc/tn-agent/"))
+        .map(|rel| {
+            let path = node.root.join(&rel);
+            let meta = std::fs::metadata(&path).unwrap();
+            let bytes = std::fs::read(&path).unwrap();
+            (rel, (bytes, meta.permissions().mode() & 0o7777))
+        })
+        .collect()
 }
 
 /// The paths of files under the node's root that hold `key` (a PEM key), as PEM or base64.
@@ -215,29 +205,6 @@ fn files_holding(node: &Node, key: &str) -> Vec<String> {
             flat.contains(&body) || flat.contains(&encoded)
         })
         .map(|(path, _)| path)
-        .collect()
-}
-
-fn state_list(node: &Node, field: &str) -> Vec<String> {
-    node.state().unwrap()[field]
-        .as_array()
-        .unwrap_or_else(|| panic!("state.json has no list {field}"))
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect()
-}
-
-fn decisions(node: &Node) -> Vec<(String, String)> {
-    node.state().unwrap()["decisions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["what"].as_str().unwrap().to_string(),
-                d["why"].as_str().unwrap().to_string(),
-            )
-        })
         .collect()
 }
 
@@ -505,7 +472,7 @@ fn a_master_writes_a_control_plane_that_reaches_etcd() {
     );
     assert!(files_holding(&master, &pki.etcd_ca_key).is_empty());
     assert!(files_holding(&master, &pki.front_proxy_ca_key).is_empty());
-    let read_keys = state_list(&master, "s3_keys_read");
+    let read_keys = master.state().unwrap().s3_keys_read;
     for name in [
         "ca.key",
         "etcd-ca.key",
@@ -518,17 +485,14 @@ fn a_master_writes_a_control_plane_that_reaches_etcd() {
             "{read_keys:?}"
         );
     }
-    let (_, why) = decisions(&master)
-        .into_iter()
-        .find(|(what, _)| what == "chose etcd servers")
-        .unwrap();
-    assert!(why.contains("voting etcd members"), "{why}");
+    let chose = why(&master, "chose etcd servers");
+    assert!(chose.contains("voting etcd members"), "{chose}");
 
     // A re-run keeps everything as it is and writes nothing.
     let before = snapshot(&master);
     bootstrap_ok(&master);
     assert_eq!(snapshot(&master), before, "a re-run changes nothing");
-    assert_eq!(state_list(&master, "files_written"), Vec::<String>::new());
+    assert_eq!(master.state().unwrap().files_written, Vec::<String>::new());
 
     // A new internal domain: the apiserver certificate is reissued with the new name, the etcd
     // client certificate is kept.
@@ -552,10 +516,10 @@ fn a_master_writes_a_control_plane_that_reaches_etcd() {
         !names.contains(&"DNS:kubernetes.demo.int".to_string()),
         "{names:?}"
     );
-    assert!(decisions(&master).contains(&(
-        "issued apiserver serving certificate".to_string(),
-        "SANs changed: +kubernetes.corp.int -kubernetes.demo.int".to_string()
-    )));
+    assert!(master.state().unwrap().decisions.contains(&Decision {
+        what: "issued apiserver serving certificate".to_string(),
+        why: "SANs changed: +kubernetes.corp.int -kubernetes.demo.int".to_string()
+    }));
     let kubelet_conf = yaml(&master, "/etc/kubernetes/kubelet.conf");
     assert_eq!(
         text(&kubelet_conf["clusters"][0]["cluster"]["server"]),
@@ -647,7 +611,7 @@ fn workers_of_two_pools_join_by_tls_bootstrap_without_a_ca_key() {
 
         // Exactly the CA certificate and the token were read; no CA key is anywhere.
         assert_eq!(
-            state_list(node, "s3_keys_read"),
+            node.state().unwrap().s3_keys_read,
             ["demo/pki/ca.crt", "demo/pki/bootstrap-token"]
         );
         for key in [&pki.ca_key, &pki.etcd_ca_key, &pki.front_proxy_ca_key] {
@@ -714,11 +678,8 @@ fn bad_or_missing_pki_leaves_a_master_untouched() {
         pod_flags(&master, "kube-apiserver")["etcd-servers"],
         format!("https://{etcd_ip}:2379")
     );
-    let (_, why) = decisions(&master)
-        .into_iter()
-        .find(|(what, _)| what == "chose etcd servers")
-        .unwrap();
-    assert!(why.contains("no etcd member answered"), "{why}");
+    let chose = why(&master, "chose etcd servers");
+    assert!(chose.contains("no etcd member answered"), "{chose}");
     let before = snapshot(&master);
     let good_ca = String::from_utf8(world.get_object("demo/pki/ca.crt").unwrap().unwrap()).unwrap();
 
@@ -740,7 +701,7 @@ fn bad_or_missing_pki_leaves_a_master_untouched() {
         run.stderr
     );
     assert_eq!(snapshot(&master), before);
-    assert_eq!(master.state().unwrap()["ok"], false);
+    assert!(!master.state().unwrap().ok);
     put_pki(&world, "ca.crt", &good_ca);
 
     let good_key = world

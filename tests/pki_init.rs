@@ -3,11 +3,13 @@
 //! node bootstrapping from what was uploaded.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use tn_world::{agent_bin, openssl, workspace_dir, Run, World};
+use tn_world::{openssl, workspace_dir, Agent, Run, World};
+
+use crate::support::files::mode;
+use crate::support::{agent, run_with_input};
 
 /// Every file `pki init` writes, with its mode, and whether `--upload` puts it in S3.
 const FILES: [(&str, u32, bool); 12] = [
@@ -24,23 +26,6 @@ const FILES: [(&str, u32, bool); 12] = [
     ("admin.key", 0o600, false),
     ("admin.kubeconfig", 0o600, false),
 ];
-
-/// Runs `tn-agent <args>` with nothing from the caller's AWS setup, plus `env`.
-fn agent(args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = Command::new(agent_bin().unwrap());
-    cmd.args(args).stdin(Stdio::null());
-    for var in [
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-        "AWS_PROFILE",
-        "AWS_ENDPOINT_URL",
-        "JOURNAL_STREAM",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
-    Run::from(cmd.envs(env.iter().copied()).output().unwrap())
-}
 
 /// `tn-agent <args>` as an operator whose AWS is the world's moto.
 fn with_world(world: &World, args: &[&str]) -> Run {
@@ -88,20 +73,7 @@ fn parse_yaml(path: &Path) -> serde_json::Value {
 
 /// Base64 decoded by coreutils, not by the code under test.
 fn base64_decode(text: &str) -> Vec<u8> {
-    use std::io::Write;
-    let mut child = Command::new("base64")
-        .arg("-d")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_input(Command::new("base64").arg("-d"), text);
     assert!(out.status.success(), "not base64: {text}");
     out.stdout
 }
@@ -125,23 +97,19 @@ fn days_until(dir: &Path, cert: &str) -> i64 {
 fn init_writes_the_cluster_pki_and_the_admin_kubeconfig() {
     let tmp = tempfile::tempdir().unwrap();
     let (out, out_s) = out_dir(&tmp);
-    let run = agent(
-        &[
-            "pki",
-            "init",
-            "--out",
-            &out_s,
-            "--cluster",
-            "demo",
-            "--internal-domain",
-            "demo.int",
-        ],
-        &[],
-    );
+    let run = agent(&[
+        "pki",
+        "init",
+        "--out",
+        &out_s,
+        "--cluster",
+        "demo",
+        "--internal-domain",
+        "demo.int",
+    ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 
     // Every file, with its mode, and nothing else.
-    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     for (name, want, _) in FILES {
         assert_eq!(mode(&out.join(name)), want, "{name}");
         assert!(
@@ -311,11 +279,11 @@ fn init_refuses_to_overwrite_unless_forced() {
         "--apiserver",
         "https://10.0.1.10:6443",
     ];
-    let run = agent(&args, &[]);
+    let run = agent(&args);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let first = contents(&out);
 
-    let run = agent(&args, &[]);
+    let run = agent(&args);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr.starts_with("error: 12 files already exist: "),
@@ -338,7 +306,7 @@ fn init_refuses_to_overwrite_unless_forced() {
     let other_s = other.display().to_string();
     let mut other_args = args;
     other_args[3] = &other_s;
-    let run = agent(&other_args, &[]);
+    let run = agent(&other_args);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert_eq!(
         run.stderr.trim_end(),
@@ -354,7 +322,7 @@ fn init_refuses_to_overwrite_unless_forced() {
 
     let mut forced = args.to_vec();
     forced.push("--force");
-    let run = agent(&forced, &[]);
+    let run = agent(&forced);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let second = contents(&out);
     assert_eq!(second.len(), FILES.len());
@@ -388,7 +356,11 @@ fn upload_puts_the_cluster_pki_at_its_keys_and_never_overwrites() {
     ];
 
     // No region: exit 2 before anything is written.
-    let run = agent(&args, &[("AWS_ACCESS_KEY_ID", "testing")]);
+    let run = Agent::new()
+        .unwrap()
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .run(&args)
+        .unwrap();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("set AWS_REGION"), "{}", run.stderr);
     assert!(!out.exists());
@@ -522,10 +494,7 @@ fn config_file_mode_takes_cluster_and_domain_from_the_config() {
     )
     .unwrap();
     let config_s = config.display().to_string();
-    let run = agent(
-        &["--config", &config_s, "pki", "init", "--out", &out_s],
-        &[],
-    );
+    let run = agent(&["--config", &config_s, "pki", "init", "--out", &out_s]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let subject = |dir: &Path, cert: &str| {
         openssl(
@@ -549,19 +518,16 @@ fn config_file_mode_takes_cluster_and_domain_from_the_config() {
     // A flag overrides the config's value.
     let other = tmp.path().join("other");
     let other_s = other.display().to_string();
-    let run = agent(
-        &[
-            "--config",
-            &config_s,
-            "pki",
-            "init",
-            "--out",
-            &other_s,
-            "--internal-domain",
-            "other.int",
-        ],
-        &[],
-    );
+    let run = agent(&[
+        "--config",
+        &config_s,
+        "pki",
+        "init",
+        "--out",
+        &other_s,
+        "--internal-domain",
+        "other.int",
+    ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(subject(&other, "ca.crt").trim(), "subject=CN=prod-ca");
     let kubeconfig = parse_yaml(&other.join("admin.kubeconfig"));
@@ -575,10 +541,7 @@ fn config_file_mode_takes_cluster_and_domain_from_the_config() {
     let missing_s = missing.display().to_string();
     let root = tmp.path().join("root");
     let root_s = root.display().to_string();
-    let run = agent(
-        &["--root", &root_s, "pki", "init", "--out", &missing_s],
-        &[],
-    );
+    let run = agent(&["--root", &root_s, "pki", "init", "--out", &missing_s]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert_eq!(
         run.stderr.trim_end(),
@@ -591,19 +554,16 @@ fn config_file_mode_takes_cluster_and_domain_from_the_config() {
     assert!(!missing.exists());
 
     // A bad value: exit 2 naming the flag; nothing written.
-    let run = agent(
-        &[
-            "pki",
-            "init",
-            "--out",
-            &missing_s,
-            "--cluster",
-            "Prod",
-            "--internal-domain",
-            "prod.int",
-        ],
-        &[],
-    );
+    let run = agent(&[
+        "pki",
+        "init",
+        "--out",
+        &missing_s,
+        "--cluster",
+        "Prod",
+        "--internal-domain",
+        "prod.int",
+    ]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr

@@ -3,52 +3,26 @@
 //! expiry or signed by another CA, and a node that was never bootstrapped.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::Value;
-use tn_agent::identity::NodeIdentity;
 use tn_agent::pki::{Ca, Usage};
-use tn_world::{agent_bin, boot_in_parallel, Inspector, Node, Run, World};
+use tn_world::{Agent, Node, Run};
 
-const ASG: &str = "demo-etcd";
-/// How long bootstrap and promote may wait in these tests.
-const JOIN_TIMEOUT: u32 = 90;
-/// How long a test waits for the cluster to settle.
-const SETTLE: Duration = Duration::from_secs(30);
+use crate::support::cluster::{boot_cluster, world_with_etcd_asg, ASG};
+use crate::support::report::Report;
+
 /// SPEC §8 via the brief: status answers within 3 s, even when etcd is down.
 const ANSWER_WITHIN: Duration = Duration::from_secs(3);
 const DAY: Duration = Duration::from_secs(86_400);
 
-fn world_with_etcd_asg(size: i32) -> (World, Ca, Vec<Node>) {
-    let world = World::start().unwrap();
-    let ca = world.init_etcd_pki().unwrap();
-    world.create_asg(ASG, "etcd", size).unwrap();
-    let nodes = world.etcd_nodes(ASG, JOIN_TIMEOUT).unwrap();
-    (world, ca, nodes)
-}
-
-/// Boots every node and waits until they are all healthy voters with a leader.
-fn boot_cluster(world: &World, nodes: &[Node]) -> Vec<tn_world::EtcdProcess> {
-    let all: Vec<&Node> = nodes.iter().collect();
-    let etcd = boot_in_parallel(&all).unwrap();
-    let ids: Vec<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
-    Inspector::new(world, &nodes[0], &all)
-        .unwrap()
-        .expect_members(&ids, SETTLE)
-        .unwrap();
-    etcd
-}
-
-/// `status --json` on `node`: the run, the parsed report and how long it took. Checks that the
-/// output parses, that it took less than 3 s and that it did not ask IMDS.
-fn status_json(node: &Node) -> (Run, Value, Duration) {
+/// `status --json` on `node`: the run, the report and how long it took. Checks that the output
+/// is a report, that it took less than 3 s and that it did not ask IMDS.
+fn status_json(node: &Node) -> (Run, Report, Duration) {
     let imds_before = node.imds.requests().len();
     let started = Instant::now();
     let run = node.run(&["status", "--json"]).unwrap();
     let took = started.elapsed();
-    let report: Value = serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("status --json is not JSON ({e}):\n{run:?}"));
+    let report = Report::of(&run);
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     assert!(took < ANSWER_WITHIN, "status took {took:?}");
     assert_eq!(
@@ -57,21 +31,6 @@ fn status_json(node: &Node) -> (Run, Value, Duration) {
         "status must not ask IMDS"
     );
     (run, report, took)
-}
-
-fn problems(report: &Value) -> Vec<(String, String, String)> {
-    report["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["severity"].as_str().unwrap().to_string(),
-                p["kind"].as_str().unwrap().to_string(),
-                p["message"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
 }
 
 #[test]
@@ -101,44 +60,39 @@ fn a_healthy_cluster() {
     for node in &nodes {
         let (run, report, _) = status_json(node);
         assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-        assert_eq!(report["schema"], 1);
-        assert_eq!(report["healthy"], true);
-        assert_eq!(problems(&report), vec![]);
-        assert_eq!(report["node"]["role"], "etcd");
-        assert_eq!(report["node"]["instance_id"], node.id.as_str());
-        assert_eq!(report["node"]["private_ip"], node.ip.to_string());
-        assert_eq!(report["node"]["asg"], ASG);
-        assert_eq!(report["bootstrap"]["ok"], true);
-        assert!(!report["bootstrap"]["decisions"]
-            .as_array()
-            .unwrap()
-            .is_empty());
+        assert_eq!(report.schema, 1);
+        assert!(report.healthy);
+        assert_eq!(report.problems, vec![]);
+        assert_eq!(report.node.role, "etcd");
+        assert_eq!(report.node.instance_id.as_ref(), Some(&node.id));
+        assert_eq!(report.node.private_ip, Some(node.ip));
+        assert_eq!(report.node.asg.as_deref(), Some(ASG));
+        let bootstrap = report.bootstrap.as_ref().unwrap();
+        assert!(bootstrap.ok);
+        assert!(!bootstrap.decisions.is_empty());
 
-        let etcd = &report["etcd"];
-        assert_eq!(etcd["outcome"], "answered");
-        assert_eq!(etcd["this_member"], "voter");
-        let members = etcd["members"].as_array().unwrap();
-        let mut names: Vec<&str> = members
-            .iter()
-            .map(|m| m["name"].as_str().unwrap())
-            .collect();
+        let etcd = report.etcd();
+        assert_eq!(etcd.outcome, "answered");
+        assert_eq!(etcd.this_member.as_deref(), Some("voter"));
+        let members = &etcd.members;
+        let mut names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
         names.sort();
         assert_eq!(names, ids);
         for m in members {
-            assert_eq!(m["healthy"], true, "{m}");
-            assert_eq!(m["learner"], false, "{m}");
-            assert_eq!(m["id"].as_str().unwrap().len(), 16, "{m}");
+            assert!(m.healthy, "{m:?}");
+            assert!(!m.learner, "{m:?}");
+            assert_eq!(m.id.len(), 16, "{m:?}");
         }
-        let leader = etcd["leader"].as_str().unwrap();
+        let leader = etcd.leader.as_deref().unwrap();
         assert!(ids.contains(&leader), "{leader}");
         assert_eq!(
-            members.iter().filter(|m| m["leader"] == true).count(),
+            members.iter().filter(|m| m.leader).count(),
             1,
             "{members:?}"
         );
 
-        let certs = report["certificates"].as_array().unwrap();
-        let paths: Vec<&str> = certs.iter().map(|c| c["path"].as_str().unwrap()).collect();
+        let certs = &report.certificates;
+        let paths: Vec<&str> = certs.iter().map(|c| c.path.as_str()).collect();
         assert_eq!(
             paths,
             [
@@ -148,29 +102,30 @@ fn a_healthy_cluster() {
             ]
         );
         for c in certs {
-            assert_eq!(c["signed_by"], "/etc/etcd/pki/ca.crt", "{c}");
-            let days = c["days_left"].as_i64().unwrap();
-            if c["is_ca"] == true {
-                assert!((3640..=3650).contains(&days), "{c}");
+            assert_eq!(
+                c.signed_by.as_deref(),
+                Some("/etc/etcd/pki/ca.crt"),
+                "{c:?}"
+            );
+            let days = c.days_left.unwrap();
+            if c.is_ca {
+                assert!((3640..=3650).contains(&days), "{c:?}");
             } else {
-                assert!((364..=365).contains(&days), "{c}");
-                assert_eq!(c["common_name"], node.id.as_str());
-                assert!(c["ips"]
-                    .as_array()
-                    .unwrap()
-                    .contains(&Value::from(node.ip.to_string())));
+                assert!((364..=365).contains(&days), "{c:?}");
+                assert_eq!(c.common_name.as_ref(), Some(&node.id));
+                assert!(c.ips.contains(&node.ip.to_string()));
             }
         }
-        let files = report["files"].as_array().unwrap();
+        let files = &report.files;
         assert_eq!(files.len(), 6, "{files:?}");
         for f in files {
-            assert_eq!(f["exists"], true, "{f}");
+            assert!(f.exists, "{f:?}");
         }
         let key = files
             .iter()
-            .find(|f| f["path"] == "/etc/etcd/pki/server.key")
+            .find(|f| f.path == "/etc/etcd/pki/server.key")
             .unwrap();
-        assert_eq!(key["mode"], "0600");
+        assert_eq!(key.mode.as_deref(), Some("0600"));
     }
 }
 
@@ -184,21 +139,21 @@ fn a_member_down() {
     // A live node: unhealthy, and it names the member that is down.
     let (run, report, _) = status_json(&nodes[0]);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
-    assert_eq!(report["healthy"], false);
-    let found = problems(&report);
+    assert!(!report.healthy);
+    let found = &report.problems;
     assert!(
-        found.iter().any(|(sev, kind, msg)| sev == "error"
-            && kind == "etcd_member_down"
-            && msg.starts_with(&format!("etcd member {} (", down.id))),
+        found.iter().any(|p| p.severity == "error"
+            && p.kind == "etcd_member_down"
+            && p.message.starts_with(&format!("etcd member {} (", down.id))),
         "{found:#?}"
     );
     assert!(
-        !found.iter().any(|(_, kind, _)| kind == "etcd_no_quorum"),
+        !found.iter().any(|p| p.kind == "etcd_no_quorum"),
         "2 of 3 keep quorum: {found:#?}"
     );
-    let members = report["etcd"]["members"].as_array().unwrap();
-    let dead = members.iter().find(|m| m["name"] == down.id.as_str());
-    assert_eq!(dead.unwrap()["healthy"], false);
+    let members = &report.etcd().members;
+    let dead = members.iter().find(|m| m.name == down.id);
+    assert!(!dead.unwrap().healthy);
     let run = nodes[0].run(&["status"]).unwrap();
     assert_eq!(run.code, 1);
     assert!(run.stdout.contains("problems:\n"), "{}", run.stdout);
@@ -208,10 +163,11 @@ fn a_member_down() {
     let (run, report, took) = status_json(down);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     eprintln!("status on the node whose etcd is down took {took:?}");
-    let found = problems(&report);
+    let found = &report.problems;
     assert!(
-        found.iter().any(|(_, kind, msg)| kind == "etcd_member_down"
-            && msg.starts_with(&format!("this node's etcd member {}", down.id))),
+        found.iter().any(|p| p.kind == "etcd_member_down"
+            && p.message
+                .starts_with(&format!("this node's etcd member {}", down.id))),
         "{found:#?}"
     );
     let started = Instant::now();
@@ -232,29 +188,32 @@ fn a_member_down() {
     eprintln!("status beside a hung member took {took:?}");
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     assert!(
-        problems(&report)
+        report
+            .problems
             .iter()
-            .any(|(_, kind, msg)| kind == "etcd_member_down" && msg.contains(&down.id)),
-        "{report}"
+            .any(|p| p.kind == "etcd_member_down" && p.message.contains(&down.id)),
+        "{report:?}"
     );
     let (run, report, took) = status_json(down);
     eprintln!("status on the hung member took {took:?}");
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
-    assert_eq!(report["etcd"]["outcome"], "answered", "{report}");
+    assert_eq!(report.etcd().outcome, "answered", "{report:?}");
 
     // Everything down: no member answers, still within 3 s.
     etcd[0].kill();
     etcd[1].kill();
     let (run, report, _) = status_json(&nodes[0]);
     assert_eq!(run.code, 1);
-    assert_eq!(report["etcd"]["outcome"], "no_answer");
-    let kinds: Vec<String> = problems(&report).into_iter().map(|p| p.1).collect();
-    assert_eq!(kinds, ["etcd_unreachable"]);
+    assert_eq!(report.etcd().outcome, "no_answer");
+    assert_eq!(report.kinds(), ["etcd_unreachable"]);
 }
 
 /// Replaces a node's leaf (cert and key) with one from `ca` valid for `valid_for` from now.
 fn replace_leaf(node: &Node, ca: &Ca, name: &str, valid_for: Duration) {
-    let ident: NodeIdentity = serde_json::from_value(node.state().unwrap()["identity"].clone())
+    let ident = node
+        .state()
+        .unwrap()
+        .identity
         .expect("state.json has the identity");
     let req = tn_agent::etcd::tls::leaf_request(&ident, vec![Usage::ServerAuth, Usage::ClientAuth]);
     let now = SystemTime::now();
@@ -286,16 +245,16 @@ fn certificates_close_to_expiry_or_of_another_ca() {
     replace_leaf(node, &ca, "server", 20 * DAY + Duration::from_secs(3600));
     let (run, report, _) = status_json(node);
     assert_eq!(run.code, 0, "{}", run.stdout);
-    let found = problems(&report);
+    let found = &report.problems;
     assert_eq!(found.len(), 1, "{found:#?}");
-    assert_eq!(found[0].0, "warning");
-    assert_eq!(found[0].1, "cert_expiring");
+    assert_eq!(found[0].severity, "warning");
+    assert_eq!(found[0].kind, "cert_expiring");
     assert!(
         found[0]
-            .2
+            .message
             .starts_with("/etc/etcd/pki/server.crt expires in 20 days"),
         "{}",
-        found[0].2
+        found[0].message
     );
     let text = node.run(&["status"]).unwrap();
     assert_eq!(text.code, 0);
@@ -308,24 +267,19 @@ fn certificates_close_to_expiry_or_of_another_ca() {
     replace_leaf(node, &ca, "server", 3 * DAY + Duration::from_secs(3600));
     let (run, report, _) = status_json(node);
     assert_eq!(run.code, 1, "{}", run.stdout);
-    assert_eq!(report["etcd"]["outcome"], "answered");
-    let found = problems(&report);
+    assert_eq!(report.etcd().outcome, "answered");
+    let found = &report.problems;
     assert_eq!(found.len(), 1, "{found:#?}");
-    assert_eq!(found[0].1, "cert_expires_soon");
+    assert_eq!(found[0].kind, "cert_expires_soon");
     assert!(
         found[0]
-            .2
+            .message
             .starts_with("/etc/etcd/pki/server.crt expires in 3 days ("),
         "{}",
-        found[0].2
+        found[0].message
     );
-    let server = report["certificates"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["path"] == "/etc/etcd/pki/server.crt")
-        .unwrap();
-    assert_eq!(server["days_left"], 3);
+    let server = report.certificate("/etc/etcd/pki/server.crt");
+    assert_eq!(server.days_left, Some(3));
 
     // Signed by another CA with the same name: only the signature tells.
     replace_leaf(node, &ca, "server", 365 * DAY);
@@ -333,15 +287,15 @@ fn certificates_close_to_expiry_or_of_another_ca() {
     replace_leaf(node, &twin, "peer", 365 * DAY);
     let (run, report, _) = status_json(node);
     assert_eq!(run.code, 1, "{}", run.stdout);
-    let found = problems(&report);
+    let found = &report.problems;
     assert_eq!(found.len(), 1, "{found:#?}");
-    assert_eq!(found[0].1, "cert_not_signed");
+    assert_eq!(found[0].kind, "cert_not_signed");
     assert!(
-        found[0].2.starts_with(
+        found[0].message.starts_with(
             "/etc/etcd/pki/peer.crt is not signed by a CA certificate under /etc/etcd/pki"
         ),
         "{}",
-        found[0].2
+        found[0].message
     );
     let text = node.run(&["status"]).unwrap();
     assert!(
@@ -354,16 +308,13 @@ fn certificates_close_to_expiry_or_of_another_ca() {
 /// `tn-agent --root <root> <args>`, with IMDS and AWS pointed at a closed port: status must
 /// not need them.
 fn agent_in(root: &Path, args: &[&str]) -> Run {
-    let out = Command::new(agent_bin().unwrap())
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env_remove("JOURNAL_STREAM")
+    Agent::new()
+        .unwrap()
+        .root(root)
         .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9")
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-        .output()
-        .unwrap();
-    Run::from(out)
+        .run(args)
+        .unwrap()
 }
 
 #[test]
@@ -398,23 +349,18 @@ fn a_node_never_bootstrapped() {
         );
         let run = agent_in(root.path(), &["status", "--json"]);
         assert_eq!(run.code, 1, "{role}: {run:?}");
-        let report: Value = serde_json::from_str(&run.stdout).unwrap();
-        assert_eq!(report["schema"], 1);
-        assert_eq!(report["node"]["role"], role);
-        assert_eq!(report["bootstrap"], Value::Null);
-        assert_eq!(report["node"]["instance_id"], Value::Null);
-        let kinds: Vec<String> = problems(&report).into_iter().map(|p| p.1).collect();
-        assert_eq!(kinds, ["never_bootstrapped"], "{role}");
+        let report = Report::of(&run);
+        assert_eq!(report.schema, 1);
+        assert_eq!(report.node.role, role);
+        assert!(report.bootstrap.is_none());
+        assert_eq!(report.node.instance_id, None);
+        assert_eq!(report.kinds(), ["never_bootstrapped"], "{role}");
         if role == "worker" {
-            assert_eq!(report["etcd"], Value::Null);
+            assert!(report.etcd.is_none());
         } else {
-            assert_eq!(report["etcd"]["outcome"], "skipped", "{role}");
+            assert_eq!(report.etcd().outcome, "skipped", "{role}");
         }
-        assert!(report["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|f| f["exists"] == false));
+        assert!(report.files.iter().all(|f| !f.exists));
     }
 
     // A state file that is not JSON is reported, not a crash.
@@ -423,9 +369,7 @@ fn a_node_never_bootstrapped() {
     std::fs::write(&state, "{ not json").unwrap();
     let run = agent_in(root.path(), &["status", "--json"]);
     assert_eq!(run.code, 1, "{run:?}");
-    let report: Value = serde_json::from_str(&run.stdout).unwrap();
-    let kinds: Vec<String> = problems(&report).into_iter().map(|p| p.1).collect();
-    assert_eq!(kinds, ["state_unreadable"]);
+    assert_eq!(Report::of(&run).kinds(), ["state_unreadable"]);
 
     // No config at all: bad input, exit 2, nothing on stdout.
     let empty = tempfile::tempdir().unwrap();
@@ -479,15 +423,15 @@ fn a_master_sees_etcd_through_its_apiserver_client_certificate() {
     // Without its etcd client certificate yet: a note, not a problem.
     let run = agent_in(root, &["status", "--json"]);
     assert_eq!(run.code, 0, "{run:?}");
-    let report: Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(report["etcd"]["outcome"], "skipped");
+    let report = Report::of(&run);
+    let etcd = report.etcd();
+    assert_eq!(etcd.outcome, "skipped");
     assert!(
-        report["etcd"]["note"]
-            .as_str()
+        etcd.note
+            .as_deref()
             .unwrap()
             .contains("apiserver-etcd-client.crt does not exist yet"),
-        "{}",
-        report["etcd"]
+        "{etcd:?}"
     );
 
     let req = tn_agent::pki::LeafRequest {
@@ -512,28 +456,19 @@ fn a_master_sees_etcd_through_its_apiserver_client_certificate() {
     let run = agent_in(root, &["status", "--json"]);
     assert!(started.elapsed() < ANSWER_WITHIN);
     assert_eq!(run.code, 0, "{run:?}");
-    let report: Value = serde_json::from_str(&run.stdout).unwrap();
-    let etcd = &report["etcd"];
-    assert_eq!(etcd["outcome"], "answered", "{etcd}");
-    assert_eq!(etcd["leader"], nodes[0].id.as_str());
-    assert_eq!(etcd["this_member"], Value::Null, "a master is not a member");
-    assert_eq!(etcd["members"].as_array().unwrap().len(), 1);
-    let signer = |path: &str| {
-        report["certificates"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["path"] == path)
-            .unwrap_or_else(|| panic!("no {path}"))["signed_by"]
-            .clone()
-    };
+    let report = Report::of(&run);
+    let etcd = report.etcd();
+    assert_eq!(etcd.outcome, "answered", "{etcd:?}");
+    assert_eq!(etcd.leader.as_ref(), Some(&nodes[0].id));
+    assert_eq!(etcd.this_member, None, "a master is not a member");
+    assert_eq!(etcd.members.len(), 1);
     assert_eq!(
-        signer("/etc/kubernetes/pki/apiserver-etcd-client.crt"),
-        "/etc/kubernetes/pki/etcd/ca.crt"
+        report.signer("/etc/kubernetes/pki/apiserver-etcd-client.crt"),
+        Some("/etc/kubernetes/pki/etcd/ca.crt")
     );
     assert_eq!(
-        signer("/etc/kubernetes/pki/ca.crt"),
-        "/etc/kubernetes/pki/ca.crt"
+        report.signer("/etc/kubernetes/pki/ca.crt"),
+        Some("/etc/kubernetes/pki/ca.crt")
     );
     let text = agent_in(root, &["status"]);
     assert!(
@@ -583,41 +518,34 @@ fn a_bootstrapped_master_and_worker() {
 
         let (run, report, _) = status_json(&node);
         assert_eq!(run.code, 0, "{role}: {}", run.stdout);
-        assert_eq!(problems(&report), vec![], "{role}");
-        assert_eq!(report["node"]["role"], role);
-        assert_eq!(report["node"]["asg"], asg);
-        let certs = report["certificates"].as_array().unwrap();
+        assert_eq!(report.problems, vec![], "{role}");
+        assert_eq!(report.node.role, role);
+        assert_eq!(report.node.asg.as_deref(), Some(asg));
+        let certs = &report.certificates;
         assert!(!certs.is_empty(), "{role}");
         for c in certs {
-            assert!(c["signed_by"].is_string(), "{role}: {c}");
+            assert!(c.signed_by.is_some(), "{role}: {c:?}");
         }
-        let files = report["files"].as_array().unwrap();
+        let files = &report.files;
         assert_eq!(files.len(), 4, "{role}: {files:?}");
         if role == "master" {
-            let etcd = &report["etcd"];
-            assert_eq!(etcd["outcome"], "answered", "{etcd}");
-            assert_eq!(etcd["leader"], etcd_nodes[0].id.as_str());
-            let signer = |path: &str| {
-                certs
-                    .iter()
-                    .find(|c| c["path"] == path)
-                    .unwrap_or_else(|| panic!("no {path}"))["signed_by"]
-                    .clone()
-            };
+            let etcd = report.etcd();
+            assert_eq!(etcd.outcome, "answered", "{etcd:?}");
+            assert_eq!(etcd.leader.as_ref(), Some(&etcd_nodes[0].id));
             assert_eq!(
-                signer("/etc/kubernetes/pki/apiserver-etcd-client.crt"),
-                "/etc/kubernetes/pki/etcd/ca.crt"
+                report.signer("/etc/kubernetes/pki/apiserver-etcd-client.crt"),
+                Some("/etc/kubernetes/pki/etcd/ca.crt")
             );
             assert_eq!(
-                signer("/etc/kubernetes/pki/front-proxy-client.crt"),
-                "/etc/kubernetes/pki/front-proxy-ca.crt"
+                report.signer("/etc/kubernetes/pki/front-proxy-client.crt"),
+                Some("/etc/kubernetes/pki/front-proxy-ca.crt")
             );
             assert_eq!(
-                signer("/etc/kubernetes/pki/apiserver.crt"),
-                "/etc/kubernetes/pki/ca.crt"
+                report.signer("/etc/kubernetes/pki/apiserver.crt"),
+                Some("/etc/kubernetes/pki/ca.crt")
             );
         } else {
-            assert_eq!(report["etcd"], Value::Null);
+            assert!(report.etcd.is_none());
         }
     }
 }

@@ -1,22 +1,23 @@
 //! The systemd units in units/: `systemd-analyze verify` finds nothing to say about them; for
 //! every role and kind of user data, what the node enables is started, and only after what it
-//! needs (the walk below models systemd's jobs: pull-in by Wants=/Requires= and [Install], order
-//! by After=/Before=); a late bootstrap success starts the role's services; and the two shell
-//! snippets in the units (the legacy installer, the termination check) are run for real.
+//! needs (the ordering walk in support::systemd models systemd's jobs: pull-in by Wants=/
+//! Requires= and [Install], order by After=/Before=); a late bootstrap success starts the role's
+//! services; and the two shell snippets in the units (the legacy installer, the termination
+//! check) are run for real.
 
-mod flatcar;
-
-use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use flatcar::{deployment, read_unit, unit_names, Format, UnitFile, FORMATS, ROLES};
 use tn_world::{FakeImds, ImdsData};
 
-const BOOTSTRAP: &str = "tn-agent-bootstrap.service";
-const INSTALL: &str = "tn-agent-install.service";
+use crate::support::files::mode;
+use crate::support::flatcar::{
+    read_unit, unit_names, units, Format, BOOTSTRAP, FORMATS, INSTALL, ROLES,
+};
+use crate::support::systemd::NodeUnits;
+use crate::support::unit_file::UnitFile;
 
 /// The commands the units run: Flatcar ships the /usr/bin ones, the user data installs /opt/bin.
 const EXECUTABLES: [&str; 4] = [
@@ -24,15 +25,6 @@ const EXECUTABLES: [&str; 4] = [
     "/opt/bin/kubelet",
     "/usr/bin/docker",
     "/usr/bin/sh",
-];
-
-/// Units our units refer to that Flatcar itself provides.
-const FLATCAR_UNITS: [&str; 5] = [
-    "network-online.target",
-    "multi-user.target",
-    "timers.target",
-    "containerd.service",
-    "docker.service",
 ];
 
 const EXEC_KEYS: [&str; 7] = [
@@ -51,13 +43,7 @@ const EXEC_KEYS: [&str; 7] = [
 
 #[test]
 fn every_unit_passes_systemd_analyze_verify_without_a_word() {
-    let units: Vec<(String, String)> = unit_names()
-        .into_iter()
-        .map(|n| {
-            let text = read_unit(&n);
-            (n, text)
-        })
-        .collect();
+    let units: Vec<(String, String)> = units().into_iter().collect();
     assert!(units.len() >= 6, "units/ lost files: {units:?}");
     if let Err(said) = verify(&units) {
         panic!("systemd-analyze verify:\n{said}");
@@ -236,256 +222,12 @@ fn kubelet_takes_all_its_flags_from_kubelet_env() {
 // The ordering walk
 // ---------------------------------------------------------------------------------------------
 
-/// The units of one node as systemd would see them after the user data ran.
-struct Node {
-    format: Format,
-    role: &'static str,
-    files: BTreeMap<String, UnitFile>,
-    enabled: BTreeSet<String>,
-    /// What coreos-cloudinit starts on the boot that installs the units.
-    started: Vec<String>,
-}
-
-impl Node {
-    /// The node of `format` and `role`, with units/ as it is except for `replace` (name, text).
-    fn new(format: Format, role: &'static str, replace: &[(&str, &str)]) -> Node {
-        let mut node = Node {
-            format,
-            role,
-            files: BTreeMap::new(),
-            enabled: BTreeSet::new(),
-            started: Vec::new(),
-        };
-        for unit in deployment(format, role) {
-            let text = match replace.iter().find(|(n, _)| *n == unit.name) {
-                Some((_, text)) => text.to_string(),
-                None => read_unit(unit.name),
-            };
-            let file = UnitFile::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", unit.name));
-            node.files.insert(unit.name.to_string(), file);
-            if unit.enabled {
-                node.enabled.insert(unit.name.to_string());
-            }
-            if unit.start {
-                node.started.push(unit.name.to_string());
-            }
-        }
-        node
-    }
-
-    fn list(&self, unit: &str, key: &str) -> Vec<String> {
-        self.files
-            .get(unit)
-            .map(|f| f.list("Unit", key))
-            .unwrap_or_default()
-    }
-
-    /// What `unit` requires: `Requires=`, and enabled units' `RequiredBy=` it.
-    fn requires(&self, unit: &str) -> BTreeSet<String> {
-        let mut out: BTreeSet<String> = self.list(unit, "Requires").into_iter().collect();
-        out.extend(self.installed_into(unit, "RequiredBy"));
-        out
-    }
-
-    /// What a start of `unit` pulls in: its requirements, `Wants=`, enabled units'
-    /// `WantedBy=` it, and for a timer its service.
-    fn pulls_in(&self, unit: &str) -> BTreeSet<String> {
-        let mut out = self.requires(unit);
-        out.extend(self.list(unit, "Wants"));
-        out.extend(self.installed_into(unit, "WantedBy"));
-        if let Some(base) = unit.strip_suffix(".timer") {
-            out.insert(format!("{base}.service"));
-        }
-        out
-    }
-
-    /// Enabled units whose `[Install]` `key` names `target`.
-    fn installed_into(&self, target: &str, key: &str) -> Vec<String> {
-        self.enabled
-            .iter()
-            .filter(|u| {
-                self.files[*u]
-                    .list("Install", key)
-                    .iter()
-                    .any(|t| t == target)
-            })
-            .cloned()
-            .collect()
-    }
-
-    /// Whether systemd orders `a` before `b` (an `After=` on b or a `Before=` on a; a timer is
-    /// implicitly before its service).
-    fn before(&self, a: &str, b: &str) -> bool {
-        self.list(b, "After").iter().any(|u| u == a)
-            || self.list(a, "Before").iter().any(|u| u == b)
-            || a.strip_suffix(".timer")
-                .map(|t| format!("{t}.service"))
-                .as_deref()
-                == Some(b)
-    }
-
-    /// Every unit a start of `roots` brings up.
-    fn closure(&self, roots: &[&str]) -> BTreeSet<String> {
-        let mut seen: BTreeSet<String> = BTreeSet::new();
-        let mut todo: Vec<String> = roots.iter().map(|r| r.to_string()).collect();
-        while let Some(unit) = todo.pop() {
-            if seen.insert(unit.clone()) {
-                todo.extend(self.pulls_in(&unit));
-            }
-        }
-        seen
-    }
-
-    fn name(&self) -> String {
-        format!("{:?} {}", self.format, self.role)
-    }
-
-    /// Everything wrong with this node's unit graph; empty when it is right.
-    fn problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        let at_boot = self.closure(&["multi-user.target", "timers.target"]);
-        self.check_all_enabled_start(&at_boot, "at boot", &mut problems);
-        if self.format == Format::CloudConfig {
-            let started: Vec<&str> = self.started.iter().map(String::as_str).collect();
-            let first = self.closure(&started);
-            self.check_all_enabled_start(
-                &first,
-                "when coreos-cloudinit installs them",
-                &mut problems,
-            );
-        }
-        for unit in &at_boot {
-            if self.files.contains_key(unit) {
-                self.check_prerequisites(unit, &mut problems);
-            }
-        }
-        self.check_role(&mut problems);
-        if let Some(cycle) = self.ordering_cycle() {
-            problems.push(format!("ordering cycle among {cycle:?}"));
-        }
-        problems
-            .into_iter()
-            .map(|p| format!("{}: {p}", self.name()))
-            .collect()
-    }
-
-    fn check_all_enabled_start(
-        &self,
-        up: &BTreeSet<String>,
-        when: &str,
-        problems: &mut Vec<String>,
-    ) {
-        for unit in &self.enabled {
-            if !up.contains(unit) {
-                problems.push(format!("{unit} is enabled but nothing starts it {when}"));
-            }
-        }
-    }
-
-    /// What `unit` requires exists and starts before it; what it wants is ordered one way or
-    /// the other (before it: a prerequisite; after it: a dependent it starts), never both
-    /// running at once by accident.
-    fn check_prerequisites(&self, unit: &str, problems: &mut Vec<String>) {
-        for dep in self.requires(unit) {
-            if !self.files.contains_key(&dep) && !FLATCAR_UNITS.contains(&dep.as_str()) {
-                problems.push(format!("{unit} requires {dep}, which is not installed"));
-            }
-            if !self.before(&dep, unit) {
-                problems.push(format!("{unit} requires {dep} but is not ordered after it"));
-            }
-        }
-        for dep in self.pulls_in(unit) {
-            if !self.before(&dep, unit) && !self.before(unit, &dep) {
-                problems.push(format!("{unit} pulls in {dep} without ordering against it"));
-            }
-        }
-    }
-
-    /// What each role needs, said directly.
-    fn check_role(&self, problems: &mut Vec<String>) {
-        let mut need = |ok: bool, what: &str| {
-            if !ok {
-                problems.push(what.to_string());
-            }
-        };
-        let online = "network-online.target";
-        need(
-            self.pulls_in(BOOTSTRAP).contains(online) && self.before(online, BOOTSTRAP),
-            "bootstrap must want and follow network-online.target",
-        );
-        let services: &[&str] = if self.role == "etcd" {
-            &["etcd-member.service"]
-        } else {
-            &["kubelet.service"]
-        };
-        for service in services {
-            need(
-                self.requires(service).contains(BOOTSTRAP) && self.before(BOOTSTRAP, service),
-                &format!("{service} must require and follow the bootstrap"),
-            );
-            need(
-                self.closure(&[BOOTSTRAP]).contains(*service),
-                &format!("a (re)start of the bootstrap must start {service}"),
-            );
-        }
-        if self.role == "etcd" {
-            need(
-                self.before("docker.service", "etcd-member.service"),
-                "etcd-member must follow docker",
-            );
-            need(
-                self.before("etcd-member.service", "tn-agent-etcd-leave.service"),
-                "the leave unit must follow etcd-member",
-            );
-        } else {
-            need(
-                self.before("containerd.service", "kubelet.service"),
-                "kubelet must follow containerd",
-            );
-        }
-        if self.format == Format::CloudConfig {
-            need(
-                self.requires(BOOTSTRAP).contains(INSTALL) && self.before(INSTALL, BOOTSTRAP),
-                "on cloud-config nodes the bootstrap must require and follow the installer",
-            );
-            let after_install = self.closure(&[INSTALL]);
-            need(
-                services.iter().all(|s| after_install.contains(*s)),
-                "a (re)start of the installer must start the bootstrap and the role's services",
-            );
-        }
-    }
-
-    /// A cycle in the ordering among every unit named, if any (Kahn's algorithm).
-    fn ordering_cycle(&self) -> Option<BTreeSet<String>> {
-        let mut nodes: BTreeSet<String> = self.files.keys().cloned().collect();
-        for unit in self.files.keys() {
-            nodes.extend(self.list(unit, "After"));
-            nodes.extend(self.list(unit, "Before"));
-        }
-        let mut left = nodes.clone();
-        loop {
-            let ready: Vec<String> = left
-                .iter()
-                .filter(|b| !left.iter().any(|a| a != *b && self.before(a, b)))
-                .cloned()
-                .collect();
-            if ready.is_empty() {
-                return (!left.is_empty()).then_some(left);
-            }
-            for unit in ready {
-                left.remove(&unit);
-            }
-        }
-    }
-}
-
 #[test]
 fn every_role_starts_what_it_enables_after_what_it_needs() {
     let mut problems = Vec::new();
     for format in FORMATS {
         for role in ROLES {
-            problems.extend(Node::new(format, role, &[]).problems());
+            problems.extend(NodeUnits::new(format, role, &[]).problems());
         }
     }
     assert!(problems.is_empty(), "{problems:#?}");
@@ -496,7 +238,7 @@ fn a_late_bootstrap_success_starts_the_role_services() {
     // What systemd does when the bootstrap's automatic restart finally succeeds: the restart
     // job pulls in the bootstrap's wants, which enabling the role's services created.
     for role in ROLES {
-        let node = Node::new(Format::Ignition, role, &[]);
+        let node = NodeUnits::new(Format::Ignition, role, &[]);
         let started = node.closure(&[BOOTSTRAP]);
         let service = if role == "etcd" {
             "etcd-member.service"
@@ -515,7 +257,7 @@ fn the_walk_catches_a_missing_order_a_cycle_and_a_lost_restart() {
         "After=tn-agent-bootstrap.service containerd.service",
         "After=tn-agent-bootstrap.service",
     );
-    let problems = Node::new(
+    let problems = NodeUnits::new(
         Format::Ignition,
         "worker",
         &[("kubelet.service", &no_containerd)],
@@ -539,7 +281,7 @@ fn the_walk_catches_a_missing_order_a_cycle_and_a_lost_restart() {
         ("kubelet.service", unordered.as_str()),
         (BOOTSTRAP, bootstrap_no_before.as_str()),
     ];
-    let problems = Node::new(Format::Ignition, "worker", &replace).problems();
+    let problems = NodeUnits::new(Format::Ignition, "worker", &replace).problems();
     assert!(
         problems.iter().any(|p| p
             .contains("kubelet.service requires tn-agent-bootstrap.service but is not ordered")),
@@ -550,7 +292,8 @@ fn the_walk_catches_a_missing_order_a_cycle_and_a_lost_restart() {
         "After=network-online.target",
         "After=kubelet.service network-online.target",
     );
-    let problems = Node::new(Format::Ignition, "worker", &[(BOOTSTRAP, &bootstrap)]).problems();
+    let problems =
+        NodeUnits::new(Format::Ignition, "worker", &[(BOOTSTRAP, &bootstrap)]).problems();
     assert!(
         problems.iter().any(|p| p.contains("ordering cycle")),
         "{problems:#?}"
@@ -560,7 +303,7 @@ fn the_walk_catches_a_missing_order_a_cycle_and_a_lost_restart() {
         "WantedBy=multi-user.target tn-agent-bootstrap.service",
         "WantedBy=multi-user.target",
     );
-    let problems = Node::new(
+    let problems = NodeUnits::new(
         Format::CloudConfig,
         "master",
         &[("kubelet.service", &no_restart)],
@@ -652,8 +395,7 @@ impl Installer {
 
     fn installed(&self, name: &str) -> (String, u32) {
         let path = self.path(&format!("opt/bin/{name}"));
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        (std::fs::read_to_string(&path).unwrap(), mode)
+        (std::fs::read_to_string(&path).unwrap(), mode(&path))
     }
 }
 

@@ -13,13 +13,12 @@
 //!   with every member in `ETCD_INITIAL_CLUSTER` from the start and no agent; timed from starting
 //!   the N etcd processes until all are healthy voters with a leader.
 
-use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use tn_agent::etcd::env::{EtcdEnv, TlsFiles};
-use tn_agent::etcd::model::{ClusterState, ClusterView, Endpoints};
+use tn_agent::etcd::model::{ClusterState, Endpoints};
 use tn_agent::files::{ETCD_ENV, ETCD_NODE_CA, ETCD_PEER, ETCD_SERVER};
 use tn_agent::fsutil::{write_atomic, MODE_PUBLIC, MODE_SECRET};
 use tn_agent::pki::{Ca, LeafRequest, Usage};
@@ -335,11 +334,7 @@ fn agent_cluster(n: usize) -> Result<Sample> {
 fn replacement_instance(world: &World, known: &[Node]) -> Result<tn_world::Instance> {
     let deadline = Instant::now() + REPLACEMENT_LAUNCH;
     loop {
-        let found = world
-            .asg_instances(ASG)?
-            .into_iter()
-            .find(|i| known.iter().all(|n| n.id != i.id));
-        if let Some(inst) = found {
+        if let Some(inst) = world.instances_besides(ASG, known)?.into_iter().next() {
             return Ok(inst);
         }
         if Instant::now() > deadline {
@@ -353,21 +348,12 @@ fn replacement_instance(world: &World, known: &[Node]) -> Result<tn_world::Insta
 fn boot_figures(node: &Node) -> Result<(u64, u64)> {
     let state = node.state()?;
     ensure!(
-        state["ok"] == true,
-        "{}: state.json says the last bootstrap did not finish: {}",
+        state.ok,
+        "{}: state.json says the last bootstrap did not finish: {:?}",
         node.id,
-        state["error"]
+        state.error
     );
-    let calls = state["aws_calls"]
-        .as_u64()
-        .with_context(|| format!("{}: state.json has no aws_calls", node.id))?;
-    let ms = state["timings_ms"]
-        .as_object()
-        .with_context(|| format!("{}: state.json has no timings_ms", node.id))?
-        .values()
-        .filter_map(|v| v.as_u64())
-        .sum();
-    Ok((calls, ms))
+    Ok((state.aws_calls.into(), state.timings_ms.values().sum()))
 }
 
 fn static_floor(n: usize) -> Result<Duration> {
@@ -454,25 +440,9 @@ fn write_static_config(node: &Node, ca: &Ca, initial_cluster: &str, token: &str)
 }
 
 /// Waits (at most `SETTLE`) until the members are exactly `names`, all healthy voters, with a
-/// leader: the check of `Inspector::expect_members`, looking every `POLL` instead of 200 ms.
+/// leader: `Inspector::expect_members`, looking every `POLL` instead of 200 ms.
 fn wait_healthy(check: &Inspector<'_>, names: &[&str]) -> Result<()> {
-    let want: BTreeSet<&str> = names.iter().copied().collect();
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        let view = check.view();
-        if view.as_ref().is_some_and(|v| is_whole(v, &want)) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("members are not {want:?} (all healthy voters) after {SETTLE:?}: {view:#?}");
-        }
-        std::thread::sleep(POLL);
-    }
-}
-
-fn is_whole(view: &ClusterView, want: &BTreeSet<&str>) -> bool {
-    let got: BTreeSet<&str> = view.members.iter().map(|m| m.name.as_str()).collect();
-    got == *want && view.members.iter().all(|m| !m.is_learner && m.healthy) && view.leader.is_some()
+    check.wait_for_members(names, SETTLE, POLL).map(|_| ())
 }
 
 fn nproc() -> String {

@@ -87,11 +87,7 @@ fn run() -> Result<()> {
         show_decisions(node)?;
     }
     show_members(&view);
-    let check = Inspector::new(
-        &world,
-        &etcd_nodes[0],
-        &etcd_nodes.iter().collect::<Vec<_>>(),
-    )?;
+    let check = inspector(&world, &etcd_nodes)?;
     check.put("/demo/greeting", "written before the replacement")?;
 
     section("the master and the workers boot: tn-agent bootstrap");
@@ -108,22 +104,17 @@ fn run() -> Result<()> {
             anyhow::bail!("bootstrap of {} failed", inst.id);
         }
         let state = node.state()?;
-        let written = state["files_written"].as_array().map_or(0, Vec::len);
         println!(
-            "  wrote {written} files in {} ms with {} AWS calls; S3 objects read: {}",
-            state["timings_ms"]
-                .as_object()
-                .map_or(0, |t| t.values().filter_map(|v| v.as_u64()).sum::<u64>()),
-            state["aws_calls"],
-            state["s3_keys_read"]
-                .as_array()
-                .map(|keys| keys
-                    .iter()
-                    .filter_map(|k| k.as_str())
-                    .map(|k| k.rsplit('/').next().unwrap_or(k))
-                    .collect::<Vec<_>>()
-                    .join(", "))
-                .unwrap_or_default()
+            "  wrote {} files in {} ms with {} AWS calls; S3 objects read: {}",
+            state.files_written.len(),
+            state.timings_ms.values().sum::<u64>(),
+            state.aws_calls,
+            state
+                .s3_keys_read
+                .iter()
+                .map(|k| k.rsplit('/').next().unwrap_or(k))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         others.push(node);
     }
@@ -156,11 +147,10 @@ fn run() -> Result<()> {
     world.terminate(&gone)?;
     println!("terminated {gone}; status on a surviving member now says:");
     status(&etcd_nodes[(victim + 1) % etcd_nodes.len()], true)?;
-    let ids: Vec<String> = etcd_nodes.iter().map(|n| n.id.clone()).collect();
     let newcomer = world
-        .asg_instances("demo-etcd")?
+        .instances_besides("demo-etcd", &etcd_nodes)?
         .into_iter()
-        .find(|i| !ids.contains(&i.id))
+        .next()
         .ok_or_else(|| anyhow::anyhow!("the ASG did not replace {gone}"))?;
     println!(
         "\nthe ASG launched {} at {}; it boots:",
@@ -180,11 +170,7 @@ fn run() -> Result<()> {
     );
     show_decisions(etcd_nodes.last().expect("the newcomer"))?;
     show_members(&view);
-    let check = Inspector::new(
-        &world,
-        &etcd_nodes[0],
-        &etcd_nodes.iter().collect::<Vec<_>>(),
-    )?;
+    let check = inspector(&world, &etcd_nodes)?;
     println!(
         "read back after the replacement: /demo/greeting = {:?}",
         check.get("/demo/greeting")?.unwrap_or_default()
@@ -211,12 +197,15 @@ fn print_indented(text: &str) {
     }
 }
 
+/// Looks at the etcd cluster of `nodes` through the first one.
+fn inspector<'a>(world: &'a World, nodes: &[Node]) -> Result<Inspector<'a>> {
+    Inspector::new(world, &nodes[0], &nodes.iter().collect::<Vec<_>>())
+}
+
 /// Waits until the nodes are exactly the members, all healthy voters.
 fn expect_cluster(world: &World, nodes: &[Node]) -> Result<ClusterView> {
     let refs: Vec<&Node> = nodes.iter().collect();
-    let check = Inspector::new(world, &nodes[0], &refs)?;
-    let ids: Vec<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
-    check.expect_members(&ids, Duration::from_secs(60))
+    inspector(world, nodes)?.expect_nodes(&refs, Duration::from_secs(60))
 }
 
 /// `tn-agent status` on a node: the whole text, or one line.
@@ -241,14 +230,10 @@ fn status(node: &Node, full: bool) -> Result<()> {
 fn show_decisions(node: &Node) -> Result<()> {
     let state = node.state()?;
     println!("{} ({}) decided:", node.id, node.ip);
-    for d in state["decisions"].as_array().into_iter().flatten() {
-        println!(
-            "  - {}: {}",
-            d["what"].as_str().unwrap_or("?"),
-            d["why"].as_str().unwrap_or("?")
-        );
+    for d in &state.decisions {
+        println!("  - {}: {}", d.what, d.why);
     }
-    println!("  AWS API calls: {}", state["aws_calls"]);
+    println!("  AWS API calls: {}", state.aws_calls);
     Ok(())
 }
 

@@ -160,6 +160,16 @@ impl<'a> Inspector<'a> {
     /// Waits (at most `within`) until the members are exactly `names`, all voters, all
     /// healthy, with a leader; returns the view.
     pub fn expect_members(&self, names: &[&str], within: Duration) -> Result<ClusterView> {
+        self.wait_for_members(names, within, Duration::from_millis(200))
+    }
+
+    /// [`Inspector::expect_members`], looking every `poll`.
+    pub fn wait_for_members(
+        &self,
+        names: &[&str],
+        within: Duration,
+        poll: Duration,
+    ) -> Result<ClusterView> {
         let want: BTreeSet<&str> = names.iter().copied().collect();
         let deadline = Instant::now() + within;
         loop {
@@ -176,8 +186,14 @@ impl<'a> Inspector<'a> {
             if Instant::now() > deadline {
                 bail!("members are not {want:?} (all healthy voters) after {within:?}: {view:#?}");
             }
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(poll);
         }
+    }
+
+    /// [`Inspector::expect_members`] with the names of `nodes` (their instance ids).
+    pub fn expect_nodes(&self, nodes: &[&Node], within: Duration) -> Result<ClusterView> {
+        let names: Vec<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
+        self.expect_members(&names, within)
     }
 
     /// The etcd key-value API through the same credentials.

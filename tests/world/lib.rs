@@ -5,6 +5,7 @@
 //! wrote. Each node has its own `--root`. Everything binds 127.x.x.x and is stopped when the
 //! world is dropped, also when a test fails.
 
+pub mod agent;
 pub mod cluster;
 pub mod etcd;
 pub mod imds;
@@ -15,13 +16,15 @@ pub mod proxy;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
 use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag};
 use aws_sdk_ec2::types::{RequestLaunchTemplateData, ResourceType, TagSpecification};
+use tn_agent::state::BootState;
 
+pub use agent::{agent_bin, Agent, Run};
 pub use cluster::{boot_in_parallel, Inspector};
 pub use etcd::EtcdProcess;
 pub use imds::{FakeImds, ImdsData};
@@ -34,26 +37,6 @@ pub fn workspace_dir() -> PathBuf {
         .parent()
         .expect("tests/ has a parent")
         .to_path_buf()
-}
-
-/// The tn-agent binary: `TN_AGENT_BIN`, else beside the running test or demo binary.
-pub fn agent_bin() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("TN_AGENT_BIN") {
-        return Ok(p.into());
-    }
-    let exe = std::env::current_exe()?;
-    let mut dir = exe.parent().context("exe has a directory")?.to_path_buf();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let bin = dir.join("tn-agent");
-    if !bin.exists() {
-        bail!(
-            "{} not found: build it first with `cargo build -p tn-agent`",
-            bin.display()
-        );
-    }
-    Ok(bin)
 }
 
 /// Runs the `openssl` command-line tool in `dir` (an independent check of what tn-agent made),
@@ -376,6 +359,14 @@ impl World {
         })
     }
 
+    /// The ASG's instances that none of `known` runs on, sorted by id: what it launched since
+    /// those nodes were made.
+    pub fn instances_besides(&self, asg: &str, known: &[Node]) -> Result<Vec<Instance>> {
+        let mut found = self.asg_instances(asg)?;
+        found.retain(|i| known.iter().all(|n| n.id != i.id));
+        Ok(found)
+    }
+
     /// Sets the ASG's desired capacity; the ASG launches or terminates instances to match.
     pub fn set_desired_capacity(&self, name: &str, desired: i32) -> Result<()> {
         self.block_on(
@@ -417,10 +408,7 @@ impl World {
     pub fn operator(&self, args: &[&str]) -> Result<Run> {
         let empty = self.dir().join("empty");
         std::fs::write(&empty, "")?;
-        let out = Command::new(agent_bin()?)
-            .args(args)
-            .env_remove("AWS_PROFILE")
-            .env_remove("JOURNAL_STREAM")
+        Agent::new()?
             .env("AWS_ENDPOINT_URL", &self.moto.endpoint)
             .env("AWS_REGION", REGION)
             .env("AWS_ACCESS_KEY_ID", "testing")
@@ -428,10 +416,7 @@ impl World {
             .env("AWS_CONFIG_FILE", &empty)
             .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .stdin(Stdio::null())
-            .output()
-            .context("running tn-agent")?;
-        Ok(Run::from(out))
+            .run(args)
     }
 
     /// The cluster's whole PKI in the state bucket, made the operator's way:
@@ -506,56 +491,25 @@ pub struct Node {
     pub env: Vec<(String, String)>,
 }
 
-/// How a `tn-agent` run ended.
-#[derive(Debug, Clone)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl From<std::process::Output> for Run {
-    fn from(out: std::process::Output) -> Self {
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-}
-
 impl Node {
-    /// `tn-agent --root <root> <args>` with the environment a node has: the SDK's standard
-    /// variables pointing at moto and this node's IMDS, test credentials, nothing from the
-    /// caller's AWS setup.
-    pub fn command(&self, args: &[&str]) -> Result<Command> {
-        let mut cmd = Command::new(agent_bin()?);
-        cmd.arg("--root").arg(&self.root).args(args);
-        for var in [
-            "AWS_REGION",
-            "AWS_DEFAULT_REGION",
-            "AWS_PROFILE",
-            "AWS_SESSION_TOKEN",
-            "JOURNAL_STREAM",
-            "RUST_LOG",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.env("AWS_ENDPOINT_URL", &self.moto_endpoint)
+    /// Runs `tn-agent --root <root> <args>` to the end, with the environment a node has.
+    pub fn run(&self, args: &[&str]) -> Result<Run> {
+        self.agent()?.run(args)
+    }
+
+    /// `tn-agent --root <root>` with the environment a node has: the SDK's standard variables
+    /// pointing at moto and this node's IMDS, test credentials, nothing from the caller's AWS
+    /// setup.
+    pub fn agent(&self) -> Result<Agent> {
+        Ok(Agent::new()?
+            .root(&self.root)
+            .env("AWS_ENDPOINT_URL", &self.moto_endpoint)
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_CONFIG_FILE", &self.empty_file)
             .env("AWS_SHARED_CREDENTIALS_FILE", &self.empty_file)
             .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", self.imds.url())
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null());
-        Ok(cmd)
-    }
-
-    /// Runs `tn-agent <args>` to the end.
-    pub fn run(&self, args: &[&str]) -> Result<Run> {
-        let out = self.command(args)?.output().context("running tn-agent")?;
-        Ok(Run::from(out))
+            .envs(self.env.iter().map(|(k, v)| (k, v))))
     }
 
     /// Replaces the node's `/etc/tn-agent/config.toml`.
@@ -571,11 +525,11 @@ impl Node {
         self.root.join(node_path.trim_start_matches('/'))
     }
 
-    /// The last bootstrap's `state.json`.
-    pub fn state(&self) -> Result<serde_json::Value> {
+    /// The last bootstrap's `state.json`, read as tn-agent's own type.
+    pub fn state(&self) -> Result<BootState> {
         let path = self.path("/var/lib/tn-agent/state.json");
         let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        Ok(serde_json::from_slice(&text)?)
+        serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
     /// Starts etcd from the env file this node's bootstrap wrote.
