@@ -225,3 +225,79 @@ fn throttling_is_retried_and_access_denied_is_not() {
         run.stderr
     );
 }
+
+#[test]
+fn the_first_local_hostname_is_used_and_a_bad_one_stops_the_agent() {
+    let world = World::start().unwrap();
+    world.create_asg("demo-etcd", "etcd", 1).unwrap();
+    let inst = &world.asg_instances("demo-etcd").unwrap()[0];
+    let config = world.config("etcd", "[etcd]\ntls = false\n");
+    let node = world.node(inst, &config).unwrap();
+
+    node.imds.set_hostname("bad_name.ec2.internal");
+    let run = node.run(&["bootstrap"]).unwrap();
+    assert_eq!(run.code, 2, "not a DNS name: bad input\n{}", run.stderr);
+    assert!(
+        run.stderr.contains("local-hostname") && run.stderr.contains("bad_name.ec2.internal"),
+        "{}",
+        run.stderr
+    );
+    assert!(!node.path("/etc/etcd/etcd.env").exists());
+
+    // Two DHCP domain names: two names, the first one is this node's.
+    let first = format!("ip-{}.demo.int", inst.ip.to_string().replace('.', "-"));
+    node.imds
+        .set_hostname(&format!("{first} ip-{}.ec2.internal", inst.ip));
+    let run = node.run(&["bootstrap"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(node.state().unwrap().identity.unwrap().hostname, first);
+}
+
+#[test]
+fn a_marker_that_is_not_this_clusters_or_would_inject_a_variable_is_refused() {
+    let world = World::start().unwrap();
+    world.create_asg("demo-etcd", "etcd", 1).unwrap();
+    let inst = &world.asg_instances("demo-etcd").unwrap()[0];
+    let node = world
+        .node(inst, &world.config("etcd", "[etcd]\ntls = false\n"))
+        .unwrap();
+    let marker = |cluster: &str, token: &str, extra: &str| {
+        serde_json::json!({
+            "cluster": cluster,
+            "token": token,
+            "seeded_by": "i-0",
+            "seed_peer_url": "http://127.0.0.9:2380",
+            "seeded_at": "2026-12-01T00:00:00Z",
+        })
+        .to_string()
+        .replacen('{', &format!("{{{extra}"), 1)
+    };
+    let cases = [
+        (
+            marker("demo", "demo-1\nETCD_FORCE_NEW_CLUSTER=true", ""),
+            "is not a usable cluster marker",
+        ),
+        (
+            marker("other", "other-1", ""),
+            "is not a usable cluster marker",
+        ),
+        (
+            marker("demo", "demo-1", "\"force_new_cluster\":true,"),
+            "is not a cluster marker written by tn-agent",
+        ),
+    ];
+    for (body, says) in cases {
+        world
+            .put_object("demo/etcd/cluster.json", body.as_bytes())
+            .unwrap();
+        let run = node.run(&["bootstrap"]).unwrap();
+        assert_eq!(run.code, 2, "{body}: bad input\n{}", run.stderr);
+        assert!(
+            run.stderr
+                .contains(&format!("s3://demo-tn-state/demo/etcd/cluster.json {says}")),
+            "{body}\n{}",
+            run.stderr
+        );
+        assert!(!node.path("/etc/etcd/etcd.env").exists(), "{body}");
+    }
+}

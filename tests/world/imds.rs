@@ -118,6 +118,11 @@ impl FakeImds {
         self.shared.faults.lock().unwrap().fail_next = Some((status, count));
     }
 
+    /// What `local-hostname` answers (IMDS may list several names, space-separated).
+    pub fn set_hostname(&self, hostname: &str) {
+        self.shared.data.lock().unwrap().hostname = hostname.to_string();
+    }
+
     pub fn set_target_lifecycle_state(&self, state: Option<&str>) {
         self.shared.data.lock().unwrap().target_lifecycle_state = state.map(str::to_string);
     }
