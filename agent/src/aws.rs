@@ -80,7 +80,18 @@ impl AsgInstance {
         self.lifecycle_state == "InService"
     }
 
-    /// Whether the instance is leaving or gone (AutoScaling terminating it, or EC2 says so).
+    /// Whether the instance is gone or on its way out for good (AutoScaling terminating it,
+    /// EC2 shutting it down or no longer knowing it). A stopped instance is not gone: it may
+    /// start again with its etcd data (SPEC §7.3).
+    pub fn gone(&self) -> bool {
+        self.lifecycle_state.starts_with("Terminat")
+            || matches!(
+                self.ec2_state.as_deref(),
+                None | Some("shutting-down" | "terminated")
+            )
+    }
+
+    /// Whether the instance is leaving or gone, or stopped: not one to seed, serve or ask.
     pub fn leaving(&self) -> bool {
         self.lifecycle_state.starts_with("Terminat")
             || matches!(

@@ -137,7 +137,9 @@ impl<'a> Local<'a> {
                 record: self.read_record(),
             }
         } else {
-            DataDir::Empty
+            DataDir::Empty {
+                record: self.read_record(),
+            }
         }
     }
 

@@ -20,8 +20,9 @@ pub const FRESH: Duration = Duration::from_secs(1);
 /// The data dir as found on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DataDir {
-    /// No `member/` directory: etcd has never run with it.
-    Empty,
+    /// No `member/` directory: etcd has never run with it, or it is not there (a volume not
+    /// mounted yet, a disk lost); the agent's record of the last configuration, if any.
+    Empty { record: Option<MemberRecord> },
     /// etcd data, with the agent's record of it when there is one.
     Present { record: Option<MemberRecord> },
 }
@@ -138,6 +139,9 @@ pub enum Wait {
 /// Why a change is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refuse {
+    /// The data dir is empty but this node's member has run and is still listed: the data is
+    /// elsewhere (a volume not mounted yet) or lost, and only an operator can tell.
+    DataMissing { id: u64, data_dir: String },
     /// Removing this stale member would leave the rest without quorum.
     LosesQuorum {
         removal: Removal,
@@ -165,7 +169,7 @@ pub enum LeaveRefused {
 pub fn decide(f: &Facts) -> Plan {
     let plan = match f.data {
         DataDir::Present { record } => decide_with_data(f, record.as_ref()),
-        DataDir::Empty => decide_fresh(f),
+        DataDir::Empty { record } => decide_fresh(f, record.as_ref()),
     };
     let removes = matches!(&plan, Plan::Join { remove, .. } if !remove.is_empty());
     if removes && f.asg_age > FRESH {
@@ -209,7 +213,20 @@ fn decide_with_data(f: &Facts, record: Option<&MemberRecord>) -> Plan {
     }
 }
 
-fn decide_fresh(f: &Facts) -> Plan {
+fn decide_fresh(f: &Facts, record: Option<&MemberRecord>) -> Plan {
+    if let (Some(rec), Some(cluster)) = (record, f.cluster) {
+        let this_cluster = f.marker.is_none_or(|m| m.token == rec.cluster_token);
+        let started = cluster
+            .members
+            .iter()
+            .find(|m| !m.name.is_empty() && m.name == f.me.name && rec.name == f.me.name);
+        if let (true, Some(m)) = (this_cluster, started) {
+            return Plan::Refuse(Refuse::DataMissing {
+                id: m.id,
+                data_dir: rec.data_dir.clone(),
+            });
+        }
+    }
     let Some(cluster) = f.cluster else {
         return match f.marker {
             Some(marker) => Plan::Wait(Wait::NobodyAnswers {
@@ -236,15 +253,15 @@ fn seeder(asg: &[AsgInstance]) -> Option<&str> {
         .min()
 }
 
-/// The alive instance whose private IP is the member's peer host.
+/// The instance, not gone, whose private IP is the member's peer host.
 fn owner_of<'a>(asg: &'a [AsgInstance], m: &MemberInfo) -> Option<&'a AsgInstance> {
     let ip = m.peer_ip()?;
-    asg.iter()
-        .find(|i| !i.leaving() && i.private_ip == Some(ip))
+    asg.iter().find(|i| !i.gone() && i.private_ip == Some(ip))
 }
 
+/// Whether the instance is in the ASG and not gone (a stopped one is alive).
 fn alive(asg: &[AsgInstance], id: &str) -> bool {
-    asg.iter().any(|i| i.instance_id == id && !i.leaving())
+    asg.iter().any(|i| i.instance_id == id && !i.gone())
 }
 
 fn plan_join(f: &Facts, cluster: &ClusterView) -> Plan {
@@ -273,6 +290,14 @@ fn plan_join(f: &Facts, cluster: &ClusterView) -> Plan {
             }
         } else if m.name == me.name {
             Stale::OwnEarlierMember
+        } else if m.healthy && !is_my_url {
+            // It answers: whatever the ASG says, it is not stale (SPEC §7.3).
+            if m.is_learner {
+                return Plan::Wait(Wait::LearnerCatchingUp {
+                    name: m.name.clone(),
+                });
+            }
+            continue;
         } else if is_my_url {
             Stale::UrlTaken {
                 peer_url: me.peer_url.clone(),
@@ -460,6 +485,14 @@ impl fmt::Display for Wait {
 impl fmt::Display for Refuse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Refuse::DataMissing { id, data_dir } => write!(
+                f,
+                "{data_dir} has no etcd data, but this node's member {id:x} has run and is still \
+                 a member: if the data volume is not mounted yet, mount it and run bootstrap \
+                 again; if the data is lost, move {} aside and run bootstrap again to replace \
+                 the member (docs/etcd.md, Runbooks)",
+                crate::files::ETCD_MEMBER_RECORD
+            ),
             Refuse::LosesQuorum {
                 removal,
                 healthy,

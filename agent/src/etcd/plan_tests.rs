@@ -56,17 +56,29 @@ fn marker() -> Marker {
     }
 }
 
+fn member_record(name: &str, token: &str) -> MemberRecord {
+    MemberRecord {
+        cluster_token: token.into(),
+        name: name.into(),
+        peer_url: String::new(),
+        member_id: None,
+        initial_cluster: InitialCluster::default(),
+        initial_cluster_state: ClusterState::Existing,
+        data_dir: "/var/lib/etcd".into(),
+    }
+}
+
+/// Data in the data dir, with the agent's record of it.
 fn record(name: &str, token: &str) -> DataDir {
     DataDir::Present {
-        record: Some(MemberRecord {
-            cluster_token: token.into(),
-            name: name.into(),
-            peer_url: String::new(),
-            member_id: None,
-            initial_cluster: InitialCluster::default(),
-            initial_cluster_state: ClusterState::Existing,
-            data_dir: "/var/lib/etcd".into(),
-        }),
+        record: Some(member_record(name, token)),
+    }
+}
+
+/// An empty data dir, and a record left from the last configuration.
+fn empty_with_record(name: &str, token: &str) -> DataDir {
+    DataDir::Empty {
+        record: Some(member_record(name, token)),
     }
 }
 
@@ -85,6 +97,15 @@ fn abc_c_down() -> Option<ClusterView> {
         member(1, "i-a", 1, false, true),
         member(2, "i-b", 2, false, true),
         member(3, "i-c", 3, false, false),
+    ])
+}
+
+/// i-a, i-b, i-c voters at .1-.3, i-b (this node in the baseline) down.
+fn abc_b_down() -> Option<ClusterView> {
+    view(vec![
+        member(1, "i-a", 1, false, true),
+        member(2, "i-b", 2, false, false),
+        member(3, "i-c", 3, false, true),
     ])
 }
 
@@ -160,7 +181,7 @@ fn baseline() -> World {
         asg_age: Duration::ZERO,
         marker: Some(marker()),
         cluster: view(vec![member(1, "i-a", 1, false, true)]),
-        data: DataDir::Empty,
+        data: DataDir::Empty { record: None },
     }
 }
 
@@ -373,14 +394,67 @@ fn rows() -> Vec<Row> {
         ),
         (
             "a node without its data replaces its own old member",
+            |w| w.cluster = abc_b_down(),
+            join(vec![removal(2, "i-b", Stale::OwnEarlierMember)], None),
+        ),
+        (
+            "a member that answers is never removed, even when its instance left the ASG",
             |w| {
+                w.replacing_c();
+                w.cluster.as_mut().unwrap().members[2].healthy = true;
+            },
+            join(vec![], None),
+        ),
+        (
+            "a stopped instance is alive: its member is never removed",
+            |w| {
+                w.replacing_c();
+                let mut c = inst("i-c", 3, "InService");
+                c.ec2_state = Some("stopped".into());
+                w.asg.push(c);
+            },
+            join(vec![], None),
+        ),
+        (
+            "an empty data dir whose member has run and is listed: refused (a volume not mounted)",
+            |w| {
+                w.data = empty_with_record("i-b", "prod-abc");
+                w.cluster = abc_b_down();
+            },
+            Plan::Refuse(Refuse::DataMissing {
+                id: 2,
+                data_dir: "/var/lib/etcd".into(),
+            }),
+        ),
+        (
+            "an empty data dir and a record of an unstarted learner: the learner is reused",
+            |w| {
+                w.data = empty_with_record("i-b", "prod-abc");
                 w.cluster = view(vec![
                     member(1, "i-a", 1, false, true),
-                    member(2, "i-b", 2, false, false),
-                    member(3, "i-c", 3, false, true),
+                    member(7, "", 2, true, false),
                 ]);
             },
+            join(vec![], Some(7)),
+        ),
+        (
+            "an empty data dir and another cluster's record: a new member as usual",
+            |w| {
+                w.data = empty_with_record("i-b", "old-cluster");
+                w.cluster = abc_b_down();
+            },
             join(vec![removal(2, "i-b", Stale::OwnEarlierMember)], None),
+        ),
+        (
+            "an empty data dir with a record and nobody answering: wait, never seed",
+            |w| {
+                w.data = empty_with_record("i-b", "prod-abc");
+                w.cluster = None;
+            },
+            Plan::Wait(Wait::NobodyAnswers {
+                seeded_by: "i-a".into(),
+                seeded_at: "2026-11-24T00:00:00Z".into(),
+            }),
         ),
         // With data.
         (
