@@ -84,6 +84,27 @@ fn write_new(tmp: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     file.sync_all()
 }
 
+/// Moves the directory `dir` aside to `<dir>.<suffix>` beside it, never deleting anything, and
+/// returns where it is now. When `dir` is a symlink (a data volume mounted elsewhere), the
+/// directory it points to is moved on its own file system and an empty one (0700) takes its
+/// place, so the link keeps pointing at the volume and the data stays on it.
+pub fn move_aside(dir: &Path, suffix: &str) -> io::Result<PathBuf> {
+    let linked = fs::symlink_metadata(dir)?.file_type().is_symlink();
+    let real = fs::canonicalize(dir)?;
+    let name = real
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no directory name"))?;
+    let dest = real.with_file_name(format!("{}.{suffix}", name.to_string_lossy()));
+    fs::rename(&real, &dest)?;
+    if linked {
+        fs::DirBuilder::new().mode(0o700).create(&real)?;
+    }
+    if let Some(parent) = dest.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(dest)
+}
+
 /// Creates `dir` and its missing parents with mode 0755.
 pub fn create_dirs(dir: &Path) -> io::Result<()> {
     fs::DirBuilder::new()
@@ -97,6 +118,36 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
+
+    #[test]
+    fn moving_aside_keeps_everything_and_follows_a_symlinked_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let plain = tmp.path().join("etcd");
+        fs::create_dir_all(plain.join("member")).unwrap();
+        let dest = move_aside(&plain, "moved-1").unwrap();
+        assert_eq!(dest, tmp.path().join("etcd.moved-1"));
+        assert!(dest.join("member").is_dir());
+        assert!(!plain.exists());
+
+        // /var/lib/etcd -> /mnt/volume/etcd: the data stays on the volume.
+        let volume = tmp.path().join("volume");
+        let real = volume.join("etcd");
+        fs::create_dir_all(real.join("member")).unwrap();
+        let link = tmp.path().join("lib-etcd");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let dest = move_aside(&link, "moved-2").unwrap();
+        assert_eq!(
+            dest,
+            fs::canonicalize(&volume).unwrap().join("etcd.moved-2")
+        );
+        assert!(dest.join("member").is_dir());
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert!(link.is_dir(), "the link points at a new, empty directory");
+        assert_eq!(fs::read_dir(&link).unwrap().count(), 0);
+    }
 
     #[test]
     fn root_takes_node_paths_under_it() {

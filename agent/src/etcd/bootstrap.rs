@@ -251,28 +251,12 @@ fn move_aside(local: &Local<'_>, state: &mut BootState, why: &plan::MoveAside) -
             "[year][month][day]T[hour][minute][second]Z"
         ))
         .expect("timestamp formats");
-    let name = local
-        .data_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "etcd".into());
-    let dest = local
-        .data_dir
-        .with_file_name(format!("{name}.moved-{stamp}"));
-    std::fs::rename(&local.data_dir, &dest).with_context(|| {
-        format!(
-            "moving {} aside to {}",
-            local.data_dir.display(),
-            dest.display()
-        )
-    })?;
+    let dest = fsutil::move_aside(&local.data_dir, &format!("moved-{stamp}"))
+        .with_context(|| format!("moving {} aside", local.data_dir.display()))?;
     let record = local.record_path();
     if record.exists() {
         std::fs::rename(&record, dest.join("tn-agent-member.json"))
             .with_context(|| format!("moving {} with the data", record.display()))?;
-    }
-    if let Some(dir) = dest.parent() {
-        fsutil::sync_dir(dir).with_context(|| format!("syncing {}", dir.display()))?;
     }
     state.decide(
         "moved data dir aside",
