@@ -351,19 +351,22 @@ fn a_stale_data_dir_is_moved_aside_and_the_node_joins_fresh() {
 #[test]
 fn scale_in_with_leave() {
     let mut c = Cluster::boot(3);
-    // The ASG's termination lifecycle hook: etcd leave completes it once the member is out.
-    c.world
-        .block_on(
-            c.world
-                .autoscaling
-                .put_lifecycle_hook()
-                .auto_scaling_group_name(ASG)
-                .lifecycle_hook_name("etcd-leave")
-                .lifecycle_transition("autoscaling:EC2_INSTANCE_TERMINATING")
-                .heartbeat_timeout(600)
-                .send(),
-        )
-        .unwrap();
+    // The ASG's termination lifecycle hooks: etcd leave completes its own (etcd.leave_hook,
+    // by default tn-etcd-leave) once the member is out, and leaves another team's alone.
+    for hook in ["other-team-drain", "tn-etcd-leave"] {
+        c.world
+            .block_on(
+                c.world
+                    .autoscaling
+                    .put_lifecycle_hook()
+                    .auto_scaling_group_name(ASG)
+                    .lifecycle_hook_name(hook)
+                    .lifecycle_transition("autoscaling:EC2_INSTANCE_TERMINATING")
+                    .heartbeat_timeout(600)
+                    .send(),
+            )
+            .unwrap();
+    }
     let lifecycle = AwsProxy::start(&c.world.moto.endpoint).unwrap();
     let i = 2;
     let id = c.nodes[i].id.clone();
@@ -378,7 +381,7 @@ fn scale_in_with_leave() {
     assert!(run.stdout.contains("removed member"), "{}", run.stdout);
     assert!(
         run.stdout
-            .contains("completed lifecycle action etcd-leave of demo-etcd"),
+            .contains("completed lifecycle action tn-etcd-leave of demo-etcd"),
         "{}",
         run.stdout
     );
@@ -386,7 +389,7 @@ fn scale_in_with_leave() {
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0]["Action"], "CompleteLifecycleAction");
     assert_eq!(calls[0]["AutoScalingGroupName"], ASG);
-    assert_eq!(calls[0]["LifecycleHookName"], "etcd-leave");
+    assert_eq!(calls[0]["LifecycleHookName"], "tn-etcd-leave");
     assert_eq!(calls[0]["InstanceId"], id);
     assert_eq!(calls[0]["LifecycleActionResult"], "CONTINUE");
 

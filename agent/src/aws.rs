@@ -307,13 +307,16 @@ impl Aws {
             .ok_or_else(|| AwsError::NotInAsg(instance_id.to_string()))
     }
 
-    /// Completes the pending termination lifecycle actions of `instance_id` in `asg` with
-    /// CONTINUE, so the ASG goes on terminating it without waiting for the hook's timeout.
-    /// Returns the hooks completed.
+    /// Completes the pending termination lifecycle action of `instance_id` in `asg` for the
+    /// hook named `hook` with CONTINUE, so the ASG goes on terminating it without waiting for
+    /// the hook's timeout. Other hooks (another team's drain, a log shipper) are left to their
+    /// owners. Returns the hooks completed: `hook`, or none when the group has no such
+    /// termination hook.
     pub async fn complete_termination(
         &self,
         asg: &str,
         instance_id: &str,
+        hook: &str,
     ) -> Result<Vec<String>, AwsError> {
         self.count();
         let hooks = self
@@ -323,12 +326,13 @@ impl Aws {
             .send()
             .await
             .map_err(|e| AwsError::api("DescribeLifecycleHooks", e))?;
+        let wanted = hook;
         let mut done = Vec::new();
         for hook in hooks.lifecycle_hooks() {
             if hook.lifecycle_transition() != Some("autoscaling:EC2_INSTANCE_TERMINATING") {
                 continue;
             }
-            let Some(name) = hook.lifecycle_hook_name() else {
+            let Some(name) = hook.lifecycle_hook_name().filter(|n| *n == wanted) else {
                 continue;
             };
             self.count();

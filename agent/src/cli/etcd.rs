@@ -14,7 +14,7 @@ pub enum Etcd {
     /// (no-op if it is a voter). Waits up to etcd.join_timeout_seconds.
     Promote,
     /// Remove this member from the cluster if the remaining voters keep quorum (scale-in,
-    /// termination); then complete a pending ASG termination lifecycle action.
+    /// termination); then complete the ASG termination lifecycle action of etcd.leave_hook.
     Leave,
 }
 
@@ -33,7 +33,7 @@ impl Etcd {
             Etcd::Leave => {
                 let done = crate::etcd::leave(&settings, &globals.root, &me).await?;
                 println!("{done}");
-                complete_termination(&imds, &me).await?;
+                complete_termination(&imds, &me, &settings.etcd.leave_hook).await?;
             }
         }
         Ok(crate::exit::OK)
@@ -42,7 +42,7 @@ impl Etcd {
 
 /// When the ASG is terminating this instance (IMDS `autoscaling/target-lifecycle-state` is
 /// `Terminated`), tell it to go on now rather than at the hook's timeout.
-async fn complete_termination(imds: &Imds, me: &NodeIdentity) -> Result<()> {
+async fn complete_termination(imds: &Imds, me: &NodeIdentity, hook: &str) -> Result<()> {
     let target = imds
         .target_lifecycle_state()
         .await
@@ -56,7 +56,7 @@ async fn complete_termination(imds: &Imds, me: &NodeIdentity) -> Result<()> {
         .await
         .context("finding this instance's autoscaling group")?;
     let hooks = aws
-        .complete_termination(&asg, &me.instance_id)
+        .complete_termination(&asg, &me.instance_id, hook)
         .await
         .context("completing the termination lifecycle action")?;
     for hook in hooks {

@@ -113,6 +113,8 @@ pub struct EtcdSettings {
     pub peer_port: u16,
     /// From `join_timeout_seconds`.
     pub join_timeout: Duration,
+    /// The termination lifecycle hook of the etcd ASG that `etcd leave` completes, and no other.
+    pub leave_hook: String,
 }
 
 /// `[kubernetes]`, for roles master and worker.

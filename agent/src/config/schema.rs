@@ -38,6 +38,7 @@ pub(super) struct RawEtcd {
     pub(super) client_port: Option<i64>,
     pub(super) peer_port: Option<i64>,
     pub(super) join_timeout_seconds: Option<i64>,
+    pub(super) leave_hook: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,6 +102,7 @@ const ETCD: &[Field] = &[
     field("client_port", Kind::Integer),
     field("peer_port", Kind::Integer),
     field("join_timeout_seconds", Kind::Integer),
+    field("leave_hook", Kind::String),
 ];
 
 const KUBERNETES: &[Field] = &[

@@ -103,6 +103,7 @@ fn good_configs() {
                 assert_eq!(s.etcd.data_dir, PathBuf::from("/var/lib/etcd"));
                 assert_eq!((s.etcd.client_port, s.etcd.peer_port), (2379, 2380));
                 assert_eq!(s.etcd.join_timeout, Duration::from_secs(600));
+                assert_eq!(s.etcd.leave_hook, "tn-etcd-leave");
                 assert_eq!(s.vpc_number, 0);
                 assert_eq!(s.plan.vpc_cidr.to_string(), "10.0.0.0/16");
                 assert_eq!(s.plan.pod_cidr.to_string(), "10.1.0.0/17");
@@ -145,7 +146,8 @@ tls = false
 data_dir = "/srv/etcd"
 client_port = 12379
 peer_port = 12380
-join_timeout_seconds = 30"#,
+join_timeout_seconds = 30
+leave_hook = "prod/etcd-leave_1""#,
             )),
             check: |s| {
                 assert_eq!(s.etcd_asg(), Some("prod-etcd"));
@@ -155,6 +157,7 @@ join_timeout_seconds = 30"#,
                     client_port: 12379,
                     peer_port: 12380,
                     join_timeout: Duration::from_secs(30),
+                    leave_hook: "prod/etcd-leave_1".into(),
                 };
                 assert_eq!(s.etcd, expected);
             },
@@ -278,7 +281,8 @@ fn bad_configs() {
             name: "unknown key in [etcd]",
             files: main(plus(ETCD_MIN, "[etcd]\nclient-port = 2379")),
             error: "/etc/tn-agent/config.toml: unknown key `etcd.client-port`; expected one \
-                    of: asg, tls, data_dir, client_port, peer_port, join_timeout_seconds",
+                    of: asg, tls, data_dir, client_port, peer_port, join_timeout_seconds, \
+                    leave_hook",
         },
         Bad {
             name: "unknown key in a drop-in names the drop-in",
@@ -386,6 +390,12 @@ fn bad_configs() {
             files: main(plus(ETCD_MIN, "[etcd]\ndata_dir = \"var/lib/etcd\"")),
             error: "/etc/tn-agent/config.toml: key `etcd.data_dir`: expected an absolute path, \
                     got \"var/lib/etcd\"",
+        },
+        Bad {
+            name: "a leave hook name AWS would refuse",
+            files: main(plus(ETCD_MIN, "[etcd]\nleave_hook = \"etcd leave\"")),
+            error: "/etc/tn-agent/config.toml: key `etcd.leave_hook`: expected a lifecycle hook \
+                    name of 1-255 characters from A-Z, a-z, 0-9, '-', '_' and '/', got \"etcd leave\"",
         },
         Bad {
             name: "join timeout out of range",

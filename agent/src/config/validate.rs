@@ -19,6 +19,10 @@ const ASG_RULE: &str = "an autoscaling group name of 1-255 characters without co
 const PATH_RULE: &str = "an absolute path";
 const PORT_RULE: &str = "a TCP port from 1 to 65535";
 const TIMEOUT_RULE: &str = "a number of seconds from 1 to 3600";
+const HOOK_RULE: &str =
+    "a lifecycle hook name of 1-255 characters from A-Z, a-z, 0-9, '-', '_' and '/'";
+/// The hook name the Terraform examples give the etcd ASG (docs/node.md).
+const DEFAULT_LEAVE_HOOK: &str = "tn-etcd-leave";
 
 /// What validation needs besides the values: where each key came from and where to point for fixes.
 pub(super) struct Context {
@@ -177,12 +181,23 @@ fn validate_etcd(
     }
     let join_timeout = check_timeout(raw.join_timeout_seconds.unwrap_or(600))
         .map_err(ctx.invalid("etcd.join_timeout_seconds"))?;
+    let leave_hook = check_str(
+        raw.leave_hook.as_deref().unwrap_or(DEFAULT_LEAVE_HOOK),
+        |s| {
+            (1..=255).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'/'))
+        },
+        HOOK_RULE,
+    )
+    .map_err(ctx.invalid("etcd.leave_hook"))?;
     let etcd = EtcdSettings {
         tls: raw.tls.unwrap_or(true),
         data_dir,
         client_port,
         peer_port,
         join_timeout,
+        leave_hook,
     };
     Ok((etcd, asg))
 }
