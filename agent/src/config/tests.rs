@@ -392,6 +392,34 @@ fn bad_configs() {
                     got \"var/lib/etcd\"",
         },
         Bad {
+            name: "a data_dir that climbs out with ..",
+            files: main(plus(ETCD_MIN, "[etcd]\ndata_dir = \"/var/lib/../../etc\"")),
+            error: "/etc/tn-agent/config.toml: key `etcd.data_dir`: expected an absolute path \
+                    in normal form (no `.`, `..` or empty parts, no trailing `/`) of A-Z, a-z, \
+                    0-9, '.', '_', '-' and '/', got \"/var/lib/../../etc\"",
+        },
+        Bad {
+            name: "a data_dir with a space (it would split the docker command)",
+            files: main(plus(ETCD_MIN, "[etcd]\ndata_dir = \"/var/lib/etcd data\"")),
+            error: "/etc/tn-agent/config.toml: key `etcd.data_dir`: expected an absolute path \
+                    in normal form (no `.`, `..` or empty parts, no trailing `/`) of A-Z, a-z, \
+                    0-9, '.', '_', '-' and '/', got \"/var/lib/etcd data\"",
+        },
+        Bad {
+            name: "the root as data_dir",
+            files: main(plus(ETCD_MIN, "[etcd]\ndata_dir = \"/\"")),
+            error: "/etc/tn-agent/config.toml: key `etcd.data_dir`: expected an absolute path \
+                    in normal form (no `.`, `..` or empty parts, no trailing `/`) of A-Z, a-z, \
+                    0-9, '.', '_', '-' and '/', got \"/\"",
+        },
+        Bad {
+            name: "a data_dir with an empty part",
+            files: main(plus(ETCD_MIN, "[etcd]\ndata_dir = \"/var//etcd\"")),
+            error: "/etc/tn-agent/config.toml: key `etcd.data_dir`: expected an absolute path \
+                    in normal form (no `.`, `..` or empty parts, no trailing `/`) of A-Z, a-z, \
+                    0-9, '.', '_', '-' and '/', got \"/var//etcd\"",
+        },
+        Bad {
             name: "a leave hook name AWS would refuse",
             files: main(plus(ETCD_MIN, "[etcd]\nleave_hook = \"etcd leave\"")),
             error: "/etc/tn-agent/config.toml: key `etcd.leave_hook`: expected a lifecycle hook \

@@ -17,6 +17,8 @@ use super::{
 
 const ASG_RULE: &str = "an autoscaling group name of 1-255 characters without control characters";
 const PATH_RULE: &str = "an absolute path";
+const CLEAN_PATH_RULE: &str = "an absolute path in normal form (no `.`, `..` or empty parts, \
+     no trailing `/`) of A-Z, a-z, 0-9, '.', '_', '-' and '/'";
 const PORT_RULE: &str = "a TCP port from 1 to 65535";
 const TIMEOUT_RULE: &str = "a number of seconds from 1 to 3600";
 const HOOK_RULE: &str =
@@ -286,11 +288,22 @@ fn check_asg(s: &str) -> Result<String, InvalidValue> {
     )
 }
 
+/// An absolute path in normal form, of characters that need no quoting anywhere it goes (the
+/// env file, unit files, a `docker --volume`).
 fn check_data_dir(s: &str) -> Result<PathBuf, InvalidValue> {
-    if Path::new(s).is_absolute() {
+    if !Path::new(s).is_absolute() {
+        return Err(InvalidValue::string(PATH_RULE, s));
+    }
+    let clean = s.len() > 1
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'))
+        && s[1..]
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..");
+    if clean {
         Ok(PathBuf::from(s))
     } else {
-        Err(InvalidValue::string(PATH_RULE, s))
+        Err(InvalidValue::string(CLEAN_PATH_RULE, s))
     }
 }
 
