@@ -301,3 +301,39 @@ fn a_marker_that_is_not_this_clusters_or_would_inject_a_variable_is_refused() {
         assert!(!node.path("/etc/etcd/etcd.env").exists(), "{body}");
     }
 }
+
+#[test]
+fn no_seed_while_an_etcd_it_cannot_talk_to_listens() {
+    let world = World::start().unwrap();
+    world.create_asg("demo-etcd", "etcd", 2).unwrap();
+    let mut instances = world.asg_instances("demo-etcd").unwrap();
+    instances.sort_by(|a, b| a.id.cmp(&b.id));
+    let (seeder, other) = (&instances[0], &instances[1]);
+    let config = world.config("etcd", "[etcd]\ntls = false\njoin_timeout_seconds = 3\n");
+    let node = world.node(seeder, &config).unwrap();
+
+    // Something holds the other instance's etcd client port but does not answer as etcd (an
+    // etcd of another cluster, with certificates this node does not have).
+    let squatter = std::net::TcpListener::bind((other.ip, 2379)).unwrap();
+    let run = node.run(&["bootstrap"]).unwrap();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "http://{}:2379 accept connections on the etcd client port",
+            other.ip
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(world.get_object("demo/etcd/cluster.json").unwrap(), None);
+    assert!(!node.path("/etc/etcd/etcd.env").exists());
+
+    // Once it is gone, the seeder seeds.
+    drop(squatter);
+    let run = node.run(&["bootstrap"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(world
+        .get_object("demo/etcd/cluster.json")
+        .unwrap()
+        .is_some());
+}

@@ -59,7 +59,14 @@ pub async fn bootstrap(node: &Node<'_>, own_asg: &AsgView, state: &mut BootState
         if marker.is_none() {
             marker = read_marker(&store).await?;
         }
-        let cluster = local.access.observe(&local.candidates(Some(asg))).await;
+        let candidates = local.candidates(Some(asg));
+        let cluster = local.access.observe(&candidates).await;
+        // Nobody answers and no marker: before anyone seeds, is an etcd there that we cannot
+        // talk to?
+        let listening = match (&cluster, &marker) {
+            (None, None) => local.access.listening(&candidates).await,
+            _ => Vec::new(),
+        };
         let data = local.data_dir_state();
         let plan = plan::decide(&Facts {
             me: &local.me,
@@ -67,6 +74,7 @@ pub async fn bootstrap(node: &Node<'_>, own_asg: &AsgView, state: &mut BootState
             asg_age: listed_at.elapsed(),
             marker: marker.as_ref(),
             cluster: cluster.as_ref(),
+            listening: &listening,
             data: &data,
         });
         tracing::debug!(?plan, "etcd plan");

@@ -261,6 +261,31 @@ impl EtcdAccess {
         })
     }
 
+    /// Of `endpoints`, those whose port accepts a TCP connection (within the connect timeout):
+    /// asked after nobody answered as etcd, these are an etcd this node cannot talk to (another
+    /// CA, client certificate auth) or something else on the port.
+    pub async fn listening(&self, endpoints: &[String]) -> Vec<String> {
+        let mut set = JoinSet::new();
+        for ep in endpoints {
+            let Some(addr) = ep.split_once("://").map(|(_, rest)| rest.to_string()) else {
+                continue;
+            };
+            let (ep, within) = (ep.clone(), self.connect_timeout);
+            set.spawn(async move {
+                let connect = tokio::net::TcpStream::connect(addr);
+                matches!(tokio::time::timeout(within, connect).await, Ok(Ok(_))).then_some(ep)
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            if let Ok(Some(ep)) = joined {
+                out.push(ep);
+            }
+        }
+        out.sort();
+        out
+    }
+
     pub async fn member_list(&self, endpoints: &[String]) -> Result<Vec<MemberInfo>, EtcdError> {
         self.call("member list", endpoints, |mut c| async move {
             let resp = c.member_list().await?;

@@ -38,6 +38,9 @@ pub struct Facts<'a> {
     pub marker: Option<&'a Marker>,
     /// `None` when no member answered.
     pub cluster: Option<&'a ClusterView>,
+    /// Client URLs that accept connections but did not answer as etcd (looked at only when
+    /// nobody answered and there is no marker).
+    pub listening: &'a [String],
     pub data: &'a DataDir,
 }
 
@@ -139,6 +142,9 @@ pub enum Wait {
 /// Why a change is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refuse {
+    /// No marker and nobody answers as etcd, but client ports accept connections: an etcd this
+    /// node cannot talk to may hold a cluster. Never seed over it.
+    Unreadable { endpoints: Vec<String> },
     /// The data dir is empty but this node's member has run and is still listed: the data is
     /// elsewhere (a volume not mounted yet) or lost, and only an operator can tell.
     DataMissing { id: u64, data_dir: String },
@@ -232,6 +238,9 @@ fn decide_fresh(f: &Facts, record: Option<&MemberRecord>) -> Plan {
             Some(marker) => Plan::Wait(Wait::NobodyAnswers {
                 seeded_by: marker.seeded_by.clone(),
                 seeded_at: marker.seeded_at.clone(),
+            }),
+            None if !f.listening.is_empty() => Plan::Refuse(Refuse::Unreadable {
+                endpoints: f.listening.to_vec(),
             }),
             None => match seeder(f.asg) {
                 Some(seeder) if seeder == f.me.name => Plan::Seed,
@@ -485,6 +494,14 @@ impl fmt::Display for Wait {
 impl fmt::Display for Refuse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Refuse::Unreadable { endpoints } => write!(
+                f,
+                "there is no cluster marker and no member answers, but {} accept connections on \
+                 the etcd client port: an etcd this node cannot talk to (another CA, a client \
+                 certificate it refuses) may hold a cluster, so no new one is seeded; check its \
+                 certificates against the cluster's etcd CA, or stop it",
+                endpoints.join(", ")
+            ),
             Refuse::DataMissing { id, data_dir } => write!(
                 f,
                 "{data_dir} has no etcd data, but this node's member {id:x} has run and is still \

@@ -142,6 +142,7 @@ struct World {
     asg_age: Duration,
     marker: Option<Marker>,
     cluster: Option<ClusterView>,
+    listening: Vec<String>,
     data: DataDir,
 }
 
@@ -153,6 +154,7 @@ impl World {
             asg_age: self.asg_age,
             marker: self.marker.as_ref(),
             cluster: self.cluster.as_ref(),
+            listening: &self.listening,
             data: &self.data,
         })
     }
@@ -181,6 +183,7 @@ fn baseline() -> World {
         asg_age: Duration::ZERO,
         marker: Some(marker()),
         cluster: view(vec![member(1, "i-a", 1, false, true)]),
+        listening: vec![],
         data: DataDir::Empty { record: None },
     }
 }
@@ -200,6 +203,16 @@ fn rows() -> Vec<Row> {
             "cold start: the lowest in-service id seeds",
             |w| (w.me, w.marker, w.cluster) = (me("i-a", 1), None, None),
             Plan::Seed,
+        ),
+        (
+            "cold start: a client port accepts connections but nobody answers as etcd: no seed",
+            |w| {
+                (w.me, w.marker, w.cluster) = (me("i-a", 1), None, None);
+                w.listening = vec!["https://127.0.1.2:2379".into()];
+            },
+            Plan::Refuse(Refuse::Unreadable {
+                endpoints: vec!["https://127.0.1.2:2379".into()],
+            }),
         ),
         (
             "cold start: the others wait for the seeder",
