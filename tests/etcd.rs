@@ -513,3 +513,50 @@ fn an_ip_reused_by_a_new_instance_replaces_the_old_member() {
     c.expect_healthy();
     c.expect_data();
 }
+
+#[test]
+fn a_data_volume_that_is_not_mounted_yet_does_not_cost_the_member() {
+    let mut c = Cluster::boot(3);
+    let i = 1;
+    c.kill(i);
+    let before = c.check().view().unwrap();
+    let node = &c.nodes[i];
+    // The volume holding the data dir has not been mounted yet: the directory is empty.
+    let data = node.path("/var/lib/etcd");
+    let volume = node.path("/var/lib/etcd-volume");
+    std::fs::rename(&data, &volume).unwrap();
+    std::fs::create_dir(&data).unwrap();
+    let dropin = node.path("/etc/tn-agent/config.d/50-quick.toml");
+    std::fs::create_dir_all(dropin.parent().unwrap()).unwrap();
+    std::fs::write(&dropin, "[etcd]\njoin_timeout_seconds = 5\n").unwrap();
+    let run = node.run(&["bootstrap"]).unwrap();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("has no etcd data, but this node's member")
+            && run
+                .stderr
+                .contains("if the data volume is not mounted yet, mount it"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        c.check().view().unwrap().members,
+        before.members,
+        "no member removed"
+    );
+    assert!(node.path("/var/lib/tn-agent/etcd-member.json").is_file());
+
+    // Mounted: the member restarts as itself.
+    std::fs::remove_dir(&data).unwrap();
+    std::fs::rename(&volume, &data).unwrap();
+    let run = node.run(&["bootstrap"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        decisions(node).last().unwrap(),
+        "restart etcd with its data"
+    );
+    c.etcd[i] = Some(node.start_etcd().unwrap());
+    c.expect_healthy();
+    c.expect_data();
+}
