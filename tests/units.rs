@@ -204,6 +204,18 @@ fn etcd_member_runs_etcd_from_the_env_file_and_promotes_after_start() {
 }
 
 #[test]
+fn bootstrap_and_etcd_wait_for_the_data_dirs_mount() {
+    for name in ["tn-agent-bootstrap.service", "etcd-member.service"] {
+        let unit = UnitFile::parse(&read_unit(name)).unwrap();
+        assert_eq!(
+            unit.values("Unit", "RequiresMountsFor"),
+            ["/var/lib/etcd"],
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn kubelet_takes_all_its_flags_from_kubelet_env() {
     let unit = UnitFile::parse(&read_unit("kubelet.service")).unwrap();
     assert_eq!(
