@@ -337,3 +337,37 @@ fn no_seed_while_an_etcd_it_cannot_talk_to_listens() {
         .unwrap()
         .is_some());
 }
+
+#[test]
+fn state_json_says_a_bootstrap_is_unfinished_until_it_ends() {
+    let world = World::start().unwrap();
+    world.create_asg("demo-etcd", "etcd", 2).unwrap();
+    let mut instances = world.asg_instances("demo-etcd").unwrap();
+    instances.sort_by(|a, b| a.id.cmp(&b.id));
+    // Not the seeder: it waits for a seeder that never comes, then gives up.
+    let config = world.config("etcd", "[etcd]\ntls = false\njoin_timeout_seconds = 4\n");
+    let node = world.node(&instances[1], &config).unwrap();
+    std::thread::scope(|s| {
+        let running = s.spawn(|| node.run(&["bootstrap"]).unwrap());
+        let state_file = node.path("/var/lib/tn-agent/state.json");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while !state_file.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let state = node.state().unwrap();
+        assert_eq!(state.finished_at, None, "{state:?}");
+        assert!(!state.ok);
+        let status = node.run(&["status", "--json"]).unwrap();
+        assert_eq!(status.code, 1, "{}", status.stdout);
+        assert!(
+            status.stdout.contains("\"bootstrap_unfinished\""),
+            "{}",
+            status.stdout
+        );
+        let run = running.join().unwrap();
+        assert_eq!(run.code, 1, "{}", run.stderr);
+    });
+    let state = node.state().unwrap();
+    assert!(state.finished_at.is_some());
+    assert!(state.error.unwrap().contains("waiting for"));
+}

@@ -21,6 +21,8 @@ impl Bootstrap {
         // A config error stops here: nothing is written.
         let settings = globals.load_config()?;
         let mut state = BootState::new(settings.cluster.as_str(), settings.role());
+        // Written first, unfinished: a run that is killed never shows as the last one's outcome.
+        state.save(&globals.root)?;
         let result = work(&settings, globals, &mut state).await;
         state.finished_at = Some(now_rfc3339());
         state.ok = result.is_ok();

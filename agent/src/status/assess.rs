@@ -59,6 +59,15 @@ fn bootstrap_problems(r: &Report, out: &mut Vec<Problem>) {
                 crate::files::STATE
             ),
         )),
+        Some(b) if b.finished_at.is_none() => out.push(Problem::error(
+            "bootstrap_unfinished",
+            format!(
+                "the bootstrap started at {} has not finished: it is running now (`systemctl \
+                 status tn-agent-bootstrap`), or it was stopped before it could say how it ended \
+                 (`journalctl -t tn-agent`)",
+                b.started_at
+            ),
+        )),
         Some(b) if !b.ok => out.push(Problem::error(
             "bootstrap_failed",
             format!(

@@ -46,6 +46,15 @@ fn assess_table() {
             &[(E, "bootstrap_failed")],
         ),
         (
+            "a bootstrap running, or killed before it ended",
+            |r| {
+                let b = r.bootstrap.as_mut().unwrap();
+                b.ok = false;
+                b.finished_at = None;
+            },
+            &[(E, "bootstrap_unfinished")],
+        ),
+        (
             "missing file",
             |r| r.files[2].exists = false,
             &[(E, "file_missing")],
