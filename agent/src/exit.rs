@@ -23,23 +23,17 @@ impl fmt::Display for BadInput {
 impl std::error::Error for BadInput {}
 
 /// Picks the exit code for a failed command: 2 when any error in the chain is bad input
-/// (a config error, a malformed state-bucket object or instance-metadata answer, or a
-/// [`BadInput`]), 1 otherwise.
+/// (a config error, a malformed instance-metadata answer, or a [`BadInput`]), 1 otherwise. A
+/// malformed state-bucket object is 1: it may be half-way through an update.
 pub fn code_for(err: &anyhow::Error) -> u8 {
     // `downcast_ref` sees context values anywhere in the chain; `chain` sees sources.
     let malformed = |cause: &(dyn std::error::Error + 'static)| {
         cause
-            .downcast_ref::<crate::store::StoreError>()
-            .is_some_and(|e| e.is_bad_input())
-            || cause
-                .downcast_ref::<crate::imds::ImdsError>()
-                .is_some_and(|e| matches!(e, crate::imds::ImdsError::Invalid { .. }))
+            .downcast_ref::<crate::imds::ImdsError>()
+            .is_some_and(|e| matches!(e, crate::imds::ImdsError::Invalid { .. }))
     };
     let bad_input = err.downcast_ref::<BadInput>().is_some()
         || err.downcast_ref::<crate::config::ConfigError>().is_some()
-        || err
-            .downcast_ref::<crate::store::StoreError>()
-            .is_some_and(|e| e.is_bad_input())
         || err.chain().any(|cause| {
             cause.is::<BadInput>() || cause.is::<crate::config::ConfigError>() || malformed(cause)
         });

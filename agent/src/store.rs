@@ -1,9 +1,10 @@
 //! The state bucket (SPEC §5): every object under `s3://<state_bucket>/<cluster>/`, read and
 //! checked here, and the cluster marker's conditional put. Nothing else builds an S3 key.
 //!
-//! A fault names the object by its `s3://` URL. An object that cannot be read (missing, denied,
-//! the network) is a failure a retry may fix; one that is there but malformed is bad input
-//! ([`StoreError::is_bad_input`]), so the exit code tells the operator which it is.
+//! A fault names the object by its `s3://` URL. Every fault is one a retry may fix (exit 1): an
+//! object that cannot be read (missing, denied, the network), and one that is malformed, which
+//! may be half-way through an update (Terraform replacing `ca.crt` before `ca.key`). Bad input
+//! that no retry fixes (exit 2) is the node's own: its config, its flags.
 
 use std::io::Cursor;
 
@@ -162,13 +163,6 @@ pub enum StoreError {
         #[source]
         source: BadMarker,
     },
-}
-
-impl StoreError {
-    /// The object is there but malformed: a retry cannot help (exit 2).
-    pub fn is_bad_input(&self) -> bool {
-        !matches!(self, StoreError::Fetch { .. } | StoreError::Put { .. })
-    }
 }
 
 /// The cluster's prefix in its state bucket.
