@@ -235,7 +235,7 @@ fn the_first_local_hostname_is_used_and_a_bad_one_stops_the_agent() {
     let world = World::start().unwrap();
     world.create_asg("demo-etcd", "etcd", 1).unwrap();
     let inst = &world.asg_instances("demo-etcd").unwrap()[0];
-    let config = world.config("etcd", "[etcd]\ntls = false\n");
+    let config = world.config("etcd", "[etcd]\ntls = false\ninsecure = true\n");
     let node = world.node(inst, &config).unwrap();
 
     node.imds.set_hostname("bad_name.ec2.internal");
@@ -263,7 +263,10 @@ fn a_marker_that_is_not_this_clusters_or_would_inject_a_variable_is_refused() {
     world.create_asg("demo-etcd", "etcd", 1).unwrap();
     let inst = &world.asg_instances("demo-etcd").unwrap()[0];
     let node = world
-        .node(inst, &world.config("etcd", "[etcd]\ntls = false\n"))
+        .node(
+            inst,
+            &world.config("etcd", "[etcd]\ntls = false\ninsecure = true\n"),
+        )
         .unwrap();
     let marker = |cluster: &str, token: &str, extra: &str| {
         serde_json::json!({
@@ -313,7 +316,10 @@ fn no_seed_while_an_etcd_it_cannot_talk_to_listens() {
     let mut instances = world.asg_instances("demo-etcd").unwrap();
     instances.sort_by(|a, b| a.id.cmp(&b.id));
     let (seeder, other) = (&instances[0], &instances[1]);
-    let config = world.config("etcd", "[etcd]\ntls = false\njoin_timeout_seconds = 3\n");
+    let config = world.config(
+        "etcd",
+        "[etcd]\ntls = false\ninsecure = true\njoin_timeout_seconds = 3\n",
+    );
     let node = world.node(seeder, &config).unwrap();
 
     // Something holds the other instance's etcd client port but does not answer as etcd (an
@@ -349,7 +355,10 @@ fn state_json_says_a_bootstrap_is_unfinished_until_it_ends() {
     let mut instances = world.asg_instances("demo-etcd").unwrap();
     instances.sort_by(|a, b| a.id.cmp(&b.id));
     // Not the seeder: it waits for a seeder that never comes, then gives up.
-    let config = world.config("etcd", "[etcd]\ntls = false\njoin_timeout_seconds = 4\n");
+    let config = world.config(
+        "etcd",
+        "[etcd]\ntls = false\ninsecure = true\njoin_timeout_seconds = 4\n",
+    );
     let node = world.node(&instances[1], &config).unwrap();
     std::thread::scope(|s| {
         let running = s.spawn(|| node.run(&["bootstrap"]).unwrap());

@@ -88,7 +88,10 @@ fn cold_start_of_five_in_parallel() {
 fn cold_start_without_tls() {
     let world = World::start().unwrap();
     world.create_asg(ASG, "etcd", 3).unwrap();
-    let config = world.config("etcd", "[etcd]\ntls = false\njoin_timeout_seconds = 90\n");
+    let config = world.config(
+        "etcd",
+        "[etcd]\ntls = false\ninsecure = true\njoin_timeout_seconds = 90\n",
+    );
     let nodes: Vec<Node> = world
         .asg_instances(ASG)
         .unwrap()
@@ -559,4 +562,155 @@ fn a_data_volume_that_is_not_mounted_yet_does_not_cost_the_member() {
     c.etcd[i] = Some(node.start_etcd().unwrap());
     c.expect_healthy();
     c.expect_data();
+}
+
+/// The value of `KEY=` in the node's etcd env file.
+fn env_value(node: &Node, key: &str) -> String {
+    let env = std::fs::read_to_string(node.path("/etc/etcd/etcd.env")).unwrap();
+    env.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in etcd.env:\n{env}"))
+        .to_string()
+}
+
+/// S3 stores the seeder's marker but the reply is lost on the way: the SDK's retry is answered
+/// "already exists". The seeder recognises its own token and seeds instead of waiting forever
+/// on its own marker.
+#[test]
+fn a_lost_reply_to_the_marker_put_still_seeds() {
+    let (world, _ca, mut nodes) = world_with_etcd_asg(1);
+    let proxy = AwsProxy::start(&world.moto.endpoint).unwrap();
+    proxy.drop_reply("PUT", "/etcd/cluster.json", 1);
+    let node = &mut nodes[0];
+    node.env.push(("AWS_ENDPOINT_URL_S3".into(), proxy.url()));
+    let run = node.run(&["bootstrap"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        proxy.replies_dropped(),
+        1,
+        "the put's reply was not dropped"
+    );
+    assert!(
+        run.stderr
+            .contains("the marker is this run's own (a lost reply)"),
+        "{}",
+        run.stderr
+    );
+    assert!(decisions(node).contains(&"seeded cluster".to_string()));
+    let marker: serde_json::Value =
+        serde_json::from_slice(&world.get_object("demo/etcd/cluster.json").unwrap().unwrap())
+            .unwrap();
+    assert_eq!(env_value(node, "ETCD_INITIAL_CLUSTER_STATE"), "new");
+    assert_eq!(
+        env_value(node, "ETCD_INITIAL_CLUSTER_TOKEN"),
+        marker["token"].as_str().unwrap()
+    );
+    let _etcd = node.start_etcd().unwrap();
+    Inspector::new(&world, node, &[node])
+        .unwrap()
+        .expect_nodes(&[node], SETTLE)
+        .unwrap();
+}
+
+/// The seeder stored its marker and died before writing its files: its next run finishes the
+/// seed with the marker's token. Anyone else finding that marker with nobody answering waits.
+#[test]
+fn a_seeder_that_died_after_its_marker_put_finishes_the_seed() {
+    let (world, _ca, nodes) = world_with_etcd_asg(3);
+    let seeder = nodes.iter().min_by_key(|n| n.id.clone()).unwrap();
+    let marker = serde_json::json!({
+        "cluster": "demo",
+        "token": "demo-00000000000000aa",
+        "seeded_by": seeder.id,
+        "seed_peer_url": tn_world::cluster::ETCD_PORTS.peer_url(seeder.ip),
+        "seeded_at": "2026-12-02T00:00:00Z",
+    });
+    world
+        .put_object("demo/etcd/cluster.json", marker.to_string().as_bytes())
+        .unwrap();
+    let other = nodes.iter().find(|n| n.id != seeder.id).unwrap();
+    other.write_config(&world.etcd_config(3)).unwrap();
+    let run = other.run(&["bootstrap"]).unwrap();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(!other.path("/etc/etcd/etcd.env").exists());
+    other
+        .write_config(&world.etcd_config(JOIN_TIMEOUT))
+        .unwrap();
+
+    let run = seeder.run(&["bootstrap"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        why(seeder, "seeded cluster").contains("finishing the seed"),
+        "{}",
+        why(seeder, "seeded cluster")
+    );
+    assert_eq!(env_value(seeder, "ETCD_INITIAL_CLUSTER_STATE"), "new");
+    assert_eq!(
+        env_value(seeder, "ETCD_INITIAL_CLUSTER_TOKEN"),
+        "demo-00000000000000aa"
+    );
+    let mut etcd = vec![seeder.start_etcd().unwrap()];
+    let rest: Vec<&Node> = nodes.iter().filter(|n| n.id != seeder.id).collect();
+    etcd.extend(boot_in_parallel(&rest).unwrap());
+    Inspector::new(&world, seeder, &refs(&nodes))
+        .unwrap()
+        .expect_nodes(&refs(&nodes), SETTLE)
+        .unwrap();
+}
+
+/// A whole-cluster power loss while AWS is down: every member reboots with its data, record,
+/// env file and certificates, cannot reach AWS, and restarts as itself; the cluster comes back
+/// with the same members and its data. A member that has to join cannot do so without AWS.
+#[test]
+fn a_whole_cluster_restart_without_aws() {
+    let mut c = Cluster::boot(3);
+    let before = c.check().view().unwrap();
+    for i in 0..3 {
+        c.kill(i);
+    }
+    for node in &mut c.nodes {
+        node.env
+            .push(("AWS_ENDPOINT_URL".into(), "http://127.0.0.1:9".into()));
+    }
+    // One by one, as boots come: the first finds nobody answering, the later ones find the
+    // earlier ones listing them.
+    for i in 0..3 {
+        let node = &c.nodes[i];
+        let run = node.run(&["bootstrap"]).unwrap();
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let state = node.state().unwrap();
+        assert!(state.last_known_good.is_some(), "{:?}", state.decisions);
+        assert!(
+            decisions(node).contains(&"started with last-known-good files".to_string()),
+            "{:?}",
+            state.decisions
+        );
+        assert_eq!(state.asg, None);
+        c.etcd[i] = Some(node.start_etcd().unwrap());
+    }
+    c.expect_healthy();
+    c.expect_data();
+    let mut ids: Vec<u64> = c
+        .check()
+        .view()
+        .unwrap()
+        .members
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    let mut old: Vec<u64> = before.members.iter().map(|m| m.id).collect();
+    ids.sort();
+    old.sort();
+    assert_eq!(ids, old, "no membership change");
+
+    // A node with no data cannot join without AWS.
+    c.world.set_desired_capacity(ASG, 4).unwrap();
+    let inst = c.newcomers().into_iter().next().unwrap();
+    let mut newcomer = c.world.node(&inst, &c.world.etcd_config(3)).unwrap();
+    newcomer
+        .env
+        .push(("AWS_ENDPOINT_URL".into(), "http://127.0.0.1:9".into()));
+    let run = newcomer.run(&["bootstrap"]).unwrap();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(!newcomer.path("/etc/etcd/etcd.env").exists());
 }

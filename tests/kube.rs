@@ -777,3 +777,91 @@ fn bad_or_missing_pki_leaves_a_master_untouched() {
     bootstrap_ok(&master);
     assert_eq!(snapshot(&master), before);
 }
+
+/// An AWS endpoint where nothing listens: every API call fails at once.
+const DEAD_AWS: &str = "http://127.0.0.1:9";
+
+/// A reboot while AWS is down: a master and a worker whose files are complete and valid start
+/// with them as they are, say so in `state.json` and `status`; a worker never asks AutoScaling
+/// or EC2 anything; a node without its files still fails (it needs the state bucket).
+#[test]
+fn a_reboot_without_aws_keeps_the_last_known_good_files() {
+    let world = World::start().unwrap();
+    let _pki = upload_pki(&world);
+    world.create_asg(ETCD_ASG, "etcd", 1).unwrap();
+    let etcd_node = world.etcd_nodes(ETCD_ASG, 60).unwrap().remove(0);
+    let _etcd = etcd_node.boot_etcd().unwrap();
+    let mut master = node_of_new_asg(&world, MASTER_ASG, "master", &master_config(&world));
+    let mut worker = node_of_new_asg(
+        &world,
+        "demo-worker-general",
+        "worker",
+        &worker_config(&world, "", ""),
+    );
+    let mut fresh = node_of_new_asg(
+        &world,
+        "demo-worker-gpu",
+        "worker",
+        &worker_config(&world, "", ""),
+    );
+    let proxy = AwsProxy::start(&world.moto.endpoint).unwrap();
+    worker.env.push(("AWS_ENDPOINT_URL".into(), proxy.url()));
+    bootstrap_ok(&master);
+    bootstrap_ok(&worker);
+    let actions: Vec<_> = proxy
+        .calls()
+        .into_iter()
+        .filter_map(|c| c.get("Action").cloned())
+        .collect();
+    assert!(actions.is_empty(), "a worker called {actions:?}");
+    assert!(
+        !proxy.calls().is_empty(),
+        "the worker's S3 reads went elsewhere"
+    );
+    assert_eq!(worker.state().unwrap().asg, None);
+    let etcd_servers = master.state().unwrap().etcd_servers;
+    assert!(!etcd_servers.is_empty());
+
+    let before = [snapshot(&master), snapshot(&worker)];
+    for node in [&mut master, &mut worker, &mut fresh] {
+        node.env.push(("AWS_ENDPOINT_URL".into(), DEAD_AWS.into()));
+    }
+    for (node, before) in [&master, &worker].into_iter().zip(before) {
+        bootstrap_ok(node);
+        assert_eq!(snapshot(node), before, "{} changed files", node.id);
+        let state = node.state().unwrap();
+        let error = state.last_known_good.expect("last_known_good is recorded");
+        assert!(error.contains("AWS"), "{error}");
+        assert!(
+            why(node, "started with last-known-good files").contains("certificates valid"),
+            "{:?}",
+            state.decisions
+        );
+        let status = node.run(&["status"]).unwrap();
+        assert!(
+            status.stdout.contains("ok, with last-known-good files"),
+            "{}",
+            status.stdout
+        );
+        assert!(
+            status.stdout.contains("started_without_aws")
+                || status.stdout.contains("could not use AWS"),
+            "{}",
+            status.stdout
+        );
+    }
+    assert_eq!(master.state().unwrap().etcd_servers, etcd_servers);
+
+    let run = bootstrap(&fresh);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(fresh.state().unwrap().last_known_good.is_none());
+    assert!(!fresh
+        .path("/etc/kubernetes/bootstrap-kubelet.conf")
+        .exists());
+
+    // A certificate that cannot be used is not last-known-good: the master needs AWS again.
+    let crt = master.path("/etc/kubernetes/pki/apiserver.crt");
+    std::fs::write(&crt, "not a certificate\n").unwrap();
+    let run = bootstrap(&master);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+}

@@ -194,6 +194,7 @@ pub fn ensure_leaf(
             match check_reuse(&cert_pem, &key_pem, ca, req, RENEW_BEFORE) {
                 Reuse::Keep => {
                     tracing::debug!("kept the {what} certificate");
+                    keep_secret(root, state, files.key)?;
                     return Ok(Leaf { cert_pem, key_pem });
                 }
                 Reuse::Reissue(why) => why,
@@ -213,6 +214,48 @@ pub fn ensure_leaf(
     )?;
     state.decide(format!("issued {what} certificate"), why);
     Ok(leaf)
+}
+
+/// Sets a kept secret file's mode back to 0600 when something widened it (recorded as a
+/// decision): a key is never left readable by others.
+pub fn keep_secret(root: &Root, state: &mut BootState, node_path: &str) -> Result<()> {
+    let path = root.path(node_path);
+    let mode = std::fs::metadata(&path)
+        .with_context(|| format!("reading the mode of {}", path.display()))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if mode != MODE_SECRET {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(MODE_SECRET))
+            .with_context(|| format!("setting the mode of {} to 0600", path.display()))?;
+        state.decide(
+            "fixed key mode",
+            format!("{node_path} had mode {mode:04o}; keys are 0600"),
+        );
+    }
+    Ok(())
+}
+
+/// Why the node's certificate at `node_path` cannot be used as it is (missing, not a
+/// certificate, outside its validity); `None` when it can.
+pub fn unusable_cert(root: &Root, node_path: &str) -> Option<String> {
+    let path = root.path(node_path);
+    let pem = match std::fs::read_to_string(&path) {
+        Ok(pem) => pem,
+        Err(e) => return Some(format!("{node_path}: {e}")),
+    };
+    let info = match crate::pki::inspect(&pem) {
+        Ok(info) => info,
+        Err(e) => return Some(format!("{node_path}: {e}")),
+    };
+    let now = time::OffsetDateTime::now_utc();
+    if now < info.not_before || now >= info.not_after {
+        return Some(format!(
+            "{node_path} is valid from {} to {}, not now",
+            info.not_before, info.not_after
+        ));
+    }
+    None
 }
 
 /// The file's text, `None` when it does not exist. Bytes that are not UTF-8 are kept (lossily)

@@ -39,9 +39,18 @@ pub struct BootState {
     /// S3 keys of the state bucket read, in order (a worker reads no CA key).
     #[serde(default)]
     pub s3_keys_read: Vec<String>,
-    /// Masters: the etcd client URLs the apiserver was configured with (`--etcd-servers`).
+    /// Masters: the etcd client URLs the apiserver is configured with (`--etcd-servers`),
+    /// carried over from the last run until a run writes the manifest again.
     #[serde(default)]
     pub etcd_servers: Vec<String>,
+    /// Set when this run could not reach AWS and the node started with the files of its last
+    /// good run instead (SPEC §7.4 for etcd): the AWS error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_known_good: Option<String>,
+    /// Runs in a row, this one included once it ends, that failed with a retryable error (exit
+    /// 1) or were killed: the next run waits longer before trying again.
+    #[serde(default)]
+    pub consecutive_failures: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +78,8 @@ impl BootState {
             aws_calls: 0,
             s3_keys_read: Vec::new(),
             etcd_servers: Vec::new(),
+            last_known_good: None,
+            consecutive_failures: 0,
         }
     }
 

@@ -2,10 +2,11 @@
 //! `AWS_ENDPOINT_URL_S3`). It answers the two AutoScaling lifecycle-action calls moto does not
 //! implement (CompleteLifecycleAction, RecordLifecycleActionHeartbeat answer HTTP 500 there)
 //! itself, can answer chosen AutoScaling actions or S3 paths with an error (throttling, access
-//! denied), records every call for assertions, and forwards the rest to moto.
+//! denied), can forward a request and then drop its reply (the connection closes with no
+//! answer, as when a reply is lost on the way), records every call for assertions, and forwards
+//! the rest to moto.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
@@ -29,11 +30,33 @@ struct Fault {
     left: u32,
 }
 
+/// Requests to forward and then leave unanswered: `method` on paths containing `path`.
+#[derive(Debug, Clone)]
+struct LostReply {
+    method: String,
+    path: String,
+    left: u32,
+}
+
 #[derive(Default)]
 struct Shared {
     calls: Mutex<Vec<Call>>,
     faults: Mutex<Vec<Fault>>,
+    drops: Mutex<Vec<LostReply>>,
+    dropped: Mutex<u32>,
 }
+
+/// The reply was dropped on purpose: hyper closes the connection without an answer.
+#[derive(Debug)]
+struct ReplyDropped;
+
+impl std::fmt::Display for ReplyDropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("reply dropped by the test world")
+    }
+}
+
+impl std::error::Error for ReplyDropped {}
 
 pub struct AwsProxy {
     addr: SocketAddr,
@@ -81,9 +104,9 @@ impl AwsProxy {
                                     let (http, upstream, shared) =
                                         (http.clone(), upstream.clone(), shared.clone());
                                     async move {
-                                        Ok::<_, Infallible>(
-                                            handle(req, &http, &upstream, &shared).await,
-                                        )
+                                        handle(req, &http, &upstream, &shared)
+                                            .await
+                                            .ok_or(ReplyDropped)
                                     }
                                 });
                                 let _ = hyper::server::conn::http1::Builder::new()
@@ -136,6 +159,21 @@ impl AwsProxy {
         });
     }
 
+    /// Forwards the next `count` requests with `method` whose path contains `path` to moto, then
+    /// closes the connection without an answer: the request took effect, its reply is lost.
+    pub fn drop_reply(&self, method: &str, path: &str, count: u32) {
+        self.shared.drops.lock().unwrap().push(LostReply {
+            method: method.into(),
+            path: path.into(),
+            left: count,
+        });
+    }
+
+    /// How many replies were dropped so far.
+    pub fn replies_dropped(&self) -> u32 {
+        *self.shared.dropped.lock().unwrap()
+    }
+
     /// Answers the next `count` S3 requests whose path contains `path` with HTTP `status` and
     /// error `code` (`AccessDenied` with 403, ...).
     pub fn fail_path(&self, path: &str, status: u16, code: &str, count: u32) {
@@ -165,7 +203,7 @@ async fn handle(
     http: &reqwest::Client,
     upstream: &str,
     shared: &Shared,
-) -> Response<Full<Bytes>> {
+) -> Option<Response<Full<Bytes>>> {
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
@@ -189,11 +227,13 @@ async fn handle(
                  world</Message></Error><RequestId>tn-world</RequestId></ErrorResponse>"
             )
         };
-        return Response::builder()
-            .status(status)
-            .header("content-type", "application/xml")
-            .body(Full::new(Bytes::from(xml)))
-            .unwrap();
+        return Some(
+            Response::builder()
+                .status(status)
+                .header("content-type", "application/xml")
+                .body(Full::new(Bytes::from(xml)))
+                .unwrap(),
+        );
     }
     if action == "CompleteLifecycleAction" || action == "RecordLifecycleActionHeartbeat" {
         let xml = format!(
@@ -201,11 +241,14 @@ async fn handle(
              <{action}Result/><ResponseMetadata><RequestId>tn-world</RequestId>\
              </ResponseMetadata></{action}Response>"
         );
-        return Response::builder()
-            .header("content-type", "text/xml")
-            .body(Full::new(Bytes::from(xml)))
-            .unwrap();
+        return Some(
+            Response::builder()
+                .header("content-type", "text/xml")
+                .body(Full::new(Bytes::from(xml)))
+                .unwrap(),
+        );
     }
+    let drop_reply = take_drop(shared, parts.method.as_str(), &path);
     let url = format!(
         "{upstream}{}",
         parts.uri.path_and_query().map_or("/", |p| p.as_str())
@@ -216,7 +259,11 @@ async fn handle(
             forward = forward.header(name, value);
         }
     }
-    match forward.send().await {
+    let answer = forward.send().await;
+    if drop_reply {
+        return None;
+    }
+    Some(match answer {
         Ok(resp) => {
             let status = resp.status();
             let ctype = resp.headers().get("content-type").cloned();
@@ -231,7 +278,21 @@ async fn handle(
             .status(502)
             .body(Full::new(Bytes::from(format!("forwarding to moto: {e}"))))
             .unwrap(),
-    }
+    })
+}
+
+/// Whether this request's reply is to be dropped (and one fewer is left to drop).
+fn take_drop(shared: &Shared, method: &str, path: &str) -> bool {
+    let mut drops = shared.drops.lock().unwrap();
+    let Some(d) = drops
+        .iter_mut()
+        .find(|d| d.left > 0 && d.method == method && path.contains(&d.path))
+    else {
+        return false;
+    };
+    d.left -= 1;
+    *shared.dropped.lock().unwrap() += 1;
+    true
 }
 
 /// The fault matching a request, if any is left: (status, code, whether it is an S3 one).

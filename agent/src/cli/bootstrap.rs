@@ -1,13 +1,14 @@
 //! `tn-agent bootstrap`: boot-time work for this node's role.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
 
 use super::Globals;
-use crate::aws::Aws;
-use crate::config::{RoleSettings, Settings};
+use crate::aws::{AsgView, Aws, AwsError};
+use crate::config::{Role, RoleSettings, Settings};
+use crate::exit::one_line;
 use crate::identity::NodeIdentity;
 use crate::imds::Imds;
 use crate::node::Node;
@@ -20,16 +21,75 @@ impl Bootstrap {
     pub async fn run(self, globals: &Globals) -> Result<u8> {
         // A config error stops here: nothing is written.
         let settings = globals.load_config()?;
+        let previous = BootState::load(&globals.root).unwrap_or_else(|e| {
+            tracing::warn!(error = %format!("{e:#}"), "ignoring the last run's state");
+            None
+        });
         let mut state = BootState::new(settings.cluster.as_str(), settings.role());
+        state.consecutive_failures = failures_before(previous.as_ref());
+        if settings.role() == Role::Master {
+            // The apiserver manifest keeps them until this run writes it again.
+            state.etcd_servers = previous.map(|p| p.etcd_servers).unwrap_or_default();
+        }
         // Written first, unfinished: a run that is killed never shows as the last one's outcome.
         state.save(&globals.root)?;
+        pace(
+            state.consecutive_failures,
+            settings.bootstrap.retry_max_delay,
+        )
+        .await;
         let result = work(&settings, globals, &mut state).await;
         state.finished_at = Some(now_rfc3339());
         state.ok = result.is_ok();
         state.error = result.as_ref().err().map(|e| format!("{e:#}"));
+        let retryable = result
+            .as_ref()
+            .is_err_and(|e| crate::exit::code_for(e) == crate::exit::FAILED);
+        state.consecutive_failures = if retryable {
+            state.consecutive_failures + 1
+        } else {
+            0
+        };
         state.save(&globals.root)?;
         result.map(|()| crate::exit::OK)
     }
+}
+
+/// Failed runs in a row before this one: a finished run recorded its count; a run that never
+/// finished (killed, timed out) counts as one more failure.
+fn failures_before(previous: Option<&BootState>) -> u32 {
+    match previous {
+        None => 0,
+        Some(p) if p.finished_at.is_none() => p.consecutive_failures + 1,
+        Some(p) => p.consecutive_failures,
+    }
+}
+
+/// The wait before a run after `failures` failed ones, on top of the unit's `RestartSec=`
+/// (15 s): none after one failure, then 15 s doubling per failure, capped at `max`, jittered to
+/// between half and all of it so that nodes failing together spread out.
+pub fn retry_delay(failures: u32, max: Duration) -> Duration {
+    if failures < 2 {
+        return Duration::ZERO;
+    }
+    let policy = crate::retry::Backoff::new(Duration::from_secs(15), max, Duration::MAX);
+    policy.wait(failures - 1)
+}
+
+/// Waits [`retry_delay`], saying so: a bootstrap that keeps failing does not hammer AWS every
+/// 15 s forever.
+async fn pace(failures: u32, max: Duration) {
+    let delay = retry_delay(failures, max);
+    if delay.is_zero() {
+        return;
+    }
+    tracing::warn!(
+        failures,
+        delay_seconds = delay.as_secs_f64(),
+        "the last {failures} runs failed: waiting {:.1}s before trying again",
+        delay.as_secs_f64()
+    );
+    tokio::time::sleep(delay).await;
 }
 
 async fn work(settings: &Settings, globals: &Globals, state: &mut BootState) -> Result<()> {
@@ -47,11 +107,95 @@ async fn work(settings: &Settings, globals: &Globals, state: &mut BootState) -> 
     state.identity = Some(me.clone());
     state.timings_ms.insert("identify".into(), elapsed_ms(step));
 
-    let step = Instant::now();
     let aws = Aws::connect(&me.region).await;
-    let discovered = discover(&aws, &me).await;
+    let node = Node {
+        settings,
+        root: &globals.root,
+        ident: &me,
+        aws: &aws,
+    };
+    let step = Instant::now();
+    let result = role_work(&node, state).await;
     state.aws_calls = aws.calls();
-    let asg = discovered?;
+    state
+        .timings_ms
+        .insert(settings.role().as_str().into(), elapsed_ms(step));
+    match result {
+        Err(e) if unreachable_aws(&e) => start_without_aws(&node, state, e).await,
+        other => other,
+    }
+}
+
+/// The role's work with AWS. Etcd nodes and masters look at their autoscaling group first;
+/// workers never use it.
+async fn role_work(node: &Node<'_>, state: &mut BootState) -> Result<()> {
+    match &node.settings.role_settings {
+        RoleSettings::Etcd { .. } => {
+            let asg = discover(node, state).await?;
+            crate::etcd::bootstrap(node, &asg, state).await
+        }
+        RoleSettings::Master(master) => {
+            let asg = discover(node, state).await?;
+            crate::kube::bootstrap_master(node, master, &asg, state).await
+        }
+        RoleSettings::Worker { kubernetes, .. } => {
+            crate::kube::bootstrap_worker(node, kubernetes, state).await
+        }
+    }
+}
+
+/// Whether the run failed because an AWS API could not be used (network, throttling, 5xx,
+/// access): not a missing or malformed object, not an etcd or file problem.
+fn unreachable_aws(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| matches!(c.downcast_ref::<AwsError>(), Some(AwsError::Api { .. })))
+}
+
+/// A reboot on a bad AWS day: the node starts with the files of its last good run when they
+/// are complete and its certificates usable (and, for etcd, it restarts as the member it was);
+/// otherwise the AWS error stands.
+async fn start_without_aws(
+    node: &Node<'_>,
+    state: &mut BootState,
+    aws_error: anyhow::Error,
+) -> Result<()> {
+    tracing::warn!(error = %one_line(aws_error.as_ref()), "AWS cannot be used: looking at the node's last-known-good files");
+    let kept = match &node.settings.role_settings {
+        RoleSettings::Etcd { .. } => crate::etcd::restart_without_aws(node, state).await?,
+        RoleSettings::Master(master) => {
+            crate::kube::keep_without_aws(node, &master.kubernetes, state)?
+        }
+        RoleSettings::Worker { kubernetes, .. } => {
+            crate::kube::keep_without_aws(node, kubernetes, state)?
+        }
+    };
+    if !kept {
+        return Err(aws_error);
+    }
+    let error = one_line(aws_error.as_ref());
+    state.decide(
+        "started with last-known-good files",
+        format!(
+            "AWS could not be used ({error}); this node's files from its last good run are \
+             complete and its certificates valid, so its services start with them; joins, \
+             replacements and renewals wait for AWS"
+        ),
+    );
+    state.last_known_good = Some(error);
+    Ok(())
+}
+
+async fn discover(node: &Node<'_>, state: &mut BootState) -> Result<AsgView> {
+    let step = Instant::now();
+    let (aws, me) = (node.aws, node.ident);
+    let name = aws
+        .asg_of(&me.instance_id)
+        .await
+        .context("finding this instance's autoscaling group")?;
+    let asg = aws
+        .describe_asg(&name)
+        .await
+        .with_context(|| format!("listing the instances of autoscaling group {name}"))?;
     state.decide(
         "discovered peers",
         format!(
@@ -63,40 +207,48 @@ async fn work(settings: &Settings, globals: &Globals, state: &mut BootState) -> 
     );
     state.asg = Some(asg.clone());
     state.timings_ms.insert("discover".into(), elapsed_ms(step));
-
-    let step = Instant::now();
-    let node = Node {
-        settings,
-        root: &globals.root,
-        ident: &me,
-        aws: &aws,
-    };
-    let result = match &settings.role_settings {
-        RoleSettings::Etcd { .. } => crate::etcd::bootstrap(&node, &asg, state).await,
-        RoleSettings::Master(master) => {
-            crate::kube::bootstrap_master(&node, master, &asg, state).await
-        }
-        RoleSettings::Worker { kubernetes, .. } => {
-            crate::kube::bootstrap_worker(&node, kubernetes, state).await
-        }
-    };
-    state.aws_calls = aws.calls();
-    state
-        .timings_ms
-        .insert(settings.role().as_str().into(), elapsed_ms(step));
-    result
-}
-
-async fn discover(aws: &Aws, me: &NodeIdentity) -> Result<crate::aws::AsgView> {
-    let name = aws
-        .asg_of(&me.instance_id)
-        .await
-        .context("finding this instance's autoscaling group")?;
-    aws.describe_asg(&name)
-        .await
-        .with_context(|| format!("listing the instances of autoscaling group {name}"))
+    Ok(asg)
 }
 
 fn elapsed_ms(since: Instant) -> u64 {
     since.elapsed().as_millis() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retry_delay_grows_from_the_second_failure_and_is_capped() {
+        let max = Duration::from_secs(300);
+        assert_eq!(retry_delay(0, max), Duration::ZERO);
+        assert_eq!(retry_delay(1, max), Duration::ZERO);
+        for (failures, full) in [
+            (2, 15),
+            (3, 30),
+            (4, 60),
+            (5, 120),
+            (6, 240),
+            (7, 300),
+            (40, 300),
+        ] {
+            for _ in 0..20 {
+                let d = retry_delay(failures, max);
+                let full = Duration::from_secs(full);
+                assert!(d >= full / 2 && d <= full, "{failures} failures: {d:?}");
+            }
+        }
+        assert_eq!(retry_delay(9, Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_run_that_never_finished_counts_as_a_failure() {
+        let mut p = BootState::new("prod", Role::Worker);
+        assert_eq!(failures_before(Some(&p)), 1);
+        p.consecutive_failures = 3;
+        assert_eq!(failures_before(Some(&p)), 4);
+        p.finished_at = Some(now_rfc3339());
+        assert_eq!(failures_before(Some(&p)), 3);
+        assert_eq!(failures_before(None), 0);
+    }
 }

@@ -43,6 +43,8 @@ pub struct Settings {
     pub vpc_number: u8,
     /// Addresses derived from `vpc_number`.
     pub plan: AddressPlan,
+    /// How `bootstrap` paces its retries.
+    pub bootstrap: BootstrapSettings,
     /// How this node serves etcd (role etcd) or reaches it (role master); a worker does not use it.
     pub etcd: EtcdSettings,
     /// The role, with the settings only that role has.
@@ -113,8 +115,19 @@ pub struct EtcdSettings {
     pub peer_port: u16,
     /// From `join_timeout_seconds`.
     pub join_timeout: Duration,
+    /// From `learner_timeout_seconds`: how long another node's started learner may stay
+    /// unhealthy while it blocks joins before a joiner removes it.
+    pub learner_timeout: Duration,
     /// The termination lifecycle hook of the etcd ASG that `etcd leave` completes, and no other.
     pub leave_hook: String,
+}
+
+/// `[bootstrap]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootstrapSettings {
+    /// From `retry_max_delay_seconds`: the most a run waits, after earlier runs failed, before
+    /// it tries again (on top of the unit's `RestartSec=`). Zero: no wait of its own.
+    pub retry_max_delay: Duration,
 }
 
 /// `[kubernetes]`, for roles master and worker.

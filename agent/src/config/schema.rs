@@ -25,8 +25,15 @@ pub(super) struct RawConfig {
     pub(super) state_bucket: Option<String>,
     pub(super) internal_domain: Option<String>,
     pub(super) vpc_number: Option<i64>,
+    pub(super) bootstrap: Option<RawBootstrap>,
     pub(super) etcd: Option<RawEtcd>,
     pub(super) kubernetes: Option<RawKubernetes>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBootstrap {
+    pub(super) retry_max_delay_seconds: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -34,10 +41,12 @@ pub(super) struct RawConfig {
 pub(super) struct RawEtcd {
     pub(super) asg: Option<String>,
     pub(super) tls: Option<bool>,
+    pub(super) insecure: Option<bool>,
     pub(super) data_dir: Option<String>,
     pub(super) client_port: Option<i64>,
     pub(super) peer_port: Option<i64>,
     pub(super) join_timeout_seconds: Option<i64>,
+    pub(super) learner_timeout_seconds: Option<i64>,
     pub(super) leave_hook: Option<String>,
 }
 
@@ -91,17 +100,22 @@ pub(super) const ROOT: &[Field] = &[
     field("state_bucket", Kind::String),
     field("internal_domain", Kind::String),
     field("vpc_number", Kind::Integer),
+    field("bootstrap", Kind::Table(BOOTSTRAP)),
     field("etcd", Kind::Table(ETCD)),
     field("kubernetes", Kind::Table(KUBERNETES)),
 ];
 
+const BOOTSTRAP: &[Field] = &[field("retry_max_delay_seconds", Kind::Integer)];
+
 const ETCD: &[Field] = &[
     field("asg", Kind::String),
     field("tls", Kind::Boolean),
+    field("insecure", Kind::Boolean),
     field("data_dir", Kind::String),
     field("client_port", Kind::Integer),
     field("peer_port", Kind::Integer),
     field("join_timeout_seconds", Kind::Integer),
+    field("learner_timeout_seconds", Kind::Integer),
     field("leave_hook", Kind::String),
 ];
 

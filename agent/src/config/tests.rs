@@ -143,11 +143,16 @@ fn good_configs() {
 [etcd]
 asg = "prod-etcd"
 tls = false
+insecure = true
 data_dir = "/srv/etcd"
 client_port = 12379
 peer_port = 12380
 join_timeout_seconds = 30
-leave_hook = "prod/etcd-leave_1""#,
+learner_timeout_seconds = 120
+leave_hook = "prod/etcd-leave_1"
+
+[bootstrap]
+retry_max_delay_seconds = 0"#,
             )),
             check: |s| {
                 assert_eq!(s.etcd_asg(), Some("prod-etcd"));
@@ -157,9 +162,11 @@ leave_hook = "prod/etcd-leave_1""#,
                     client_port: 12379,
                     peer_port: 12380,
                     join_timeout: Duration::from_secs(30),
+                    learner_timeout: Duration::from_secs(120),
                     leave_hook: "prod/etcd-leave_1".into(),
                 };
                 assert_eq!(s.etcd, expected);
+                assert_eq!(s.bootstrap.retry_max_delay, Duration::ZERO);
             },
         },
         Good {
@@ -275,14 +282,15 @@ fn bad_configs() {
             name: "unknown top-level key",
             files: main(plus(ETCD_MIN, "colour = \"blue\"")),
             error: "/etc/tn-agent/config.toml: unknown key `colour`; expected one of: cluster, \
-                    role, state_bucket, internal_domain, vpc_number, etcd, kubernetes",
+                    role, state_bucket, internal_domain, vpc_number, bootstrap, etcd, \
+                    kubernetes",
         },
         Bad {
             name: "unknown key in [etcd]",
             files: main(plus(ETCD_MIN, "[etcd]\nclient-port = 2379")),
             error: "/etc/tn-agent/config.toml: unknown key `etcd.client-port`; expected one \
-                    of: asg, tls, data_dir, client_port, peer_port, join_timeout_seconds, \
-                    leave_hook",
+                    of: asg, tls, insecure, data_dir, client_port, peer_port, \
+                    join_timeout_seconds, learner_timeout_seconds, leave_hook",
         },
         Bad {
             name: "unknown key in a drop-in names the drop-in",
@@ -546,6 +554,20 @@ fn bad_configs() {
             ),
             error: "/etc/tn-agent/config.toml: key `cluster`: expected a cluster name of 1-32 \
                     characters from a-z, 0-9 and '-', got \"p_r\"",
+        },
+        Bad {
+            name: "etcd without TLS needs insecure = true",
+            files: dropin(ETCD_MIN, "[etcd]\ntls = false\n"),
+            error: "/etc/tn-agent/config.d/10-pool.toml: key `etcd.tls`: expected `insecure = \
+                    true` next to it (etcd without TLS sends every key, Secrets included, in \
+                    clear text and lets anyone who reaches its ports in), got tls = false with \
+                    insecure = unset",
+        },
+        Bad {
+            name: "a retry delay over an hour",
+            files: main(plus(ETCD_MIN, "[bootstrap]\nretry_max_delay_seconds = 3601\n")),
+            error: "/etc/tn-agent/config.toml: key `bootstrap.retry_max_delay_seconds`: \
+                    expected a number of seconds from 0 to 3600, got 3601",
         },
         Bad {
             name: "[kubernetes] in an etcd config",

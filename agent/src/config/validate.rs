@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::schema::{dropin_dir, join_key, RawConfig, RawEtcd, RawKubernetes};
+use super::schema::{dropin_dir, join_key, RawBootstrap, RawConfig, RawEtcd, RawKubernetes};
 use super::types::{
     is_bucket_name, is_dns_name, is_kubelet_settable, is_label_key, is_label_value, BUCKET_RULE,
     DNS_RULE, KUBELET_LABEL_RULE, LABEL_KEY_RULE, LABEL_VALUE_RULE,
 };
 use super::{
-    AddressPlan, ClusterName, ConfigError, EtcdSettings, InvalidValue, KubeVersion,
-    KubernetesSettings, MasterSettings, Role, RoleSettings, Settings, Taint,
+    AddressPlan, BootstrapSettings, ClusterName, ConfigError, EtcdSettings, InvalidValue,
+    KubeVersion, KubernetesSettings, MasterSettings, Role, RoleSettings, Settings, Taint,
 };
 
 const ASG_RULE: &str = "an autoscaling group name of 1-255 characters without control characters";
@@ -21,6 +21,9 @@ const CLEAN_PATH_RULE: &str = "an absolute path in normal form (no `.`, `..` or 
      no trailing `/`) of A-Z, a-z, 0-9, '.', '_', '-' and '/'";
 const PORT_RULE: &str = "a TCP port from 1 to 65535";
 const TIMEOUT_RULE: &str = "a number of seconds from 1 to 3600";
+const DELAY_RULE: &str = "a number of seconds from 0 to 3600";
+const INSECURE_RULE: &str = "`insecure = true` next to it (etcd without TLS sends every key, \
+     Secrets included, in clear text and lets anyone who reaches its ports in)";
 const HOOK_RULE: &str =
     "a lifecycle hook name of 1-255 characters from A-Z, a-z, 0-9, '-', '_' and '/'";
 /// The hook name the Terraform examples give the etcd ASG (docs/node.md).
@@ -102,6 +105,7 @@ pub(super) fn validate(
     let (vpc_number, plan) =
         check_vpc_number(raw.vpc_number.unwrap_or(0)).map_err(ctx.invalid("vpc_number"))?;
 
+    let bootstrap = validate_bootstrap(raw.bootstrap.unwrap_or_default(), ctx)?;
     let (etcd, etcd_asg) = validate_etcd(raw.etcd.unwrap_or_default(), role, ctx)?;
     let kubernetes = |raw: Option<RawKubernetes>| {
         validate_kubernetes(raw.unwrap_or_default(), internal_domain.as_deref(), ctx)
@@ -129,10 +133,22 @@ pub(super) fn validate(
         internal_domain,
         vpc_number,
         plan,
+        bootstrap,
         etcd,
         role_settings,
         sources,
     })
+}
+
+fn validate_bootstrap(raw: RawBootstrap, ctx: &Context) -> Result<BootstrapSettings, ConfigError> {
+    let n = raw.retry_max_delay_seconds.unwrap_or(300);
+    let retry_max_delay = u64::try_from(n)
+        .ok()
+        .filter(|s| *s <= 3600)
+        .map(Duration::from_secs)
+        .ok_or_else(|| InvalidValue::integer(DELAY_RULE, n))
+        .map_err(ctx.invalid("bootstrap.retry_max_delay_seconds"))?;
+    Ok(BootstrapSettings { retry_max_delay })
 }
 
 /// `etcd.asg` as the role has it: required for a master, optional for the others.
@@ -183,6 +199,22 @@ fn validate_etcd(
     }
     let join_timeout = check_timeout(raw.join_timeout_seconds.unwrap_or(600))
         .map_err(ctx.invalid("etcd.join_timeout_seconds"))?;
+    let learner_timeout = check_timeout(raw.learner_timeout_seconds.unwrap_or(600))
+        .map_err(ctx.invalid("etcd.learner_timeout_seconds"))?;
+    let tls = raw.tls.unwrap_or(true);
+    if !tls && raw.insecure != Some(true) {
+        return Err(ctx.invalid_at(
+            "etcd.tls",
+            "etcd.tls",
+            InvalidValue {
+                expected: INSECURE_RULE.into(),
+                got: format!(
+                    "tls = false with insecure = {}",
+                    raw.insecure.map_or("unset".into(), |b| b.to_string())
+                ),
+            },
+        ));
+    }
     let leave_hook = check_str(
         raw.leave_hook.as_deref().unwrap_or(DEFAULT_LEAVE_HOOK),
         |s| {
@@ -194,11 +226,12 @@ fn validate_etcd(
     )
     .map_err(ctx.invalid("etcd.leave_hook"))?;
     let etcd = EtcdSettings {
-        tls: raw.tls.unwrap_or(true),
+        tls,
         data_dir,
         client_port,
         peer_port,
         join_timeout,
+        learner_timeout,
         leave_hook,
     };
     Ok((etcd, asg))

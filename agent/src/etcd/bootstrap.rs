@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use super::client::ErrorKind;
 use super::model::{ClusterState, ClusterView, InitialCluster, Marker, MemberInfo, MemberRecord};
-use super::plan::{self, Facts, Plan, Removal};
+use super::plan::{self, DataDir, Facts, Plan, Removal};
 use super::{env, tls, Local, Waiter};
 use crate::aws::AsgView;
 use crate::exit::one_line;
@@ -76,6 +76,7 @@ pub async fn bootstrap(node: &Node<'_>, own_asg: &AsgView, state: &mut BootState
             cluster: cluster.as_ref(),
             listening: &listening,
             data: &data,
+            env_written: node.root.path(files::ETCD_ENV).exists(),
         });
         tracing::debug!(?plan, "etcd plan");
         let why = match plan {
@@ -86,6 +87,11 @@ pub async fn bootstrap(node: &Node<'_>, own_asg: &AsgView, state: &mut BootState
                     why
                 }
             },
+            Plan::ResumeSeed => {
+                let marker = marker.as_ref().expect("resuming a seed needs the marker");
+                resume_seed(&local, marker, state)?;
+                return Ok(());
+            }
             Plan::Restart(why) => {
                 restart(&local, cluster.as_ref(), marker.as_ref(), state, why)?;
                 return Ok(());
@@ -118,6 +124,67 @@ pub async fn bootstrap(node: &Node<'_>, own_asg: &AsgView, state: &mut BootState
             bail!("etcd is not ready to start after {}s: {why}", waiter.secs());
         }
     }
+}
+
+/// A reboot while AWS cannot be reached (SPEC §7.4 without the ASG view or the marker): etcd
+/// restarts as itself when this node has its data dir, the record of it, the env file and
+/// usable certificates, and the members it can reach from the record either still list it or
+/// none answers (a whole-cluster restart). `Ok(false)` when that cannot be told without AWS: a
+/// join, a replacement or a removal still needs it.
+pub async fn restart_without_aws(node: &Node<'_>, state: &mut BootState) -> Result<bool> {
+    let (settings, root) = (node.settings, node.root);
+    let missing = files::expected(crate::config::Role::Etcd, settings.etcd.tls)
+        .into_iter()
+        .find(|f| !root.path(f).exists());
+    if let Some(file) = missing {
+        tracing::info!(file, "no last-known-good start: a file is missing");
+        return Ok(false);
+    }
+    if settings.etcd.tls {
+        let certs = [
+            files::ETCD_NODE_CA,
+            files::ETCD_SERVER.cert,
+            files::ETCD_PEER.cert,
+        ];
+        if let Some(why) = certs.iter().find_map(|c| files::unusable_cert(root, c)) {
+            tracing::info!(%why, "no last-known-good start");
+            return Ok(false);
+        }
+    }
+    let Ok(mut local) = Local::from_disk(settings, root, node.ident) else {
+        return Ok(false);
+    };
+    if settings.etcd.tls {
+        local.tls_files = Some(tls::node_files(root));
+    }
+    let DataDir::Present {
+        record: Some(record),
+    } = local.data_dir_state()
+    else {
+        tracing::info!("no last-known-good start: no etcd data with a record of it");
+        return Ok(false);
+    };
+    if record.name != local.me.name || record.data_dir != local.data_dir.display().to_string() {
+        tracing::info!("no last-known-good start: the record is not this node's data dir's");
+        return Ok(false);
+    }
+    let cluster = local.access.observe(&local.candidates(None)).await;
+    let why = match &cluster {
+        None => plan::Restart::NobodyAnswers,
+        Some(view) => match view
+            .members
+            .iter()
+            .find(|m| m.name == local.me.name || record.member_id.is_some_and(|id| id == m.id))
+        {
+            Some(m) => plan::Restart::StillMember { id: m.id },
+            None => {
+                tracing::info!("no last-known-good start: the members no longer list this node");
+                return Ok(false);
+            }
+        },
+    };
+    restart(&local, cluster.as_ref(), None, state, why)?;
+    Ok(true)
 }
 
 async fn read_marker(store: &Store<'_>) -> Result<Option<Marker>> {
@@ -206,8 +273,21 @@ async fn seed(
         .create_marker(&marker)
         .await
         .context("writing the cluster marker")?;
-    if !created {
+    // "Already exists" may answer our own put: S3 stored it, the reply was lost, and the SDK's
+    // retry found it there. The token is random: only this run can have written it.
+    let ours = created
+        || read_marker(store)
+            .await?
+            .is_some_and(|m| m.token == marker.token);
+    if !ours {
         return Ok(Some("another node created the cluster marker first".into()));
+    }
+    if !created {
+        tracing::warn!(
+            token = %marker.token,
+            "the cluster marker put was answered \"already exists\", but the marker is this \
+             run's own (a lost reply): going on as the seeder"
+        );
     }
     state.decide(
         "seeded cluster",
@@ -224,6 +304,26 @@ async fn seed(
     );
     local.write_config(&record, state)?;
     Ok(None)
+}
+
+/// Finishes a seed whose run ended after the marker was stored: the same files `seed` writes,
+/// with the marker's token.
+fn resume_seed(local: &Local<'_>, marker: &Marker, state: &mut BootState) -> Result<()> {
+    state.decide(
+        "seeded cluster",
+        format!(
+            "finishing the seed: the cluster marker (token {}) was written by this node at {}, \
+             but etcd never started from it (no data, no env file, no member answers)",
+            marker.token, marker.seeded_at
+        ),
+    );
+    let record = local.record(
+        &marker.token,
+        None,
+        InitialCluster::only(&local.me),
+        ClusterState::New,
+    );
+    local.write_config(&record, state)
 }
 
 /// Starts etcd on its data as before: same env, no membership change.

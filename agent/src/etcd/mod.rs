@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-pub use self::bootstrap::bootstrap;
+pub use self::bootstrap::{bootstrap, restart_without_aws};
 pub use self::membership::{leave, promote};
 
 use self::client::{ClientTls, EtcdAccess};

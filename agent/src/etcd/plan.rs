@@ -42,6 +42,9 @@ pub struct Facts<'a> {
     /// nobody answered and there is no marker).
     pub listening: &'a [String],
     pub data: &'a DataDir,
+    /// Whether `etcd.env` exists: etcd can have started from this node's configuration only
+    /// if it does (the unit reads it, and starts only after a bootstrap that wrote it).
+    pub env_written: bool,
 }
 
 /// A stale member to remove before joining, and why it is stale.
@@ -57,6 +60,10 @@ pub struct Removal {
 pub enum Plan {
     /// Create the cluster: write the marker, start a one-member cluster.
     Seed,
+    /// This node wrote the marker but its run ended before etcd could start (the reply to the
+    /// put was lost, or the node crashed before writing its files): start the one-member cluster
+    /// the marker names.
+    ResumeSeed,
     /// Start etcd on the existing data: no membership change.
     Restart(Restart),
     /// Move the data dir aside (never delete it), then decide again.
@@ -235,6 +242,7 @@ fn decide_fresh(f: &Facts, record: Option<&MemberRecord>) -> Plan {
     }
     let Some(cluster) = f.cluster else {
         return match f.marker {
+            Some(marker) if seeded_but_never_started(f, marker, record) => Plan::ResumeSeed,
             Some(marker) => Plan::Wait(Wait::NobodyAnswers {
                 seeded_by: marker.seeded_by.clone(),
                 seeded_at: marker.seeded_at.clone(),
@@ -252,6 +260,21 @@ fn decide_fresh(f: &Facts, record: Option<&MemberRecord>) -> Plan {
         };
     };
     plan_join(f, cluster)
+}
+
+/// Whether this node wrote the marker and etcd can never have started from it: no member
+/// answers, the data dir is empty, there is no env file (the etcd unit starts only after a
+/// bootstrap that wrote it), and the record, if the run got that far, is the seeding one.
+/// Joining needs a running member, so nobody else can have joined either.
+fn seeded_but_never_started(f: &Facts, marker: &Marker, record: Option<&MemberRecord>) -> bool {
+    let mine = marker.seeded_by == f.me.name && marker.seed_peer_url == f.me.peer_url;
+    let seeding_record = record.is_none_or(|r| {
+        r.name == f.me.name
+            && r.cluster_token == marker.token
+            && r.initial_cluster_state == super::model::ClusterState::New
+            && r.member_id.is_none()
+    });
+    mine && seeding_record && !f.env_written
 }
 
 /// The seeder: the lowest instance id among in-service instances.

@@ -144,6 +144,7 @@ struct World {
     cluster: Option<ClusterView>,
     listening: Vec<String>,
     data: DataDir,
+    env_written: bool,
 }
 
 impl World {
@@ -156,6 +157,7 @@ impl World {
             cluster: self.cluster.as_ref(),
             listening: &self.listening,
             data: &self.data,
+            env_written: self.env_written,
         })
     }
 
@@ -185,6 +187,7 @@ fn baseline() -> World {
         cluster: view(vec![member(1, "i-a", 1, false, true)]),
         listening: vec![],
         data: DataDir::Empty { record: None },
+        env_written: false,
     }
 }
 
@@ -246,8 +249,49 @@ fn rows() -> Vec<Row> {
             Plan::Wait(Wait::NoInstanceInService),
         ),
         (
-            "the marker exists and nobody answers: the seeder never seeds again",
+            "the seeder's run ended after its marker put (lost reply, crash): it finishes seeding",
             |w| (w.me, w.cluster) = (me("i-a", 1), None),
+            Plan::ResumeSeed,
+        ),
+        (
+            "... also when it wrote its seeding record but not the env file",
+            |w| {
+                (w.me, w.cluster) = (me("i-a", 1), None);
+                let mut rec = member_record("i-a", "prod-abc");
+                rec.initial_cluster_state = ClusterState::New;
+                w.data = DataDir::Empty { record: Some(rec) };
+            },
+            Plan::ResumeSeed,
+        ),
+        (
+            "the marker exists and nobody answers: a seeder whose env file was written (etcd may \
+             have run) never seeds again",
+            |w| {
+                (w.me, w.cluster) = (me("i-a", 1), None);
+                let mut rec = member_record("i-a", "prod-abc");
+                rec.initial_cluster_state = ClusterState::New;
+                w.data = DataDir::Empty { record: Some(rec) };
+                w.env_written = true;
+            },
+            Plan::Wait(Wait::NobodyAnswers {
+                seeded_by: "i-a".into(),
+                seeded_at: "2026-11-24T00:00:00Z".into(),
+            }),
+        ),
+        (
+            "... nor one whose record is a joiner's",
+            |w| {
+                (w.me, w.cluster) = (me("i-a", 1), None);
+                w.data = empty_with_record("i-a", "prod-abc");
+            },
+            Plan::Wait(Wait::NobodyAnswers {
+                seeded_by: "i-a".into(),
+                seeded_at: "2026-11-24T00:00:00Z".into(),
+            }),
+        ),
+        (
+            "... nor another instance at the seeder's address",
+            |w| (w.me, w.cluster) = (me("i-z", 1), None),
             Plan::Wait(Wait::NobodyAnswers {
                 seeded_by: "i-a".into(),
                 seeded_at: "2026-11-24T00:00:00Z".into(),

@@ -49,13 +49,7 @@ pub async fn prepare(
         .ca(CaName::Etcd)
         .await
         .with_context(|| store.pki_context())?;
-    let tls_files = TlsFiles {
-        ca: root.path(files::ETCD_NODE_CA),
-        server_cert: root.path(files::ETCD_SERVER.cert),
-        server_key: root.path(files::ETCD_SERVER.key),
-        peer_cert: root.path(files::ETCD_PEER.cert),
-        peer_key: root.path(files::ETCD_PEER.key),
-    };
+    let tls_files = node_files(root);
     files::write(
         root,
         state,
@@ -79,4 +73,15 @@ pub async fn prepare(
         key_pem: server.key_pem,
     };
     Ok((client, tls_files))
+}
+
+/// Where the node's etcd TLS files are, as the env file names them.
+pub fn node_files(root: &Root) -> TlsFiles {
+    TlsFiles {
+        ca: root.path(files::ETCD_NODE_CA),
+        server_cert: root.path(files::ETCD_SERVER.cert),
+        server_key: root.path(files::ETCD_SERVER.key),
+        peer_cert: root.path(files::ETCD_PEER.cert),
+        peer_key: root.path(files::ETCD_PEER.key),
+    }
 }

@@ -57,6 +57,53 @@ pub async fn bootstrap_worker(
     result
 }
 
+/// A reboot while AWS cannot be reached: a master or worker whose files are all there, with
+/// usable certificates, keeps them as they are (a master's static pods keep their etcd
+/// servers) and writes the kubelet files again (they come from the config and IMDS
+/// alone). `Ok(false)` when a file is missing or a certificate is not usable now: that needs
+/// the state bucket.
+pub fn keep_without_aws(
+    node: &Node<'_>,
+    kube: &KubernetesSettings,
+    state: &mut BootState,
+) -> Result<bool> {
+    let (settings, root, me) = (node.settings, node.root, node.ident);
+    let master = settings.role() == crate::config::Role::Master;
+    let mut needed = files::expected(settings.role(), settings.etcd.tls);
+    let mut certs = vec![files::CA_CERT];
+    if master {
+        needed.extend([
+            files::CA_KEY,
+            files::FRONT_PROXY_CA_CERT,
+            files::SA_KEY,
+            files::SA_PUB,
+            files::CONTROLLER_MANAGER_KUBECONFIG,
+            files::SCHEDULER_KUBECONFIG,
+            files::APISERVER_MANIFEST,
+            files::CONTROLLER_MANAGER_MANIFEST,
+            files::SCHEDULER_MANIFEST,
+        ]);
+        certs.push(files::FRONT_PROXY_CA_CERT);
+        if settings.etcd.tls {
+            certs.push(files::ETCD_CA_CERT);
+        }
+        for leaf in certs::master_leaves(settings, kube, me) {
+            needed.push(leaf.files.key);
+            certs.push(leaf.files.cert);
+        }
+    }
+    if let Some(file) = needed.iter().find(|f| !root.path(f).exists()) {
+        tracing::info!(file, "no last-known-good start: a file is missing");
+        return Ok(false);
+    }
+    if let Some(why) = certs.iter().find_map(|c| files::unusable_cert(root, c)) {
+        tracing::info!(%why, "no last-known-good start");
+        return Ok(false);
+    }
+    write_kubelet_files(settings, kube, root, me, master, state)?;
+    Ok(true)
+}
+
 async fn master(
     node: &Node<'_>,
     master: &MasterSettings,

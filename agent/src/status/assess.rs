@@ -77,19 +77,43 @@ fn bootstrap_problems(r: &Report, out: &mut Vec<Problem>) {
                 b.error.as_deref().unwrap_or("no reason recorded")
             ),
         )),
-        Some(_) => {}
+        Some(b) => {
+            if let Some(err) = &b.last_known_good {
+                out.push(Problem::warning(
+                    "started_without_aws",
+                    format!(
+                        "the last bootstrap could not use AWS ({err}) and started this node \
+                         with its last-known-good files; once AWS answers, run `tn-agent \
+                         bootstrap` to check membership and renew certificates"
+                    ),
+                ));
+            }
+        }
     }
 }
 
 fn file_problems(r: &Report, out: &mut Vec<Problem>) {
-    for f in r.files.iter().filter(|f| !f.exists) {
-        out.push(Problem::error(
-            "file_missing",
-            format!(
-                "{} is missing: run `tn-agent bootstrap` to write it",
-                f.path
-            ),
-        ));
+    for f in &r.files {
+        if !f.exists {
+            out.push(Problem::error(
+                "file_missing",
+                format!(
+                    "{} is missing: run `tn-agent bootstrap` to write it",
+                    f.path
+                ),
+            ));
+        } else if f.path.ends_with(".key") && f.mode.as_deref() != Some("0600") {
+            out.push(Problem::error(
+                "key_mode",
+                format!(
+                    "{} has mode {} but a private key must be 0600 (root only): run `tn-agent \
+                     bootstrap` (it sets it back) or `chmod 0600 {}`",
+                    f.path,
+                    f.mode.as_deref().unwrap_or("?"),
+                    f.path
+                ),
+            ));
+        }
     }
 }
 

@@ -44,10 +44,7 @@ pub async fn gather(settings: &Settings, root: &Root) -> Report {
         state_error,
         etcd,
         certificates: certificates(root, now),
-        files: files::expected(settings.role(), settings.etcd.tls)
-            .into_iter()
-            .map(|path| file_report(root, path))
-            .collect(),
+        files: file_reports(settings, root),
         healthy: false,
         problems: Vec::new(),
     }
@@ -79,7 +76,23 @@ fn bootstrap_report(s: &BootState) -> BootstrapReport {
         files_written: s.files_written.clone(),
         timings_ms: s.timings_ms.clone(),
         aws_calls: s.aws_calls,
+        last_known_good: s.last_known_good.clone(),
     }
+}
+
+/// The expected files, then every other private key under the PKI directories (their modes are
+/// checked).
+fn file_reports(settings: &Settings, root: &Root) -> Vec<FileReport> {
+    let expected = files::expected(settings.role(), settings.etcd.tls);
+    let mut out: Vec<FileReport> = expected.iter().map(|p| file_report(root, p)).collect();
+    for dir in files::PKI_DIRS {
+        for key in pki_files(root, dir, ".key") {
+            if !expected.contains(&key.as_str()) {
+                out.push(file_report(root, &key));
+            }
+        }
+    }
+    out
 }
 
 fn file_report(root: &Root, path: &str) -> FileReport {
@@ -117,6 +130,11 @@ fn certificates(root: &Root, now: OffsetDateTime) -> Vec<CertReport> {
 /// Node paths of the `*.crt` files under `dir` (as a node path), sorted, at most
 /// [`PKI_DEPTH`] directories down.
 fn crt_files(root: &Root, dir: &str) -> Vec<String> {
+    pki_files(root, dir, ".crt")
+}
+
+/// The files under a PKI directory whose names end with `suffix`, sorted.
+fn pki_files(root: &Root, dir: &str, suffix: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mut stack = vec![(dir.to_string(), 0)];
     while let Some((dir, depth)) = stack.pop() {
@@ -131,7 +149,7 @@ fn crt_files(root: &Root, dir: &str) -> Vec<String> {
             };
             if kind.is_dir() && depth < PKI_DEPTH {
                 stack.push((path, depth + 1));
-            } else if kind.is_file() && name.ends_with(".crt") && !name.starts_with('.') {
+            } else if kind.is_file() && name.ends_with(suffix) && !name.starts_with('.') {
                 found.push(path);
             }
         }

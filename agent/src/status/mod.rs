@@ -77,6 +77,9 @@ pub struct BootstrapReport {
     pub files_written: Vec<String>,
     pub timings_ms: BTreeMap<String, u64>,
     pub aws_calls: u32,
+    /// Set when that run could not use AWS and started the node with its last-known-good
+    /// files: the AWS error.
+    pub last_known_good: Option<String>,
 }
 
 /// What came of asking etcd.

@@ -69,6 +69,7 @@ pub(super) fn healthy() -> Report {
             files_written: vec!["/etc/etcd/etcd.env".into()],
             timings_ms: BTreeMap::from([("identify".into(), 12)]),
             aws_calls: 4,
+            last_known_good: None,
         }),
         state_error: None,
         etcd: Some(EtcdReport {
@@ -97,7 +98,7 @@ pub(super) fn healthy() -> Report {
             .map(|p| FileReport {
                 path: p.into(),
                 exists: true,
-                mode: Some("0644".into()),
+                mode: Some(if p.ends_with(".key") { "0600" } else { "0644" }.into()),
             })
             .collect(),
         healthy: false,

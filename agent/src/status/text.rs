@@ -80,7 +80,9 @@ fn render_bootstrap(r: &Report, out: &mut String) {
         }
         return;
     };
-    let outcome = if b.ok {
+    let outcome = if b.ok && b.last_known_good.is_some() {
+        "ok, with last-known-good files (AWS could not be used)".to_string()
+    } else if b.ok {
         "ok".to_string()
     } else {
         format!(

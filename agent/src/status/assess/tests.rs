@@ -55,6 +55,26 @@ fn assess_table() {
             &[(E, "bootstrap_unfinished")],
         ),
         (
+            "started with last-known-good files: shown, still healthy",
+            |r| {
+                r.bootstrap.as_mut().unwrap().last_known_good =
+                    Some("AWS DescribeAutoScalingInstances failed".into())
+            },
+            &[(W, "started_without_aws")],
+        ),
+        (
+            "a key readable by others",
+            |r| {
+                let key = r
+                    .files
+                    .iter_mut()
+                    .find(|f| f.path.ends_with("server.key"))
+                    .unwrap();
+                key.mode = Some("0644".into());
+            },
+            &[(E, "key_mode")],
+        ),
+        (
             "missing file",
             |r| r.files[2].exists = false,
             &[(E, "file_missing")],
