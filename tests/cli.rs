@@ -384,3 +384,46 @@ fn state_json_says_a_bootstrap_is_unfinished_until_it_ends() {
     assert!(state.finished_at.is_some());
     assert!(state.error.unwrap().contains("waiting for"));
 }
+
+/// A bootstrap that keeps failing backs off: `state.json` counts the failed runs in a row, and
+/// from the second one a run waits (here at most 2 s) before trying, and says so. Bad input
+/// (exit 2) and a success reset the count.
+#[test]
+fn failing_bootstraps_back_off() {
+    let world = World::start().unwrap();
+    world.create_asg("demo-etcd", "etcd", 1).unwrap();
+    let inst = &world.asg_instances("demo-etcd").unwrap()[0];
+    let config = world.config(
+        "etcd",
+        "[bootstrap]\nretry_max_delay_seconds = 2\n[etcd]\ntls = false\ninsecure = true\n",
+    );
+    let mut node = world.node(inst, &config).unwrap();
+    node.env
+        .push(("AWS_ENDPOINT_URL".into(), "http://127.0.0.1:9".into()));
+    let mut waited = Vec::new();
+    for expected in 1..=3 {
+        let started = std::time::Instant::now();
+        let run = node.run(&["bootstrap"]).unwrap();
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert_eq!(node.state().unwrap().consecutive_failures, expected);
+        waited.push((
+            run.stderr.contains("runs failed: waiting"),
+            started.elapsed(),
+        ));
+    }
+    assert!(
+        !waited[0].0 && !waited[1].0,
+        "no wait before the second failure: {waited:?}"
+    );
+    assert!(waited[2].0, "the third run waits after two failures");
+    assert!(
+        waited[2].1 >= std::time::Duration::from_secs(1),
+        "{waited:?}"
+    );
+
+    // Bad input: not retried by systemd, and the count starts again.
+    node.imds.set_hostname("bad_name.ec2.internal");
+    let run = node.run(&["bootstrap"]).unwrap();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(node.state().unwrap().consecutive_failures, 0);
+}

@@ -329,13 +329,13 @@ fn a_stale_data_dir_is_moved_aside_and_the_node_joins_fresh() {
     let made = decisions(node);
     assert!(made.contains(&"moved data dir aside".into()), "{made:?}");
     assert!(made.contains(&"joined as learner".into()), "{made:?}");
-    let moved: Vec<String> = std::fs::read_dir(node.path("/var/lib"))
+    let moved: Vec<String> = std::fs::read_dir(node.path("/var/lib/etcd"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("etcd.moved-"))
+        .filter(|n| n.starts_with("moved-"))
         .collect();
     assert_eq!(moved.len(), 1, "{moved:?}");
-    let kept = node.path(&format!("/var/lib/{}", moved[0]));
+    let kept = node.path(&format!("/var/lib/etcd/{}", moved[0]));
     assert!(
         kept.join("member/wal").is_dir(),
         "the old data is kept, not deleted"

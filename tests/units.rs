@@ -20,10 +20,11 @@ use crate::support::systemd::NodeUnits;
 use crate::support::unit_file::UnitFile;
 
 /// The commands the units run: Flatcar ships the /usr/bin ones, the user data installs /opt/bin.
-const EXECUTABLES: [&str; 4] = [
+const EXECUTABLES: [&str; 5] = [
     "/opt/bin/tn-agent",
     "/opt/bin/kubelet",
     "/usr/bin/docker",
+    "/usr/bin/mkdir",
     "/usr/bin/sh",
 ];
 
@@ -184,7 +185,7 @@ fn bootstrap_is_a_oneshot_retried_forever_except_on_bad_input() {
 }
 
 #[test]
-fn etcd_member_runs_etcd_from_the_env_file_and_promotes_after_start() {
+fn etcd_member_runs_a_pinned_etcd_from_the_env_file_and_wants_the_promotion() {
     let unit = UnitFile::parse(&read_unit("etcd-member.service")).unwrap();
     assert_eq!(
         unit.values("Service", "EnvironmentFile"),
@@ -196,11 +197,108 @@ fn etcd_member_runs_etcd_from_the_env_file_and_promotes_after_start() {
         start.contains("--volume ${ETCD_DATA_DIR}:${ETCD_DATA_DIR}"),
         "{start}"
     );
-    assert_eq!(
-        unit.values("Service", "ExecStartPost"),
-        ["/opt/bin/tn-agent etcd promote"]
+    assert!(
+        unit.values("Service", "ExecStartPost").is_empty(),
+        "a failed promotion must not stop etcd"
     );
+    assert!(unit
+        .list("Unit", "Wants")
+        .contains(&"tn-agent-etcd-promote.service".to_string()));
     assert_eq!(unit.value("Service", "Restart").as_deref(), Some("always"));
+    let image = unit
+        .values("Service", "Environment")
+        .into_iter()
+        .find_map(|e| e.strip_prefix("TN_ETCD_IMAGE=").map(str::to_string))
+        .expect("TN_ETCD_IMAGE is set");
+    let (_, digest) = image.split_once("@sha256:").expect("pinned by digest");
+    assert!(
+        digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{image}"
+    );
+}
+
+#[test]
+fn promotion_is_its_own_unit_bound_to_etcd_and_retried() {
+    let unit = UnitFile::parse(&read_unit("tn-agent-etcd-promote.service")).unwrap();
+    let service = |key| unit.value("Service", key);
+    assert_eq!(unit.list("Unit", "BindsTo"), ["etcd-member.service"]);
+    assert_eq!(unit.list("Unit", "After"), ["etcd-member.service"]);
+    assert_eq!(service("Type").as_deref(), Some("oneshot"));
+    assert_eq!(
+        service("ExecStart").as_deref(),
+        Some("/opt/bin/tn-agent etcd promote")
+    );
+    assert_eq!(service("Restart").as_deref(), Some("on-failure"));
+    assert!(service("RestartSec").is_some());
+    assert_eq!(unit.list("Service", "RestartPreventExitStatus"), ["2"]);
+    assert_eq!(
+        unit.value("Unit", "StartLimitIntervalSec").as_deref(),
+        Some("0")
+    );
+}
+
+/// The units that run tn-agent are sandboxed: `systemd-analyze security` rates each "OK"
+/// (exposure at most 3.0 of 10; a unit without sandboxing is 9.6) and it writes only where
+/// the agent keeps its files.
+#[test]
+fn the_agent_units_are_sandboxed() {
+    for name in [
+        BOOTSTRAP,
+        "tn-agent-etcd-promote.service",
+        "tn-agent-etcd-leave.service",
+    ] {
+        let path = crate::support::flatcar::units_dir().join(name);
+        let out = Command::new("systemd-analyze")
+            .args(["security", "--offline=true", "--threshold=30"])
+            .arg(&path)
+            .output()
+            .expect("running systemd-analyze");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{name}: exposure over 3.0:\n{said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let unit = UnitFile::parse(&read_unit(name)).unwrap();
+        let service = |key| unit.value("Service", key);
+        assert_eq!(
+            service("ProtectSystem").as_deref(),
+            Some("strict"),
+            "{name}"
+        );
+        assert_eq!(service("NoNewPrivileges").as_deref(), Some("yes"), "{name}");
+        assert_eq!(service("UMask").as_deref(), Some("0077"), "{name}");
+    }
+    let unit = UnitFile::parse(&read_unit(BOOTSTRAP)).unwrap();
+    let mut writable = unit.list("Service", "ReadWritePaths");
+    writable.sort();
+    assert_eq!(
+        writable,
+        [
+            "-/var/lib/etcd",
+            "/etc/etcd",
+            "/etc/kubernetes",
+            "/var/lib/kubelet",
+            "/var/lib/tn-agent"
+        ]
+    );
+    // The same file, without its sandbox, is rated unsafe: the check can fail.
+    let bare: String = read_unit(BOOTSTRAP)
+        .lines()
+        .filter(|l| {
+            !l.starts_with("Protect") && !l.starts_with("Private") && !l.starts_with("Restrict")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(BOOTSTRAP);
+    std::fs::write(&path, bare).unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--threshold=30"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "an unsandboxed unit passed");
 }
 
 #[test]

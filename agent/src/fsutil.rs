@@ -84,24 +84,28 @@ fn write_new(tmp: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     file.sync_all()
 }
 
-/// Moves the directory `dir` aside to `<dir>.<suffix>` beside it, never deleting anything, and
-/// returns where it is now. When `dir` is a symlink (a data volume mounted elsewhere), the
-/// directory it points to is moved on its own file system and an empty one (0700) takes its
-/// place, so the link keeps pointing at the volume and the data stays on it.
-pub fn move_aside(dir: &Path, suffix: &str) -> io::Result<PathBuf> {
-    let linked = fs::symlink_metadata(dir)?.file_type().is_symlink();
-    let real = fs::canonicalize(dir)?;
-    let name = real
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no directory name"))?;
-    let dest = real.with_file_name(format!("{}.{suffix}", name.to_string_lossy()));
-    fs::rename(&real, &dest)?;
-    if linked {
-        fs::DirBuilder::new().mode(0o700).create(&real)?;
+/// The name prefix of the directories [`move_aside`] makes; entries so named stay where they are.
+pub const MOVED_PREFIX: &str = "moved-";
+
+/// Moves everything in the directory `dir` into a new directory `dir/<name>` (0700), never
+/// deleting anything, and returns it. Earlier moved-aside directories (named [`MOVED_PREFIX`]…)
+/// stay beside it. The data stays in `dir`'s file system: a data dir that is a mount point or a
+/// symlink to a volume keeps its data on that volume (renaming the mount point itself is not
+/// possible, and the parent need not be writable). A crash half-way leaves some entries moved
+/// and some not; nothing is lost, and the next move takes the rest.
+pub fn move_aside(dir: &Path, name: &str) -> io::Result<PathBuf> {
+    let entries: Vec<fs::DirEntry> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
+    let dest = dir.join(name);
+    fs::DirBuilder::new().mode(0o700).create(&dest)?;
+    for entry in entries {
+        let entry_name = entry.file_name();
+        if entry_name.to_string_lossy().starts_with(MOVED_PREFIX) {
+            continue;
+        }
+        fs::rename(entry.path(), dest.join(&entry_name))?;
     }
-    if let Some(parent) = dest.parent() {
-        sync_dir(parent)?;
-    }
+    sync_dir(&dest)?;
+    sync_dir(dir)?;
     Ok(dest)
 }
 
@@ -120,33 +124,42 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
-    fn moving_aside_keeps_everything_and_follows_a_symlinked_dir() {
+    fn moving_aside_keeps_everything_inside_the_dir_and_follows_a_symlink() {
         let tmp = tempfile::tempdir().unwrap();
         let plain = tmp.path().join("etcd");
-        fs::create_dir_all(plain.join("member")).unwrap();
+        fs::create_dir_all(plain.join("member/wal")).unwrap();
+        fs::write(plain.join("tn-agent-member.json"), "{}").unwrap();
         let dest = move_aside(&plain, "moved-1").unwrap();
-        assert_eq!(dest, tmp.path().join("etcd.moved-1"));
-        assert!(dest.join("member").is_dir());
-        assert!(!plain.exists());
+        assert_eq!(dest, plain.join("moved-1"));
+        assert!(dest.join("member/wal").is_dir());
+        assert!(dest.join("tn-agent-member.json").is_file());
+        assert!(!plain.join("member").exists());
+        // A second move keeps the first one where it is.
+        fs::create_dir_all(plain.join("member")).unwrap();
+        let second = move_aside(&plain, "moved-2").unwrap();
+        assert!(second.join("member").is_dir());
+        assert!(
+            dest.join("member/wal").is_dir(),
+            "the first move is untouched"
+        );
+        let mut names: Vec<_> = fs::read_dir(&plain)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["moved-1", "moved-2"]);
 
-        // /var/lib/etcd -> /mnt/volume/etcd: the data stays on the volume.
-        let volume = tmp.path().join("volume");
-        let real = volume.join("etcd");
+        // /var/lib/etcd -> /mnt/volume/etcd: the data stays on the volume, the link stays.
+        let real = tmp.path().join("volume/etcd");
         fs::create_dir_all(real.join("member")).unwrap();
         let link = tmp.path().join("lib-etcd");
         std::os::unix::fs::symlink(&real, &link).unwrap();
-        let dest = move_aside(&link, "moved-2").unwrap();
-        assert_eq!(
-            dest,
-            fs::canonicalize(&volume).unwrap().join("etcd.moved-2")
-        );
-        assert!(dest.join("member").is_dir());
+        move_aside(&link, "moved-3").unwrap();
+        assert!(real.join("moved-3/member").is_dir());
         assert!(fs::symlink_metadata(&link)
             .unwrap()
             .file_type()
             .is_symlink());
-        assert!(link.is_dir(), "the link points at a new, empty directory");
-        assert_eq!(fs::read_dir(&link).unwrap().count(), 0);
     }
 
     #[test]

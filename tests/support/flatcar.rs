@@ -56,6 +56,7 @@ pub fn deployment(format: Format, role: &str) -> Vec<Installed> {
     let mut units = vec![unit(BOOTSTRAP, true, false)];
     if role == "etcd" {
         units.push(unit("etcd-member.service", true, false));
+        units.push(unit("tn-agent-etcd-promote.service", false, false));
         units.push(unit("tn-agent-etcd-leave.service", false, false));
         let start = format == Format::CloudConfig;
         units.push(unit("tn-agent-etcd-leave.timer", true, start));

@@ -209,6 +209,13 @@ impl NodeUnits {
                 self.before("etcd-member.service", "tn-agent-etcd-leave.service"),
                 "the leave unit must follow etcd-member",
             );
+            need(
+                self.before("etcd-member.service", "tn-agent-etcd-promote.service")
+                    && self
+                        .closure(&[BOOTSTRAP])
+                        .contains("tn-agent-etcd-promote.service"),
+                "the promotion must follow etcd-member and start with it",
+            );
         } else {
             need(
                 self.before("containerd.service", "kubelet.service"),

@@ -352,18 +352,23 @@ fn restart(
     local.write_config(&record, state)
 }
 
-/// Moves the data dir (and the record of it) aside: never deleted, named with the time.
+/// Moves the data dir's contents (and the record of them) aside into `<data_dir>/moved-<UTC
+/// time>`: never deleted, kept on the data volume.
 fn move_aside(local: &Local<'_>, state: &mut BootState, why: &plan::MoveAside) -> Result<()> {
     let stamp = time::OffsetDateTime::now_utc()
         .format(time::macros::format_description!(
             "[year][month][day]T[hour][minute][second]Z"
         ))
         .expect("timestamp formats");
-    let dest = fsutil::move_aside(&local.data_dir, &format!("moved-{stamp}"))
-        .with_context(|| format!("moving {} aside", local.data_dir.display()))?;
+    let dest = fsutil::move_aside(&local.data_dir, &format!("{}{stamp}", fsutil::MOVED_PREFIX))
+        .with_context(|| format!("moving the contents of {} aside", local.data_dir.display()))?;
     let record = local.record_path();
     if record.exists() {
-        std::fs::rename(&record, dest.join("tn-agent-member.json"))
+        // Copied, then removed: the data dir is often another file system.
+        let kept = dest.join("tn-agent-member.json");
+        std::fs::copy(&record, &kept)
+            .and_then(|_| std::fs::File::open(&kept)?.sync_all())
+            .and_then(|()| std::fs::remove_file(&record))
             .with_context(|| format!("moving {} with the data", record.display()))?;
     }
     state.decide(
