@@ -714,3 +714,57 @@ fn a_whole_cluster_restart_without_aws() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(!newcomer.path("/etc/etcd/etcd.env").exists());
 }
+
+/// A node joins as a learner, starts, and dies before its promotion (its instance stays
+/// alive): its learner blocks every join (etcd takes one at a time). The next joiner waits
+/// `etcd.learner_timeout_seconds`, then removes it (a learner has no vote) and joins; the dead
+/// node, back later, finds its member gone, moves its data aside and joins again.
+#[test]
+fn a_learner_that_stays_down_is_removed_by_the_next_joiner() {
+    let mut c = Cluster::boot(1);
+    c.world.set_desired_capacity(ASG, 3).unwrap();
+    let mut newcomers: Vec<Node> = c
+        .newcomers()
+        .iter()
+        .map(|i| c.world.node(i, &c.world.etcd_config(JOIN_TIMEOUT)).unwrap())
+        .collect();
+    let stuck = newcomers.remove(0);
+    let run = stuck.run(&["bootstrap"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut etcd = stuck.start_etcd().unwrap();
+    let deadline = std::time::Instant::now() + SETTLE;
+    while !c
+        .check()
+        .view()
+        .is_some_and(|v| v.members.iter().any(|m| m.name == stuck.id && m.is_learner))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the learner never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    etcd.kill();
+
+    let joiner = newcomers.remove(0);
+    joiner
+        .write_config(&c.world.config(
+            "etcd",
+            "[etcd]\njoin_timeout_seconds = 60\nlearner_timeout_seconds = 3\n",
+        ))
+        .unwrap();
+    let etcd = joiner.boot_etcd().unwrap();
+    let removed = why(&joiner, "removed stale member");
+    assert!(
+        removed.contains(&format!("learner of {} has not answered for", stuck.id)),
+        "{removed}"
+    );
+    c.add(joiner, etcd);
+    c.expect_healthy();
+
+    let etcd = stuck.boot_etcd().unwrap();
+    assert!(decisions(&stuck).contains(&"moved data dir aside".to_string()));
+    c.add(stuck, etcd);
+    c.expect_healthy();
+    c.expect_data();
+}

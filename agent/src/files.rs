@@ -20,6 +20,10 @@ pub const STATE: &str = "/var/lib/tn-agent/state.json";
 /// The agent's record of the etcd data dir it configured.
 pub const ETCD_MEMBER_RECORD: &str = "/var/lib/tn-agent/etcd-member.json";
 
+/// When this node first saw each other etcd learner unhealthy (member id → Unix seconds), kept
+/// across bootstrap runs.
+pub const ETCD_LEARNER_WATCH: &str = "/var/lib/tn-agent/etcd-learners.json";
+
 /// etcd's own variables, read by its unit with `EnvironmentFile=`.
 pub const ETCD_ENV: &str = "/etc/etcd/etcd.env";
 /// The etcd node's certificate directory.

@@ -43,6 +43,7 @@ pub async fn bootstrap(node: &Node<'_>, own_asg: &AsgView, state: &mut BootState
         asg_view = Some((own_asg.clone(), Instant::now()));
     }
     let mut marker: Option<Marker> = None;
+    let mut learners = LearnerWatch::load(node.root);
     loop {
         let stale = asg_view
             .as_ref()
@@ -68,6 +69,7 @@ pub async fn bootstrap(node: &Node<'_>, own_asg: &AsgView, state: &mut BootState
             _ => Vec::new(),
         };
         let data = local.data_dir_state();
+        let learners_unhealthy_for = learners.look(cluster.as_ref(), &local.me);
         let plan = plan::decide(&Facts {
             me: &local.me,
             asg: &asg.instances,
@@ -77,6 +79,8 @@ pub async fn bootstrap(node: &Node<'_>, own_asg: &AsgView, state: &mut BootState
             listening: &listening,
             data: &data,
             env_written: node.root.path(files::ETCD_ENV).exists(),
+            learners_unhealthy_for: &learners_unhealthy_for,
+            learner_timeout: settings.etcd.learner_timeout,
         });
         tracing::debug!(?plan, "etcd plan");
         let why = match plan {
@@ -185,6 +189,67 @@ pub async fn restart_without_aws(node: &Node<'_>, state: &mut BootState) -> Resu
     };
     restart(&local, cluster.as_ref(), None, state, why)?;
     Ok(true)
+}
+
+/// When this node first saw each other learner unhealthy, kept across runs
+/// ([`files::ETCD_LEARNER_WATCH`]): a learner that blocks joins for longer than one run is seen
+/// as such. A learner that answers, or is gone, is forgotten.
+struct LearnerWatch {
+    path: std::path::PathBuf,
+    /// Member id (hex) → Unix seconds when first seen unhealthy.
+    first_seen: std::collections::BTreeMap<String, u64>,
+}
+
+impl LearnerWatch {
+    fn load(root: &crate::fsutil::Root) -> Self {
+        let path = root.path(files::ETCD_LEARNER_WATCH);
+        let first_seen = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable learner watch");
+                Default::default()
+            }),
+            Err(_) => Default::default(),
+        };
+        LearnerWatch { path, first_seen }
+    }
+
+    /// Updates the watch from `view` (kept as is when nobody answered) and returns how long
+    /// each other unhealthy learner has been seen so.
+    fn look(
+        &mut self,
+        view: Option<&ClusterView>,
+        me: &super::model::Me,
+    ) -> std::collections::BTreeMap<u64, std::time::Duration> {
+        let mut out = std::collections::BTreeMap::new();
+        let Some(view) = view else {
+            return out;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut seen = std::collections::BTreeMap::new();
+        for m in view.learners() {
+            if m.healthy || m.peer_urls.contains(&me.peer_url) {
+                continue;
+            }
+            let key = format!("{:x}", m.id);
+            let since = self.first_seen.get(&key).copied().unwrap_or(now);
+            out.insert(
+                m.id,
+                std::time::Duration::from_secs(now.saturating_sub(since)),
+            );
+            seen.insert(key, since);
+        }
+        if seen != self.first_seen {
+            self.first_seen = seen;
+            let mut json = serde_json::to_vec_pretty(&self.first_seen).expect("watch serialises");
+            json.push(b'\n');
+            if let Err(e) = fsutil::write_atomic(&self.path, &json, fsutil::MODE_PUBLIC) {
+                tracing::warn!(path = %self.path.display(), error = %e, "could not save the learner watch");
+            }
+        }
+        out
+    }
 }
 
 async fn read_marker(store: &Store<'_>) -> Result<Option<Marker>> {

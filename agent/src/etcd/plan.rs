@@ -5,6 +5,7 @@
 //! A new situation is one more branch here with its typed reason, and one more row in the
 //! table of `plan_tests.rs` (docs/etcd.md, "Adding a situation").
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -42,6 +43,11 @@ pub struct Facts<'a> {
     /// nobody answered and there is no marker).
     pub listening: &'a [String],
     pub data: &'a DataDir,
+    /// How long each other learner (by member id) has been seen unhealthy, by this node's runs.
+    pub learners_unhealthy_for: &'a BTreeMap<u64, Duration>,
+    /// `etcd.learner_timeout_seconds`: an unhealthy learner that blocks joins this long is
+    /// removed.
+    pub learner_timeout: Duration,
     /// Whether `etcd.env` exists: etcd can have started from this node's configuration only
     /// if it does (the unit reads it, and starts only after a bootstrap that wrote it).
     pub env_written: bool,
@@ -113,6 +119,9 @@ pub enum Stale {
     UrlTaken { peer_url: String, by: String },
     /// Its instance is gone from the ASG.
     InstanceGone { instance: String },
+    /// Another node's learner (no vote) that has not answered for this long while blocking
+    /// every join (etcd takes one learner at a time).
+    UnhealthyLearner { owner: String, secs: u64 },
 }
 
 /// Why not now.
@@ -134,10 +143,19 @@ pub enum Wait {
     UnstartedLearner {
         owner: String,
         id: u64,
+        /// Seconds left before it is removed as an unhealthy learner.
+        left: u64,
     },
     /// Another member is a learner catching up.
     LearnerCatchingUp {
         name: String,
+    },
+    /// Another member is a learner that does not answer.
+    LearnerDown {
+        name: String,
+        id: u64,
+        /// Seconds left before it is removed as an unhealthy learner.
+        left: u64,
     },
     NoLeader {
         healthy: usize,
@@ -309,12 +327,16 @@ fn plan_join(f: &Facts, cluster: &ClusterView) -> Plan {
                 continue;
             }
             match owner_of(f.asg, m) {
-                Some(owner) => {
-                    return Plan::Wait(Wait::UnstartedLearner {
-                        owner: owner.instance_id.clone(),
-                        id: m.id,
-                    })
-                }
+                Some(owner) => match unhealthy_long_enough(f, m, &owner.instance_id) {
+                    Ok(stale) => stale,
+                    Err(left) => {
+                        return Plan::Wait(Wait::UnstartedLearner {
+                            owner: owner.instance_id.clone(),
+                            id: m.id,
+                            left,
+                        })
+                    }
+                },
                 None => Stale::OrphanLearner {
                     id: m.id,
                     peer_urls: m.peer_urls.clone(),
@@ -340,9 +362,16 @@ fn plan_join(f: &Facts, cluster: &ClusterView) -> Plan {
                 instance: m.name.clone(),
             }
         } else if m.is_learner {
-            return Plan::Wait(Wait::LearnerCatchingUp {
-                name: m.name.clone(),
-            });
+            match unhealthy_long_enough(f, m, &m.name) {
+                Ok(stale) => stale,
+                Err(left) => {
+                    return Plan::Wait(Wait::LearnerDown {
+                        name: m.name.clone(),
+                        id: m.id,
+                        left,
+                    })
+                }
+            }
         } else {
             continue;
         };
@@ -366,6 +395,26 @@ fn plan_join(f: &Facts, cluster: &ClusterView) -> Plan {
     Plan::Join {
         remove,
         reuse_learner,
+    }
+}
+
+/// An unhealthy learner of another live instance: stale once it has been seen unhealthy for
+/// `learner_timeout` (it blocks every join meanwhile, and a learner has no vote, so removing it
+/// costs no quorum; its node moves its data aside and joins again when it comes back);
+/// `Err(seconds left)` before.
+fn unhealthy_long_enough(f: &Facts, m: &MemberInfo, owner: &str) -> Result<Stale, u64> {
+    let seen = f
+        .learners_unhealthy_for
+        .get(&m.id)
+        .copied()
+        .unwrap_or_default();
+    if seen >= f.learner_timeout {
+        Ok(Stale::UnhealthyLearner {
+            owner: owner.to_string(),
+            secs: seen.as_secs(),
+        })
+    } else {
+        Err((f.learner_timeout - seen).as_secs().max(1))
     }
 }
 
@@ -468,6 +517,12 @@ impl fmt::Display for Stale {
             Stale::InstanceGone { instance } => {
                 write!(f, "instance {instance} is gone from the ASG")
             }
+            Stale::UnhealthyLearner { owner, secs } => write!(
+                f,
+                "learner of {owner} has not answered for {secs}s while blocking every join \
+                 (etcd.learner_timeout_seconds); a learner has no vote, and {owner} joins again \
+                 when it is back"
+            ),
         }
     }
 }
@@ -494,13 +549,19 @@ impl fmt::Display for Wait {
                 "the data dir has no record of which cluster it belongs to and no member \
                  answers to tell",
             ),
-            Wait::UnstartedLearner { owner, id } => write!(
+            Wait::UnstartedLearner { owner, id, left } => write!(
                 f,
-                "{owner} is joining (learner {id:x} not started yet); one joins at a time"
+                "{owner} is joining (learner {id:x} not started yet); one joins at a time; \
+                 removed as unhealthy in {left}s if it does not start"
             ),
             Wait::LearnerCatchingUp { name } => {
                 write!(f, "{name} is joining as a learner; one joins at a time")
             }
+            Wait::LearnerDown { name, id, left } => write!(
+                f,
+                "learner {name} ({id:x}) does not answer and etcd takes one learner at a time; \
+                 it is removed in {left}s unless it comes back (etcd.learner_timeout_seconds)"
+            ),
             Wait::NoLeader {
                 healthy,
                 voters,

@@ -1,6 +1,7 @@
 //! The decision as one table: a baseline (i-b joining a cluster that i-a seeded), and each row
 //! changes what one situation changes and names the plan.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -145,7 +146,11 @@ struct World {
     listening: Vec<String>,
     data: DataDir,
     env_written: bool,
+    learners_unhealthy_for: BTreeMap<u64, Duration>,
 }
+
+/// The default `etcd.learner_timeout_seconds`.
+const LEARNER_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl World {
     fn plan(&self) -> Plan {
@@ -158,6 +163,8 @@ impl World {
             listening: &self.listening,
             data: &self.data,
             env_written: self.env_written,
+            learners_unhealthy_for: &self.learners_unhealthy_for,
+            learner_timeout: LEARNER_TIMEOUT,
         })
     }
 
@@ -188,6 +195,7 @@ fn baseline() -> World {
         listening: vec![],
         data: DataDir::Empty { record: None },
         env_written: false,
+        learners_unhealthy_for: BTreeMap::new(),
     }
 }
 
@@ -318,7 +326,81 @@ fn rows() -> Vec<Row> {
             Plan::Wait(Wait::UnstartedLearner {
                 owner: "i-b".into(),
                 id: 2,
+                left: 600,
             }),
+        ),
+        (
+            "... and removes it once it has not started for etcd.learner_timeout_seconds",
+            |w| {
+                w.me = me("i-c", 3);
+                w.cluster = view(vec![
+                    member(1, "i-a", 1, false, true),
+                    member(2, "", 2, true, false),
+                ]);
+                w.learners_unhealthy_for.insert(2, LEARNER_TIMEOUT);
+            },
+            join(
+                vec![removal(
+                    2,
+                    "",
+                    Stale::UnhealthyLearner {
+                        owner: "i-b".into(),
+                        secs: 600,
+                    },
+                )],
+                None,
+            ),
+        ),
+        (
+            "i-b's started learner does not answer: i-c waits, saying when it removes it",
+            |w| {
+                w.me = me("i-c", 3);
+                w.cluster = view(vec![
+                    member(1, "i-a", 1, false, true),
+                    member(2, "i-b", 2, true, false),
+                ]);
+                w.learners_unhealthy_for.insert(2, Duration::from_secs(420));
+            },
+            Plan::Wait(Wait::LearnerDown {
+                name: "i-b".into(),
+                id: 2,
+                left: 180,
+            }),
+        ),
+        (
+            "... and removes it after etcd.learner_timeout_seconds (no vote: quorum holds)",
+            |w| {
+                w.me = me("i-c", 3);
+                w.cluster = view(vec![
+                    member(1, "i-a", 1, false, true),
+                    member(2, "i-b", 2, true, false),
+                ]);
+                w.learners_unhealthy_for.insert(2, Duration::from_secs(601));
+            },
+            join(
+                vec![removal(
+                    2,
+                    "i-b",
+                    Stale::UnhealthyLearner {
+                        owner: "i-b".into(),
+                        secs: 601,
+                    },
+                )],
+                None,
+            ),
+        ),
+        (
+            "a healthy learner catching up is never removed, however long",
+            |w| {
+                w.me = me("i-c", 3);
+                w.cluster = view(vec![
+                    member(1, "i-a", 1, false, true),
+                    member(2, "i-b", 2, true, true),
+                ]);
+                w.learners_unhealthy_for
+                    .insert(2, Duration::from_secs(3600));
+            },
+            Plan::Wait(Wait::LearnerCatchingUp { name: "i-b".into() }),
         ),
         (
             "i-b is a learner catching up: i-c waits",
@@ -613,9 +695,21 @@ fn reasons_read_as_before() {
             Wait::UnstartedLearner {
                 owner: "i-b".into(),
                 id: 0x2a,
+                left: 30,
             }
             .to_string(),
-            "i-b is joining (learner 2a not started yet); one joins at a time",
+            "i-b is joining (learner 2a not started yet); one joins at a time; removed as \
+             unhealthy in 30s if it does not start",
+        ),
+        (
+            Stale::UnhealthyLearner {
+                owner: "i-b".into(),
+                secs: 601,
+            }
+            .to_string(),
+            "learner of i-b has not answered for 601s while blocking every join \
+             (etcd.learner_timeout_seconds); a learner has no vote, and i-b joins again when it \
+             is back",
         ),
         (
             Wait::NoLeader {
