@@ -393,11 +393,11 @@ fn failing_bootstraps_back_off() {
     let world = World::start().unwrap();
     world.create_asg("demo-etcd", "etcd", 1).unwrap();
     let inst = &world.asg_instances("demo-etcd").unwrap()[0];
-    let config = world.config(
-        "etcd",
-        "[bootstrap]\nretry_max_delay_seconds = 2\n[etcd]\ntls = false\ninsecure = true\n",
-    );
+    let config = world.config("etcd", "[etcd]\ntls = false\ninsecure = true\n");
     let mut node = world.node(inst, &config).unwrap();
+    let dropin = node.path("/etc/tn-agent/config.d/50-retry.toml");
+    std::fs::create_dir_all(dropin.parent().unwrap()).unwrap();
+    std::fs::write(&dropin, "[bootstrap]\nretry_max_delay_seconds = 2\n").unwrap();
     node.env
         .push(("AWS_ENDPOINT_URL".into(), "http://127.0.0.1:9".into()));
     let mut waited = Vec::new();

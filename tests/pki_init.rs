@@ -573,3 +573,84 @@ fn config_file_mode_takes_cluster_and_domain_from_the_config() {
     );
     assert!(!missing.exists());
 }
+
+/// Rotation makes only a new bootstrap token, in the directory and in the bucket; a master's
+/// next bootstrap puts it in the addon's Secret, which expires a year after the token was
+/// stored, and records that for `status`.
+#[test]
+fn rotating_the_bootstrap_token_replaces_only_the_token() {
+    let world = World::start().unwrap();
+    world.init_pki().unwrap();
+    let out = world.dir().join("operator");
+    let out_s = out.display().to_string();
+    let before = contents(&out);
+    let key = "demo/pki/bootstrap-token";
+    let old = world.get_object(key).unwrap().unwrap();
+    let run = with_world(
+        &world,
+        &[
+            "pki",
+            "init",
+            "--out",
+            &out_s,
+            "--cluster",
+            "demo",
+            "--rotate-bootstrap-token",
+            "--upload",
+            "--bucket",
+            &world.bucket,
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let after = contents(&out);
+    assert_eq!(after.len(), before.len());
+    for (name, bytes) in &before {
+        if name == "bootstrap-token" {
+            assert_ne!(&after[name], bytes, "a new token");
+        } else {
+            assert_eq!(&after[name], bytes, "{name} is untouched");
+        }
+    }
+    let new = world.get_object(key).unwrap().unwrap();
+    assert_eq!(new, after["bootstrap-token"]);
+    assert_ne!(new, old);
+    let token: tn_agent::pki::token::BootstrapToken =
+        String::from_utf8(new).unwrap().trim_end().parse().unwrap();
+    assert!(
+        !run.stdout.contains(token.secret()),
+        "the secret is never printed"
+    );
+
+    world.create_asg("demo-etcd", "etcd", 1).unwrap();
+    world.create_asg("demo-master", "master", 1).unwrap();
+    let inst = &world.asg_instances("demo-master").unwrap()[0];
+    let config = world.config(
+        "master",
+        "[etcd]\nasg = \"demo-etcd\"\n[kubernetes]\nversion = \"v1.31.4\"\n",
+    );
+    let master = world.node(inst, &config).unwrap();
+    let run = master.run(&["bootstrap"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let addon =
+        std::fs::read_to_string(master.path("/etc/kubernetes/addons/tls-bootstrap.yaml")).unwrap();
+    assert!(
+        addon.contains(&format!("bootstrap-token-{}", token.id())),
+        "{addon}"
+    );
+    let expires = master.state().unwrap().bootstrap_token_expires.unwrap();
+    assert!(
+        addon.contains(&format!("expiration: {expires}"))
+            || addon.contains(&format!("expiration: '{expires}'")),
+        "{addon}"
+    );
+    let status = master.run(&["status", "--json"]).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(
+        report["bootstrap"]["bootstrap_token_expires"],
+        expires.as_str()
+    );
+    let days = report["bootstrap"]["bootstrap_token_days_left"]
+        .as_i64()
+        .unwrap();
+    assert!((364..=365).contains(&days), "{expires}");
+}

@@ -35,6 +35,29 @@ pub enum AwsError {
 }
 
 impl AwsError {
+    /// Whether a later try may succeed without anyone changing anything: the request never got
+    /// an answer (network, timeout), or AWS was throttling or failing (5xx). Not a refusal
+    /// (access denied, validation), not a missing object or group.
+    pub fn is_transient(&self) -> bool {
+        const TRANSIENT: [&str; 10] = [
+            "Throttling",
+            "ThrottlingException",
+            "RequestLimitExceeded",
+            "SlowDown",
+            "ServiceUnavailable",
+            "InternalError",
+            "InternalFailure",
+            "RequestTimeout",
+            "RequestTimeoutException",
+            "Unavailable",
+        ];
+        match self {
+            AwsError::Api { code: None, .. } => true,
+            AwsError::Api { code: Some(c), .. } => TRANSIENT.contains(&c.as_str()),
+            _ => false,
+        }
+    }
+
     fn api<E, R>(operation: &'static str, err: aws_sdk_ec2::error::SdkError<E, R>) -> Self
     where
         E: std::error::Error + aws_sdk_ec2::error::ProvideErrorMetadata + Send + Sync + 'static,
@@ -204,6 +227,19 @@ impl Aws {
 
     /// An object of the state bucket; `None` when there is no such key.
     pub async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, AwsError> {
+        Ok(self
+            .get_object_dated(bucket, key)
+            .await?
+            .map(|(bytes, _)| bytes))
+    }
+
+    /// An object of the state bucket and when it was stored (S3's `Last-Modified`, when
+    /// given); `None` when there is no such key.
+    pub async fn get_object_dated(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, Option<std::time::SystemTime>)>, AwsError> {
         self.count();
         self.fetched
             .lock()
@@ -214,12 +250,15 @@ impl Aws {
             Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
             Err(e) => return Err(AwsError::api("GetObject", e)),
         };
+        let stored_at = out
+            .last_modified
+            .and_then(|t| std::time::SystemTime::try_from(t).ok());
         let body = out.body.collect().await.map_err(|e| AwsError::Api {
             operation: "GetObject",
             code: None,
             source: Box::new(e),
         })?;
-        Ok(Some(body.into_bytes().to_vec()))
+        Ok(Some((body.into_bytes().to_vec(), stored_at)))
     }
 
     /// An object that must exist.
@@ -456,4 +495,34 @@ struct Ec2Facts {
     private_ip: Option<Ipv4Addr>,
     launch_time: Option<String>,
     ec2_state: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: Option<&str>) -> AwsError {
+        AwsError::Api {
+            operation: "GetObject",
+            code: code.map(str::to_string),
+            source: Box::new(std::io::Error::other("x")),
+        }
+    }
+
+    #[test]
+    fn no_answer_throttling_and_5xx_are_transient_refusals_are_not() {
+        assert!(api(None).is_transient(), "no answer at all");
+        for code in [
+            "Throttling",
+            "RequestLimitExceeded",
+            "SlowDown",
+            "InternalError",
+        ] {
+            assert!(api(Some(code)).is_transient(), "{code}");
+        }
+        for code in ["AccessDenied", "ValidationError", "NoSuchBucket"] {
+            assert!(!api(Some(code)).is_transient(), "{code}");
+        }
+        assert!(!AwsError::NoSuchAsg("x".into()).is_transient());
+    }
 }

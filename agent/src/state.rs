@@ -43,6 +43,10 @@ pub struct BootState {
     /// carried over from the last run until a run writes the manifest again.
     #[serde(default)]
     pub etcd_servers: Vec<String>,
+    /// Masters: when the bootstrap token's Secret expires (its object's time in the bucket plus
+    /// a year), carried over like `etcd_servers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap_token_expires: Option<String>,
     /// Set when this run could not reach AWS and the node started with the files of its last
     /// good run instead (SPEC §7.4 for etcd): the AWS error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,6 +82,7 @@ impl BootState {
             aws_calls: 0,
             s3_keys_read: Vec::new(),
             etcd_servers: Vec::new(),
+            bootstrap_token_expires: None,
             last_known_good: None,
             consecutive_failures: 0,
         }
@@ -126,7 +131,14 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
 }
 
 pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
+    rfc3339(time::OffsetDateTime::now_utc())
+}
+
+/// A time as RFC 3339 in UTC, to the second.
+pub fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .expect("0 is a valid nanosecond")
         .format(&time::format_description::well_known::Rfc3339)
-        .expect("current time formats as RFC 3339")
+        .expect("a UTC time formats as RFC 3339")
 }

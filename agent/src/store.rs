@@ -295,12 +295,32 @@ impl<'a> Store<'a> {
     }
 
     pub async fn bootstrap_token(&self) -> Result<BootstrapToken, StoreError> {
+        Ok(self.bootstrap_token_dated().await?.0)
+    }
+
+    /// The bootstrap token and when its object was stored (a rotation stores a new one).
+    pub async fn bootstrap_token_dated(
+        &self,
+    ) -> Result<(BootstrapToken, Option<std::time::SystemTime>), StoreError> {
         let object = Object::BootstrapToken;
-        let text = self.text(object).await?;
-        text.parse().map_err(|source| StoreError::BadToken {
-            url: self.url(object),
-            source,
-        })
+        let url = || self.url(object);
+        let (bytes, stored_at) = self
+            .aws
+            .get_object_dated(self.bucket, &self.key(object))
+            .await
+            .map_err(|source| StoreError::Fetch { url: url(), source })?
+            .ok_or_else(|| StoreError::Fetch {
+                url: url(),
+                source: AwsError::NoSuchObject {
+                    bucket: self.bucket.to_string(),
+                    key: self.key(object),
+                },
+            })?;
+        let text = String::from_utf8(bytes).map_err(|_| StoreError::NotText { url: url() })?;
+        let token = text
+            .parse()
+            .map_err(|source| StoreError::BadToken { url: url(), source })?;
+        Ok((token, stored_at))
     }
 
     /// The cluster marker, parsed strictly and checked to be this cluster's; `None` before the

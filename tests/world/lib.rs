@@ -442,10 +442,12 @@ impl World {
         Ok(run)
     }
 
-    /// The config file a node of `role` gets, plus `extra` TOML lines.
+    /// The config file a node of `role` gets, plus `extra` TOML lines. Failed bootstraps are
+    /// not paced (`[bootstrap] retry_max_delay_seconds = 0`): tests run failing bootstraps in a
+    /// row on purpose, and the pacing has a test of its own (with a drop-in).
     pub fn config(&self, role: &str, extra: &str) -> String {
         format!(
-            "cluster = \"{}\"\nrole = \"{role}\"\nstate_bucket = \"{}\"\ninternal_domain = \"{}.int\"\n{extra}",
+            "cluster = \"{}\"\nrole = \"{role}\"\nstate_bucket = \"{}\"\ninternal_domain = \"{}.int\"\n{extra}\n[bootstrap]\nretry_max_delay_seconds = 0\n",
             self.cluster, self.bucket, self.cluster
         )
     }

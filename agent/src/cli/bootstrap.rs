@@ -28,8 +28,11 @@ impl Bootstrap {
         let mut state = BootState::new(settings.cluster.as_str(), settings.role());
         state.consecutive_failures = failures_before(previous.as_ref());
         if settings.role() == Role::Master {
-            // The apiserver manifest keeps them until this run writes it again.
-            state.etcd_servers = previous.map(|p| p.etcd_servers).unwrap_or_default();
+            // The apiserver manifest and the addon keep them until this run writes them again.
+            if let Some(p) = previous {
+                state.etcd_servers = p.etcd_servers;
+                state.bootstrap_token_expires = p.bootstrap_token_expires;
+            }
         }
         // Written first, unfinished: a run that is killed never shows as the last one's outcome.
         state.save(&globals.root)?;
@@ -144,11 +147,14 @@ async fn role_work(node: &Node<'_>, state: &mut BootState) -> Result<()> {
     }
 }
 
-/// Whether the run failed because an AWS API could not be used (network, throttling, 5xx,
-/// access): not a missing or malformed object, not an etcd or file problem.
+/// Whether the run failed because AWS could not be used for now (network, timeouts,
+/// throttling, 5xx): not a refusal such as access denied (a policy to fix, which status would
+/// otherwise hide), not a missing or malformed object, not an etcd or file problem.
 fn unreachable_aws(e: &anyhow::Error) -> bool {
-    e.chain()
-        .any(|c| matches!(c.downcast_ref::<AwsError>(), Some(AwsError::Api { .. })))
+    e.chain().any(|c| {
+        c.downcast_ref::<AwsError>()
+            .is_some_and(AwsError::is_transient)
+    })
 }
 
 /// A reboot on a bad AWS day: the node starts with the files of its last good run when they

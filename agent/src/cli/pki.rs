@@ -10,6 +10,7 @@ use crate::aws::Aws;
 use crate::config::Settings;
 use crate::exit::BadInput;
 use crate::pki::init::{self, FileSpec, Generated, Inputs, Overrides, FILES};
+use crate::pki::token::BootstrapToken;
 use crate::store::{Object, Store};
 
 #[derive(Debug, Subcommand)]
@@ -59,6 +60,11 @@ pub struct Init {
     /// The state bucket for --upload (default: state_bucket from the config file).
     #[arg(long, value_name = "NAME", requires = "upload")]
     bucket: Option<String>,
+
+    /// Make only a new bootstrap token: replace DIR/bootstrap-token and, with --upload, the
+    /// bucket's (its Secret expires a year after it is stored; docs/pki.md says what follows).
+    #[arg(long, conflicts_with = "force")]
+    rotate_bootstrap_token: bool,
 }
 
 impl Pki {
@@ -77,9 +83,12 @@ struct Target {
 
 impl Init {
     async fn run(self, globals: &Globals) -> Result<u8> {
+        if self.rotate_bootstrap_token {
+            return self.rotate_token(globals).await;
+        }
         let inputs = self.inputs(globals)?;
         let target = if self.upload {
-            Some(upload_target(&inputs).await?)
+            Some(upload_target(inputs.bucket.clone()).await?)
         } else {
             None
         };
@@ -114,7 +123,54 @@ impl Init {
         Ok(crate::exit::OK)
     }
 
+    /// `--rotate-bootstrap-token`: a new token in DIR, and in the bucket with --upload
+    /// (replacing the object; bucket versioning keeps the old one).
+    async fn rotate_token(&self, globals: &Globals) -> Result<u8> {
+        let (flags, config) = self.flags_and_config(globals)?;
+        let (cluster, bucket) = init::resolve_cluster(&flags, config.as_ref())?;
+        let target = if self.upload {
+            Some(upload_target(bucket).await?)
+        } else {
+            None
+        };
+        let token = BootstrapToken::generate(&mut rand::rng());
+        let body = format!("{}\n", token.token());
+        let path = init::write_token(&self.out, &body)?;
+        println!(
+            "wrote a new bootstrap token (id {}) to {}",
+            token.id(),
+            path.display()
+        );
+        if let Some(target) = &target {
+            let store = Store::new(&target.aws, &target.bucket, cluster.as_str());
+            let object = Object::BootstrapToken;
+            store
+                .put(object, body.into_bytes())
+                .await
+                .with_context(|| {
+                    format!(
+                        "uploading {} (the token is in {})",
+                        store.url(object),
+                        path.display()
+                    )
+                })?;
+            println!("uploaded {}", store.url(object));
+        }
+        println!(
+            "next: on each master `systemctl restart tn-agent-bootstrap` and apply \
+             /etc/kubernetes/addons/tls-bootstrap.yaml; then delete the old token's Secret \
+             (docs/pki.md, \"Rotating the bootstrap token\")"
+        );
+        Ok(crate::exit::OK)
+    }
+
     fn inputs(&self, globals: &Globals) -> Result<Inputs> {
+        let (flags, config) = self.flags_and_config(globals)?;
+        Ok(init::resolve(&flags, config.as_ref())?)
+    }
+
+    /// The flags, and the config file when they leave the cluster or the bucket open.
+    fn flags_and_config(&self, globals: &Globals) -> Result<(Overrides, Option<Settings>)> {
         let flags = Overrides {
             cluster: self.cluster.clone(),
             internal_domain: self.internal_domain.clone(),
@@ -134,7 +190,7 @@ impl Init {
             )?),
             (Some(_), false) => None,
         };
-        Ok(init::resolve(&flags, config.as_ref())?)
+        Ok((flags, config))
     }
 
     /// Exit 2 naming the files, before anything is generated, unless --force.
@@ -159,8 +215,8 @@ fn load_config(globals: &Globals, why: &str) -> Result<Settings> {
 }
 
 /// The bucket and the region, checked before anything else happens.
-async fn upload_target(inputs: &Inputs) -> Result<Target> {
-    let bucket = inputs.bucket.clone().ok_or_else(|| {
+async fn upload_target(bucket: Option<String>) -> Result<Target> {
+    let bucket = bucket.ok_or_else(|| {
         BadInput("--upload needs the state bucket: pass --bucket NAME".to_string())
     })?;
     let region = std::env::var("AWS_REGION")

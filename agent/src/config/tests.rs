@@ -212,7 +212,12 @@ retry_max_delay_seconds = 0"#,
                 );
                 assert_eq!(k.cluster_domain, "cluster.local");
                 assert!(k.node_labels.is_empty());
-                assert!(k.node_taints.is_empty());
+                let taints: Vec<String> = k.node_taints.iter().map(Taint::to_string).collect();
+                assert_eq!(
+                    taints,
+                    ["node-role.kubernetes.io/control-plane:NoSchedule"],
+                    "masters are tainted by default"
+                );
             },
         },
         Good {
@@ -754,4 +759,15 @@ fn role_serialises_as_its_config_name() {
         assert_eq!(serde_json::from_str::<Role>(&json).expect("parses"), role);
     }
     assert!(serde_json::from_str::<Role>("\"Etcd\"").is_err());
+}
+
+#[test]
+fn an_explicit_empty_taint_list_makes_masters_schedulable() {
+    let s = parse(&dropin(MASTER, "[kubernetes]\nnode_taints = []\n")).unwrap();
+    assert!(s.kubernetes().unwrap().node_taints.is_empty());
+    let s = parse(&main(WORKER.replace("node_taints", "# node_taints"))).unwrap();
+    assert!(
+        s.kubernetes().unwrap().node_taints.is_empty(),
+        "workers get no default"
+    );
 }

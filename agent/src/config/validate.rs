@@ -108,7 +108,12 @@ pub(super) fn validate(
     let bootstrap = validate_bootstrap(raw.bootstrap.unwrap_or_default(), ctx)?;
     let (etcd, etcd_asg) = validate_etcd(raw.etcd.unwrap_or_default(), role, ctx)?;
     let kubernetes = |raw: Option<RawKubernetes>| {
-        validate_kubernetes(raw.unwrap_or_default(), internal_domain.as_deref(), ctx)
+        validate_kubernetes(
+            raw.unwrap_or_default(),
+            role,
+            internal_domain.as_deref(),
+            ctx,
+        )
     };
     let role_settings = match etcd_asg {
         EtcdAsg::Etcd(_) if raw.kubernetes.is_some() => {
@@ -237,8 +242,13 @@ fn validate_etcd(
     Ok((etcd, asg))
 }
 
+/// The taints a master registers with unless `kubernetes.node_taints` says otherwise (an
+/// explicit `[]` makes masters schedulable): ordinary pods stay off the nodes that hold CA keys.
+pub const MASTER_DEFAULT_TAINT: &str = "node-role.kubernetes.io/control-plane:NoSchedule";
+
 fn validate_kubernetes(
     raw: RawKubernetes,
+    role: Role,
     internal_domain: Option<&str>,
     ctx: &Context,
 ) -> Result<KubernetesSettings, ConfigError> {
@@ -277,7 +287,15 @@ fn validate_kubernetes(
             return Err(ctx.invalid_at(&key, &key, InvalidValue::string(LABEL_VALUE_RULE, value)));
         }
     }
-    let node_taints = validate_taints(raw.node_taints.unwrap_or_default(), ctx)?;
+    let node_taints = match raw.node_taints {
+        Some(taints) => validate_taints(taints, ctx)?,
+        None if role == Role::Master => {
+            vec![MASTER_DEFAULT_TAINT
+                .parse()
+                .expect("the default taint parses")]
+        }
+        None => Vec::new(),
+    };
     Ok(KubernetesSettings {
         version,
         apiserver,

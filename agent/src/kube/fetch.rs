@@ -17,7 +17,13 @@ pub struct MasterPki {
     pub sa_key_pem: String,
     pub sa_pub_pem: String,
     pub token: BootstrapToken,
+    /// When the token's object was stored: its Secret expires [`TOKEN_LIFETIME`] after.
+    pub token_stored_at: Option<std::time::SystemTime>,
 }
+
+/// How long a bootstrap token's Secret is valid after the token was stored in the bucket;
+/// `pki init --rotate-bootstrap-token` stores a new one (docs/pki.md).
+pub const TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
 
 /// What a worker reads: the cluster CA certificate and the bootstrap token. Never a CA key.
 pub struct WorkerPki {
@@ -34,7 +40,7 @@ impl MasterPki {
         };
         let (front_proxy_ca, _) = store.ca(CaName::FrontProxy).await?;
         let (sa_key_pem, sa_pub_pem) = store.service_account_keys().await?;
-        let token = store.bootstrap_token().await?;
+        let (token, token_stored_at) = store.bootstrap_token_dated().await?;
         Ok(MasterPki {
             cluster_ca,
             cluster_ca_key_pem,
@@ -43,6 +49,7 @@ impl MasterPki {
             sa_key_pem,
             sa_pub_pem,
             token,
+            token_stored_at,
         })
     }
 }

@@ -126,7 +126,13 @@ async fn master(
     let etcd_servers = etcd_servers(settings, &pki, &issued, &asg_urls, state).await;
     write_master_kubeconfigs(settings, kube, root, &pki, &issued, me, state)?;
     write_kubelet_files(settings, kube, root, me, true, state)?;
-    let addon = render::tls_bootstrap_addon(&pki.token);
+    let expires = pki
+        .token_stored_at
+        .map(|at| time::OffsetDateTime::from(at + fetch::TOKEN_LIFETIME));
+    if let Some(at) = expires {
+        state.bootstrap_token_expires = Some(crate::state::rfc3339(at));
+    }
+    let addon = render::tls_bootstrap_addon(&pki.token, expires);
     files::write(
         root,
         state,

@@ -294,8 +294,11 @@ pub fn scheduler_pod(cp: &ControlPlane, root: &Root) -> String {
 /// What workers need in the API to join by TLS bootstrap, for an operator (or an addon unit)
 /// to apply once: the bootstrap token's Secret, the right of `system:bootstrappers` to create
 /// CSRs, and the automatic approval of new nodes' client CSRs and of their renewals.
-pub fn tls_bootstrap_addon(token: &BootstrapToken) -> String {
-    let secret = json!({
+pub fn tls_bootstrap_addon(
+    token: &BootstrapToken,
+    expires: Option<time::OffsetDateTime>,
+) -> String {
+    let mut secret = json!({
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": { "name": format!("bootstrap-token-{}", token.id()), "namespace": "kube-system" },
@@ -309,6 +312,10 @@ pub fn tls_bootstrap_addon(token: &BootstrapToken) -> String {
             "auth-extra-groups": BOOTSTRAP_GROUP,
         },
     });
+    if let Some(at) = expires {
+        // The token cleaner deletes the Secret at this time (RFC 3339, UTC).
+        secret["stringData"]["expiration"] = json!(crate::state::rfc3339(at));
+    }
     let binding = |name: &str, role: &str, group: &str| {
         json!({
             "apiVersion": "rbac.authorization.k8s.io/v1",

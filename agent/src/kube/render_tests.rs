@@ -355,7 +355,8 @@ fn the_controller_manager_signs_with_the_cluster_ca() {
 #[test]
 fn the_addon_holds_the_token_secret_and_the_bootstrap_rbac() {
     let token: BootstrapToken = "abcdef.0123456789abcdef".parse().unwrap();
-    let text = tls_bootstrap_addon(&token);
+    let expires = time::macros::datetime!(2027-12-02 10:20:30.5 UTC);
+    let text = tls_bootstrap_addon(&token, Some(expires));
     let docs: Vec<Yaml> = yaml_serde::Deserializer::from_str(&text)
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
         .collect();
@@ -369,6 +370,10 @@ fn the_addon_holds_the_token_secret_and_the_bootstrap_rbac() {
     assert_eq!(
         s(&secret["stringData"]["usage-bootstrap-authentication"]),
         "true"
+    );
+    assert_eq!(
+        s(&secret["stringData"]["expiration"]),
+        "2027-12-02T10:20:30Z"
     );
     let bindings: Vec<(&str, &str)> = docs[1..]
         .iter()

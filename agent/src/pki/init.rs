@@ -82,17 +82,7 @@ pub struct Inputs {
 /// the config's `kubernetes.apiserver`; `https://kubernetes.<internal_domain>:443` from the
 /// config.
 pub fn resolve(flags: &Overrides, config: Option<&Settings>) -> Result<Inputs, BadInput> {
-    let cluster =
-        match (&flags.cluster, config) {
-            (Some(name), _) => name
-                .parse::<ClusterName>()
-                .map_err(|e| BadInput(format!("--cluster: {e}")))?,
-            (None, Some(settings)) => settings.cluster.clone(),
-            (None, None) => return Err(BadInput(
-                "no cluster name: pass --cluster NAME, or a node config file with --config PATH"
-                    .into(),
-            )),
-        };
+    let (cluster, bucket) = resolve_cluster(flags, config)?;
     let from_config = config.and_then(|s| s.kubernetes().map(|k| k.apiserver.clone()));
     let config_domain = config.and_then(|s| s.internal_domain.as_deref());
     let apiserver = match (&flags.apiserver, &flags.internal_domain) {
@@ -121,11 +111,31 @@ pub fn resolve(flags: &Overrides, config: Option<&Settings>) -> Result<Inputs, B
             .vpc_number
             .or(config.map(|s| s.vpc_number))
             .unwrap_or(0),
-        bucket: flags
-            .bucket
-            .clone()
-            .or_else(|| config.map(|s| s.state_bucket.clone())),
+        bucket,
     })
+}
+
+/// The cluster name and the state bucket (when known) from `flags` over `config`.
+pub fn resolve_cluster(
+    flags: &Overrides,
+    config: Option<&Settings>,
+) -> Result<(ClusterName, Option<String>), BadInput> {
+    let cluster =
+        match (&flags.cluster, config) {
+            (Some(name), _) => name
+                .parse::<ClusterName>()
+                .map_err(|e| BadInput(format!("--cluster: {e}")))?,
+            (None, Some(settings)) => settings.cluster.clone(),
+            (None, None) => return Err(BadInput(
+                "no cluster name: pass --cluster NAME, or a node config file with --config PATH"
+                    .into(),
+            )),
+        };
+    let bucket = flags
+        .bucket
+        .clone()
+        .or_else(|| config.map(|s| s.state_bucket.clone()));
+    Ok((cluster, bucket))
 }
 
 /// `https://kubernetes.<domain>:443`, the config file's default rule (SPEC §4).
@@ -291,6 +301,25 @@ pub fn write_all(dir: &Path, generated: &Generated) -> Result<Vec<PathBuf>, Init
         written.push(path);
     }
     Ok(written)
+}
+
+/// Writes `bootstrap-token` into `dir` (created 0700 when missing), replacing the one there,
+/// atomically, 0600; returns its path.
+pub fn write_token(dir: &Path, body: &str) -> Result<PathBuf, InitError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| InitError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    let path = dir.join("bootstrap-token");
+    fsutil::write_atomic(&path, body.as_bytes(), 0o600).map_err(|source| InitError::Write {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
 }
 
 /// One line per file for the operator: what it is, never its secret.

@@ -78,6 +78,7 @@ fn bootstrap_problems(r: &Report, out: &mut Vec<Problem>) {
             ),
         )),
         Some(b) => {
+            token_problems(b, out);
             if let Some(err) = &b.last_known_good {
                 out.push(Problem::warning(
                     "started_without_aws",
@@ -89,6 +90,29 @@ fn bootstrap_problems(r: &Report, out: &mut Vec<Problem>) {
                 ));
             }
         }
+    }
+}
+
+fn token_problems(b: &super::BootstrapReport, out: &mut Vec<Problem>) {
+    let (Some(at), Some(days)) = (&b.bootstrap_token_expires, b.bootstrap_token_days_left) else {
+        return;
+    };
+    let rotate = "rotate it: `tn-agent pki init --rotate-bootstrap-token` (docs/pki.md, \
+                  \"Rotating the bootstrap token\")";
+    if days < 0 {
+        out.push(Problem::error(
+            "bootstrap_token_expired",
+            format!("the bootstrap token expired at {at}: new workers cannot join; {rotate}"),
+        ));
+    } else if days < EXPIRY_WARNING_DAYS {
+        out.push(Problem::warning(
+            "bootstrap_token_expiring",
+            format!(
+                "the bootstrap token expires in {} ({at}); after that new workers cannot join; \
+                 {rotate}",
+                days_text(days)
+            ),
+        ));
     }
 }
 

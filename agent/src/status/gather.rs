@@ -40,7 +40,7 @@ pub async fn gather(settings: &Settings, root: &Root) -> Report {
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         checked_at: rfc3339(now),
         node: node_report(settings, state.as_ref()),
-        bootstrap: state.as_ref().map(bootstrap_report),
+        bootstrap: state.as_ref().map(|s| bootstrap_report(s, now)),
         state_error,
         etcd,
         certificates: certificates(root, now),
@@ -65,7 +65,11 @@ fn node_report(settings: &Settings, state: Option<&BootState>) -> NodeReport {
     }
 }
 
-fn bootstrap_report(s: &BootState) -> BootstrapReport {
+fn bootstrap_report(s: &BootState, now: OffsetDateTime) -> BootstrapReport {
+    let token_days_left = s.bootstrap_token_expires.as_deref().and_then(|t| {
+        let at = OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()?;
+        Some((at - now).whole_days())
+    });
     BootstrapReport {
         agent_version: s.agent_version.clone(),
         started_at: s.started_at.clone(),
@@ -77,6 +81,8 @@ fn bootstrap_report(s: &BootState) -> BootstrapReport {
         timings_ms: s.timings_ms.clone(),
         aws_calls: s.aws_calls,
         last_known_good: s.last_known_good.clone(),
+        bootstrap_token_expires: s.bootstrap_token_expires.clone(),
+        bootstrap_token_days_left: token_days_left,
     }
 }
 

@@ -80,6 +80,9 @@ pub struct BootstrapReport {
     /// Set when that run could not use AWS and started the node with its last-known-good
     /// files: the AWS error.
     pub last_known_good: Option<String>,
+    /// Masters: when the bootstrap token's Secret expires, and in how many whole days.
+    pub bootstrap_token_expires: Option<String>,
+    pub bootstrap_token_days_left: Option<i64>,
 }
 
 /// What came of asking etcd.

@@ -70,6 +70,8 @@ pub(super) fn healthy() -> Report {
             timings_ms: BTreeMap::from([("identify".into(), 12)]),
             aws_calls: 4,
             last_known_good: None,
+            bootstrap_token_expires: None,
+            bootstrap_token_days_left: None,
         }),
         state_error: None,
         etcd: Some(EtcdReport {

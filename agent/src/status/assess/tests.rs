@@ -63,6 +63,24 @@ fn assess_table() {
             &[(W, "started_without_aws")],
         ),
         (
+            "the bootstrap token expires within 30 days",
+            |r| {
+                let b = r.bootstrap.as_mut().unwrap();
+                b.bootstrap_token_expires = Some("2026-01-01T00:00:00Z".into());
+                b.bootstrap_token_days_left = Some(12);
+            },
+            &[(W, "bootstrap_token_expiring")],
+        ),
+        (
+            "the bootstrap token expired",
+            |r| {
+                let b = r.bootstrap.as_mut().unwrap();
+                b.bootstrap_token_expires = Some("2026-01-01T00:00:00Z".into());
+                b.bootstrap_token_days_left = Some(-1);
+            },
+            &[(E, "bootstrap_token_expired")],
+        ),
+        (
             "a key readable by others",
             |r| {
                 let key = r
