@@ -68,6 +68,10 @@ fn upload_pki(world: &World) -> ClusterPki {
         ("sa.key", read("sa.key")),
         ("sa.pub", read("sa.pub")),
         ("bootstrap-token", format!("{TOKEN}\n")),
+        (
+            "secrets-encryption-key",
+            tn_world::openssl(dir.path(), &["rand", "-base64", "32"]),
+        ),
     ];
     for (name, body) in &objects {
         put_pki(world, name, body);
@@ -297,6 +301,7 @@ fn a_master_writes_a_control_plane_that_reaches_etcd() {
         ("/etc/kubernetes/scheduler.conf", 0o600),
         ("/etc/kubernetes/kubelet.conf", 0o600),
         ("/etc/kubernetes/addons/tls-bootstrap.yaml", 0o600),
+        ("/etc/kubernetes/encryption-config.yaml", 0o600),
         ("/etc/kubernetes/manifests/kube-apiserver.yaml", 0o644),
         (
             "/etc/kubernetes/manifests/kube-controller-manager.yaml",
@@ -864,4 +869,114 @@ fn a_reboot_without_aws_keeps_the_last_known_good_files() {
     std::fs::write(&crt, "not a certificate\n").unwrap();
     let run = bootstrap(&master);
     assert_eq!(run.code, 1, "{}", run.stderr);
+}
+
+/// Secrets at rest: a master of a cluster whose PKI has no encryption key runs without
+/// encryption and says how to turn it on; `pki init --add-encryption-key` makes the key (never
+/// over an existing one); the master then encrypts; and a master that encrypts refuses a
+/// bucket whose key was replaced or deleted (every Secret would become unreadable), touching
+/// nothing.
+#[test]
+fn secrets_are_encrypted_at_rest_and_the_key_is_never_swapped_under_a_master() {
+    let world = World::start().unwrap();
+    let _pki = upload_pki(&world);
+    delete_pki(&world, "secrets-encryption-key");
+    world.create_asg(ETCD_ASG, "etcd", 1).unwrap();
+    let master = node_of_new_asg(&world, MASTER_ASG, "master", &master_config(&world));
+    bootstrap_ok(&master);
+    assert!(
+        why(&master, "secrets not encrypted at rest").contains("--add-encryption-key"),
+        "{:?}",
+        master.state().unwrap().decisions
+    );
+    assert!(!pod_flags(&master, "kube-apiserver").contains_key("encryption-provider-config"));
+
+    let out = tempfile::tempdir().unwrap();
+    let out_s = out.path().display().to_string();
+    let add = [
+        "pki",
+        "init",
+        "--out",
+        &out_s,
+        "--cluster",
+        "demo",
+        "--add-encryption-key",
+        "--upload",
+        "--bucket",
+        &world.bucket,
+    ];
+    let run = world.operator(&add).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let key = world
+        .get_object("demo/pki/secrets-encryption-key")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        std::fs::read(out.path().join("secrets-encryption-key")).unwrap(),
+        key
+    );
+    // Never over an existing key, in the directory or in the bucket.
+    std::fs::remove_file(out.path().join("secrets-encryption-key")).unwrap();
+    let run = world.operator(&add).unwrap();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("a key is never replaced"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        world
+            .get_object("demo/pki/secrets-encryption-key")
+            .unwrap()
+            .unwrap(),
+        key
+    );
+
+    bootstrap_ok(&master);
+    let flags = pod_flags(&master, "kube-apiserver");
+    let config_path = master.path("/etc/kubernetes/encryption-config.yaml");
+    assert_eq!(
+        flags["encryption-provider-config"],
+        config_path.display().to_string()
+    );
+    assert_eq!(
+        mode(&master, "/etc/kubernetes/encryption-config.yaml"),
+        0o600
+    );
+    let config = read(&master, "/etc/kubernetes/encryption-config.yaml");
+    let key_text = String::from_utf8(key).unwrap();
+    assert!(config.contains(key_text.trim_end()), "{config}");
+    assert_eq!(
+        flags["kubelet-certificate-authority"],
+        master
+            .path("/etc/kubernetes/pki/ca.crt")
+            .display()
+            .to_string()
+    );
+
+    let before = snapshot(&master);
+    put_pki(
+        &world,
+        "secrets-encryption-key",
+        &tn_world::openssl(out.path(), &["rand", "-base64", "32"]),
+    );
+    let run = bootstrap(&master);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("is not the key this master encrypts Secrets with"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(snapshot(&master), before);
+    delete_pki(&world, "secrets-encryption-key");
+    let run = bootstrap(&master);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("does not exist, but this master encrypts Secrets"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(snapshot(&master), before);
 }

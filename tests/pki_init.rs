@@ -12,7 +12,7 @@ use crate::support::files::mode;
 use crate::support::{agent, run_with_input};
 
 /// Every file `pki init` writes, with its mode, and whether `--upload` puts it in S3.
-const FILES: [(&str, u32, bool); 12] = [
+const FILES: [(&str, u32, bool); 13] = [
     ("ca.crt", 0o644, true),
     ("ca.key", 0o600, true),
     ("etcd-ca.crt", 0o644, true),
@@ -22,6 +22,7 @@ const FILES: [(&str, u32, bool); 12] = [
     ("sa.key", 0o600, true),
     ("sa.pub", 0o644, true),
     ("bootstrap-token", 0o600, true),
+    ("secrets-encryption-key", 0o600, true),
     ("admin.crt", 0o644, false),
     ("admin.key", 0o600, false),
     ("admin.kubeconfig", 0o600, false),
@@ -286,7 +287,7 @@ fn init_refuses_to_overwrite_unless_forced() {
     let run = agent(&args);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
-        run.stderr.starts_with("error: 12 files already exist: "),
+        run.stderr.starts_with("error: 13 files already exist: "),
         "{}",
         run.stderr
     );
@@ -400,7 +401,7 @@ fn upload_puts_the_cluster_pki_at_its_keys_and_never_overwrites() {
         );
     }
     assert!(
-        run.stderr.contains("already has 9 objects"),
+        run.stderr.contains("already has 10 objects"),
         "{}",
         run.stderr
     );

@@ -71,6 +71,9 @@ pub const BOOTSTRAP_KUBECONFIG: &str = "/etc/kubernetes/bootstrap-kubelet.conf";
 /// Kubeconfigs of the controller-manager and the scheduler (masters).
 pub const CONTROLLER_MANAGER_KUBECONFIG: &str = "/etc/kubernetes/controller-manager.conf";
 pub const SCHEDULER_KUBECONFIG: &str = "/etc/kubernetes/scheduler.conf";
+/// The apiserver's EncryptionConfiguration: Secrets encrypted at rest with the key from the
+/// state bucket (masters).
+pub const ENCRYPTION_CONFIG: &str = "/etc/kubernetes/encryption-config.yaml";
 /// The bootstrap token's Secret and the TLS bootstrap RBAC, for an operator to apply (masters).
 pub const TLS_BOOTSTRAP_ADDON: &str = "/etc/kubernetes/addons/tls-bootstrap.yaml";
 

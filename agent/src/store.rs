@@ -15,6 +15,7 @@ use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::aws::{Aws, AwsError};
 use crate::etcd::model::{BadMarker, Marker};
+use crate::pki::encryption::{BadEncryptionKey, EncryptionKey};
 use crate::pki::token::{BadToken, BootstrapToken};
 use crate::pki::{self, Ca, PkiError};
 
@@ -50,13 +51,15 @@ pub enum Object {
     SaPub,
     /// The kubelet bootstrap token.
     BootstrapToken,
+    /// The key the apiserver encrypts Secrets with.
+    EncryptionKey,
     /// `etcd/cluster.json`: the marker the seeder writes once.
     Marker,
 }
 
 impl Object {
     /// The PKI objects, in the order `pki init --upload` puts them.
-    pub const PKI: [Object; 9] = [
+    pub const PKI: [Object; 10] = [
         Object::CaCert(CaName::Cluster),
         Object::CaKey(CaName::Cluster),
         Object::CaCert(CaName::Etcd),
@@ -66,6 +69,7 @@ impl Object {
         Object::SaKey,
         Object::SaPub,
         Object::BootstrapToken,
+        Object::EncryptionKey,
     ];
 
     /// The object's path under the cluster's prefix.
@@ -76,6 +80,7 @@ impl Object {
             Object::SaKey => "pki/sa.key".into(),
             Object::SaPub => "pki/sa.pub".into(),
             Object::BootstrapToken => "pki/bootstrap-token".into(),
+            Object::EncryptionKey => "pki/secrets-encryption-key".into(),
             Object::Marker => "etcd/cluster.json".into(),
         }
     }
@@ -145,6 +150,12 @@ pub enum StoreError {
     BadSaPub { url: String },
     #[error("{pub_url} is not the public key of {key_url}")]
     SaMismatch { pub_url: String, key_url: String },
+    #[error("{url} is malformed")]
+    BadEncryptionKey {
+        url: String,
+        #[source]
+        source: BadEncryptionKey,
+    },
     #[error("{url} is malformed")]
     BadToken {
         url: String,
@@ -298,6 +309,19 @@ impl<'a> Store<'a> {
         Ok(self.bootstrap_token_dated().await?.0)
     }
 
+    /// The Secrets encryption key; `None` for a cluster made before `pki init` made one.
+    pub async fn encryption_key(&self) -> Result<Option<EncryptionKey>, StoreError> {
+        let object = Object::EncryptionKey;
+        let Some(bytes) = self.get(object).await? else {
+            return Ok(None);
+        };
+        let url = || self.url(object);
+        let text = String::from_utf8(bytes).map_err(|_| StoreError::NotText { url: url() })?;
+        text.parse()
+            .map(Some)
+            .map_err(|source| StoreError::BadEncryptionKey { url: url(), source })
+    }
+
     /// The bootstrap token and when its object was stored (a rotation stores a new one).
     pub async fn bootstrap_token_dated(
         &self,
@@ -428,6 +452,7 @@ mod tests {
                 "pki/sa.key",
                 "pki/sa.pub",
                 "pki/bootstrap-token",
+                "pki/secrets-encryption-key",
                 "etcd/cluster.json",
             ]
         );

@@ -9,6 +9,7 @@ use super::Globals;
 use crate::aws::Aws;
 use crate::config::Settings;
 use crate::exit::BadInput;
+use crate::pki::encryption::EncryptionKey;
 use crate::pki::init::{self, FileSpec, Generated, Inputs, Overrides, FILES};
 use crate::pki::token::BootstrapToken;
 use crate::store::{Object, Store};
@@ -65,6 +66,12 @@ pub struct Init {
     /// bucket's (its Secret expires a year after it is stored; docs/pki.md says what follows).
     #[arg(long, conflicts_with = "force")]
     rotate_bootstrap_token: bool,
+
+    /// Make only the Secrets encryption key, for a cluster whose PKI predates it: write
+    /// DIR/secrets-encryption-key and, with --upload, create the bucket's only if it has none
+    /// (a key is never replaced: Secrets encrypted with it would become unreadable).
+    #[arg(long, conflicts_with_all = ["force", "rotate_bootstrap_token"])]
+    add_encryption_key: bool,
 }
 
 impl Pki {
@@ -85,6 +92,9 @@ impl Init {
     async fn run(self, globals: &Globals) -> Result<u8> {
         if self.rotate_bootstrap_token {
             return self.rotate_token(globals).await;
+        }
+        if self.add_encryption_key {
+            return self.add_key(globals).await;
         }
         let inputs = self.inputs(globals)?;
         let target = if self.upload {
@@ -160,6 +170,71 @@ impl Init {
             "next: on each master `systemctl restart tn-agent-bootstrap` and apply \
              /etc/kubernetes/addons/tls-bootstrap.yaml; then delete the old token's Secret \
              (docs/pki.md, \"Rotating the bootstrap token\")"
+        );
+        Ok(crate::exit::OK)
+    }
+
+    /// `--add-encryption-key`: a new Secrets encryption key in DIR (never over an existing
+    /// file), and with --upload in the bucket, only if it has none.
+    async fn add_key(&self, globals: &Globals) -> Result<u8> {
+        let (flags, config) = self.flags_and_config(globals)?;
+        let (cluster, bucket) = init::resolve_cluster(&flags, config.as_ref())?;
+        let target = if self.upload {
+            Some(upload_target(bucket).await?)
+        } else {
+            None
+        };
+        let name = "secrets-encryption-key";
+        let path = self.out.join(name);
+        if path.symlink_metadata().is_ok() {
+            return Err(BadInput(format!(
+                "{} already exists; nothing was written (a key is never replaced)",
+                path.display()
+            ))
+            .into());
+        }
+        let object = Object::EncryptionKey;
+        let store = target
+            .as_ref()
+            .map(|t| Store::new(&t.aws, &t.bucket, cluster.as_str()));
+        if let Some(store) = &store {
+            let exists = store
+                .exists(object)
+                .await
+                .with_context(|| format!("checking {}", store.url(object)))?;
+            if exists {
+                bail!(
+                    "{} already exists; nothing was written or uploaded (a key is never \
+                     replaced: every Secret encrypted with it would become unreadable)",
+                    store.url(object)
+                );
+            }
+        }
+        let body = format!("{}\n", EncryptionKey::generate(&mut rand::rng()).base64());
+        let spec = FILES
+            .iter()
+            .find(|f| f.name == name)
+            .expect("the key is one of pki init's files");
+        init::write_one(&self.out, spec, &body)?;
+        println!("wrote a new Secrets encryption key to {}", path.display());
+        if let Some(store) = &store {
+            let created = store
+                .put_if_absent(object, body.into_bytes())
+                .await
+                .with_context(|| format!("uploading {}", store.url(object)))?;
+            if !created {
+                bail!(
+                    "{} appeared during the upload and was left as it is; {} is not the \
+                     cluster's key",
+                    store.url(object),
+                    path.display()
+                );
+            }
+            println!("uploaded {}", store.url(object));
+        }
+        println!(
+            "next: on each master `systemctl restart tn-agent-bootstrap`; the apiserver then \
+             encrypts Secrets as they are written (docs/kubernetes.md, \"Secrets at rest\")"
         );
         Ok(crate::exit::OK)
     }

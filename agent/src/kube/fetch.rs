@@ -1,6 +1,7 @@
 //! What a master and a worker read from the state bucket, all fetched and checked (by
 //! [`crate::store`]) before the node writes anything.
 
+use crate::pki::encryption::EncryptionKey;
 use crate::pki::token::BootstrapToken;
 use crate::pki::Ca;
 use crate::store::{CaName, Store, StoreError};
@@ -17,6 +18,8 @@ pub struct MasterPki {
     pub sa_key_pem: String,
     pub sa_pub_pem: String,
     pub token: BootstrapToken,
+    /// The Secrets encryption key; `None` for a cluster whose PKI predates it.
+    pub encryption_key: Option<EncryptionKey>,
     /// When the token's object was stored: its Secret expires [`TOKEN_LIFETIME`] after.
     pub token_stored_at: Option<std::time::SystemTime>,
 }
@@ -41,6 +44,7 @@ impl MasterPki {
         let (front_proxy_ca, _) = store.ca(CaName::FrontProxy).await?;
         let (sa_key_pem, sa_pub_pem) = store.service_account_keys().await?;
         let (token, token_stored_at) = store.bootstrap_token_dated().await?;
+        let encryption_key = store.encryption_key().await?;
         Ok(MasterPki {
             cluster_ca,
             cluster_ca_key_pem,
@@ -49,6 +53,7 @@ impl MasterPki {
             sa_key_pem,
             sa_pub_pem,
             token,
+            encryption_key,
             token_stored_at,
         })
     }

@@ -120,6 +120,7 @@ async fn master(
         .await
         .with_context(|| store.pki_context())?;
     let asg_urls = etcd_asg_urls(settings, node.aws, etcd_asg).await?;
+    let encryption = encryption_config(root, &store, &pki, state)?;
 
     // Then write: certificates first, what refers to them after, the static pods last.
     let issued = write_master_pki(settings, kube, root, me, &pki, state)?;
@@ -140,7 +141,25 @@ async fn master(
         addon.as_bytes(),
         MODE_SECRET,
     )?;
-    write_static_pods(settings, kube, root, me, &etcd_servers, state)?;
+    if let Some(config) = &encryption {
+        files::write(
+            root,
+            state,
+            files::ENCRYPTION_CONFIG,
+            config.as_bytes(),
+            MODE_SECRET,
+        )?;
+    }
+    let encrypt_secrets = encryption.is_some();
+    write_static_pods(
+        settings,
+        kube,
+        root,
+        me,
+        &etcd_servers,
+        encrypt_secrets,
+        state,
+    )?;
     state.decide(
         "configured control plane",
         format!(
@@ -216,6 +235,50 @@ fn write_master_pki(
     Ok(issued)
 }
 
+/// The apiserver's EncryptionConfiguration for the bucket's key, checked against the one this
+/// master already has: `None` when the bucket has no key (a cluster whose PKI predates it;
+/// the decision says how to turn encryption on). A master that encrypts Secrets never drops
+/// or swaps its key because the bucket changed: every Secret written with it would become
+/// unreadable. Then it refuses (exit 1), naming the object to restore.
+fn encryption_config(
+    root: &Root,
+    store: &crate::store::Store<'_>,
+    pki: &MasterPki,
+    state: &mut BootState,
+) -> Result<Option<String>> {
+    let object = store.url(crate::store::Object::EncryptionKey);
+    let on_disk = std::fs::read_to_string(root.path(files::ENCRYPTION_CONFIG)).ok();
+    let Some(key) = &pki.encryption_key else {
+        if on_disk.is_some() {
+            bail!(
+                "{object} does not exist, but this master encrypts Secrets with the key in {}: \
+                 without it every Secret is unreadable; restore the object (bucket versioning \
+                 keeps the old one) and run bootstrap again",
+                files::ENCRYPTION_CONFIG
+            );
+        }
+        state.decide(
+            "secrets not encrypted at rest",
+            format!(
+                "{object} does not exist; create it with `tn-agent pki init \
+                 --add-encryption-key --upload` (docs/kubernetes.md, \"Secrets at rest\"), \
+                 then run bootstrap again on each master"
+            ),
+        );
+        return Ok(None);
+    };
+    let config = render::encryption_config(key);
+    if on_disk.as_ref().is_some_and(|d| *d != config) {
+        bail!(
+            "{object} is not the key this master encrypts Secrets with ({}): replacing the key \
+             makes every Secret written with the old one unreadable; restore the old object \
+             (bucket versioning keeps it) and run bootstrap again",
+            files::ENCRYPTION_CONFIG
+        );
+    }
+    Ok(Some(config))
+}
+
 /// The apiserver, controller-manager and scheduler static pods.
 fn write_static_pods(
     settings: &Settings,
@@ -223,6 +286,7 @@ fn write_static_pods(
     root: &Root,
     me: &NodeIdentity,
     etcd_servers: &[String],
+    encrypt_secrets: bool,
     state: &mut BootState,
 ) -> Result<()> {
     let cp = ControlPlane {
@@ -234,6 +298,7 @@ fn write_static_pods(
         etcd_tls: settings.etcd.tls,
         plan: &settings.plan,
         cluster_domain: &kube.cluster_domain,
+        encrypt_secrets,
     };
     let pods = [
         (files::APISERVER_MANIFEST, render::apiserver_pod(&cp, root)),

@@ -16,6 +16,7 @@ use super::kubelet_config::{
 use crate::config::{AddressPlan, Taint};
 use crate::files;
 use crate::fsutil::Root;
+use crate::pki::encryption::{EncryptionKey, KEY_NAME};
 use crate::pki::token::BootstrapToken;
 
 /// Where the control-plane images come from.
@@ -159,6 +160,8 @@ pub struct ControlPlane<'a> {
     pub etcd_tls: bool,
     pub plan: &'a AddressPlan,
     pub cluster_domain: &'a str,
+    /// Whether the apiserver encrypts Secrets at rest ([`files::ENCRYPTION_CONFIG`] is written).
+    pub encrypt_secrets: bool,
 }
 
 /// The kube-apiserver static pod: etcd over TLS, Node and RBAC authorization, NodeRestriction,
@@ -183,6 +186,9 @@ pub fn apiserver_pod(cp: &ControlPlane, root: &Root) -> String {
             "kubelet-client-key",
             pki(files::APISERVER_KUBELET_CLIENT.key),
         ),
+        // The kubelets' serving certificates come from CSRs signed by the cluster CA
+        // (serverTLSBootstrap): the apiserver checks them when it calls a kubelet.
+        ("kubelet-certificate-authority", pki(files::CA_CERT)),
         (
             "kubelet-preferred-address-types",
             "InternalIP,Hostname,ExternalIP".into(),
@@ -219,6 +225,11 @@ pub fn apiserver_pod(cp: &ControlPlane, root: &Root) -> String {
         flags.insert("etcd-certfile", pki(files::APISERVER_ETCD_CLIENT.cert));
         flags.insert("etcd-keyfile", pki(files::APISERVER_ETCD_CLIENT.key));
     }
+    let mut mounts = vec![("k8s-certs", pki(files::KUBE_PKI_DIR), "DirectoryOrCreate")];
+    if cp.encrypt_secrets {
+        flags.insert("encryption-provider-config", pki(files::ENCRYPTION_CONFIG));
+        mounts.push(("encryption-config", pki(files::ENCRYPTION_CONFIG), "File"));
+    }
     let probe = json!({ "tcpSocket": { "host": "127.0.0.1", "port": cp.secure_port } });
     static_pod(&Pod {
         name: "kube-apiserver",
@@ -226,7 +237,7 @@ pub fn apiserver_pod(cp: &ControlPlane, root: &Root) -> String {
         flags,
         probe,
         cpu: "250m",
-        mounts: vec![("k8s-certs", pki(files::KUBE_PKI_DIR), "DirectoryOrCreate")],
+        mounts,
     })
 }
 
@@ -344,6 +355,23 @@ pub fn tls_bootstrap_addon(
         ),
     ];
     docs.iter().map(yaml).collect::<Vec<_>>().join("---\n")
+}
+
+/// The apiserver's EncryptionConfiguration: Secrets written with secretbox (XSalsa20-Poly1305)
+/// under the cluster's key; `identity` second, so Secrets written before encryption was on
+/// stay readable (they are encrypted when next written).
+pub fn encryption_config(key: &EncryptionKey) -> String {
+    yaml(&json!({
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "EncryptionConfiguration",
+        "resources": [{
+            "resources": ["secrets"],
+            "providers": [
+                { "secretbox": { "keys": [{ "name": KEY_NAME, "secret": key.base64() }] } },
+                { "identity": {} },
+            ],
+        }],
+    }))
 }
 
 /// `https://kubernetes.default.svc.<cluster_domain>`, as kubeadm sets it.

@@ -210,6 +210,7 @@ fn control_plane<'a>(plan: &'a AddressPlan, etcd: &'a [String], tls: bool) -> Co
         etcd_tls: tls,
         plan,
         cluster_domain: "cluster.local",
+        encrypt_secrets: true,
     }
 }
 
@@ -300,6 +301,11 @@ fn the_apiserver_pod_uses_tls_everywhere() {
             format!("{pki}/front-proxy-client.key"),
         ),
         ("secure-port", "6443".into()),
+        ("kubelet-certificate-authority", format!("{pki}/ca.crt")),
+        (
+            "encryption-provider-config",
+            "/tmp/n1/etc/kubernetes/encryption-config.yaml".into(),
+        ),
     ];
     for (k, v) in expect {
         assert_eq!(f.get(k), Some(&v), "--{k}");
@@ -308,10 +314,25 @@ fn the_apiserver_pod_uses_tls_everywhere() {
     assert_eq!(c["livenessProbe"]["tcpSocket"]["port"], Yaml::from(6443));
     assert_eq!(s(&c["volumeMounts"][0]["mountPath"]), pki);
 
-    // Without etcd TLS: http URLs and no etcd certificates.
+    assert_eq!(
+        s(&c["volumeMounts"][1]["mountPath"]),
+        "/tmp/n1/etc/kubernetes/encryption-config.yaml"
+    );
+
+    // Without etcd TLS: http URLs and no etcd certificates; without the key, no encryption.
     let plain = vec!["http://10.4.2.5:2379".to_string()];
-    let text = apiserver_pod(&control_plane(&plan, &plain, false), &root);
-    let (_, f) = pod_flags(&text, "kube-apiserver");
+    let mut cp = control_plane(&plan, &plain, false);
+    cp.encrypt_secrets = false;
+    let text = apiserver_pod(&cp, &root);
+    let (doc, f) = pod_flags(&text, "kube-apiserver");
+    assert!(!f.contains_key("encryption-provider-config"));
+    assert_eq!(
+        doc["spec"]["containers"][0]["volumeMounts"]
+            .as_sequence()
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(f["etcd-servers"], "http://10.4.2.5:2379");
     assert!(!f
         .keys()
@@ -350,6 +371,26 @@ fn the_controller_manager_signs_with_the_cluster_ca() {
     let (_, f) = pod_flags(&text, "kube-scheduler");
     assert_eq!(f["kubeconfig"], "/tmp/n1/etc/kubernetes/scheduler.conf");
     assert_eq!(f["leader-elect"], "true");
+}
+
+#[test]
+fn the_encryption_config_encrypts_secrets_and_still_reads_old_ones() {
+    let key: crate::pki::encryption::EncryptionKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+        .parse()
+        .unwrap();
+    let doc = parse(&encryption_config(&key));
+    assert_eq!(s(&doc["apiVersion"]), "apiserver.config.k8s.io/v1");
+    assert_eq!(s(&doc["kind"]), "EncryptionConfiguration");
+    let r = &doc["resources"][0];
+    assert_eq!(s(&r["resources"][0]), "secrets");
+    let first = &r["providers"][0]["secretbox"]["keys"][0];
+    assert_eq!(s(&first["name"]), "tn-1");
+    assert_eq!(
+        s(&first["secret"]),
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+    );
+    assert!(r["providers"][1]["identity"].is_mapping());
+    assert_eq!(r["providers"].as_sequence().unwrap().len(), 2);
 }
 
 #[test]

@@ -15,6 +15,7 @@ use crate::config::{ApiServerUrl, ClusterName, Settings};
 use crate::exit::BadInput;
 use crate::fsutil::{self, MODE_PUBLIC, MODE_SECRET};
 use crate::kube::kubeconfig::{Credentials, Kubeconfig};
+use crate::pki::encryption::EncryptionKey;
 use crate::pki::token::BootstrapToken;
 use crate::pki::{self, Ca, Leaf, LeafRequest, PkiError, Usage};
 
@@ -38,7 +39,7 @@ const fn file(name: &'static str, mode: u32, upload: bool) -> FileSpec {
 }
 
 /// Every file, in the order [`generate`] makes them and [`write_all`] writes them.
-pub const FILES: [FileSpec; 12] = [
+pub const FILES: [FileSpec; 13] = [
     file("ca.crt", MODE_PUBLIC, true),
     file("ca.key", MODE_SECRET, true),
     file("etcd-ca.crt", MODE_PUBLIC, true),
@@ -48,6 +49,7 @@ pub const FILES: [FileSpec; 12] = [
     file("sa.key", MODE_SECRET, true),
     file("sa.pub", MODE_PUBLIC, true),
     file("bootstrap-token", MODE_SECRET, true),
+    file("secrets-encryption-key", MODE_SECRET, true),
     file("admin.crt", MODE_PUBLIC, false),
     file("admin.key", MODE_SECRET, false),
     // It holds the admin key.
@@ -210,7 +212,8 @@ impl Generated {
 }
 
 /// Generates everything: three 10-year ECDSA P-256 CAs (`<cluster>-ca`, `<cluster>-etcd-ca`,
-/// `<cluster>-front-proxy-ca`), the service-account key pair, a bootstrap token, and the admin
+/// `<cluster>-front-proxy-ca`), the service-account key pair, a bootstrap token, the Secrets
+/// encryption key, and the admin
 /// certificate (1 year, signed by the cluster CA) with its kubeconfig.
 pub fn generate(inputs: &Inputs) -> Result<Generated, PkiError> {
     let cluster = &inputs.cluster;
@@ -232,6 +235,7 @@ pub fn generate(inputs: &Inputs) -> Result<Generated, PkiError> {
         sa.private_pem,
         sa.public_pem,
         format!("{}\n", token.token()),
+        format!("{}\n", EncryptionKey::generate(&mut rand::rng()).base64()),
         admin.cert_pem,
         admin.key_pem,
         kubeconfig,
@@ -306,6 +310,16 @@ pub fn write_all(dir: &Path, generated: &Generated) -> Result<Vec<PathBuf>, Init
 /// Writes `bootstrap-token` into `dir` (created 0700 when missing), replacing the one there,
 /// atomically, 0600; returns its path.
 pub fn write_token(dir: &Path, body: &str) -> Result<PathBuf, InitError> {
+    let spec = FILES
+        .iter()
+        .find(|f| f.name == "bootstrap-token")
+        .expect("the token is one of the files");
+    write_one(dir, spec, body)
+}
+
+/// Writes one of [`FILES`] into `dir` (created 0700 when missing), atomically with its mode;
+/// returns its path.
+pub fn write_one(dir: &Path, spec: &FileSpec, body: &str) -> Result<PathBuf, InitError> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -314,8 +328,8 @@ pub fn write_token(dir: &Path, body: &str) -> Result<PathBuf, InitError> {
             path: dir.to_path_buf(),
             source,
         })?;
-    let path = dir.join("bootstrap-token");
-    fsutil::write_atomic(&path, body.as_bytes(), 0o600).map_err(|source| InitError::Write {
+    let path = dir.join(spec.name);
+    fsutil::write_atomic(&path, body.as_bytes(), spec.mode).map_err(|source| InitError::Write {
         path: path.clone(),
         source,
     })?;
@@ -347,6 +361,7 @@ pub fn describe(spec: &FileSpec, body: &str) -> String {
             body.split('.').next().unwrap_or_default()
         ),
         "admin.kubeconfig" => format!("kubeconfig for {ADMIN_CN} ({ADMIN_GROUP})"),
+        "secrets-encryption-key" => "key the apiserver encrypts Secrets with".to_string(),
         _ => "private key".to_string(),
     }
 }

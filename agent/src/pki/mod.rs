@@ -9,7 +9,7 @@
 //! The parts: [`Ca`] loads, generates and issues (`ca`); [`inspect`] and [`verifies`] read
 //! certificates (`inspect`, over the PEM helpers of `pem`); [`check_reuse`] decides keep or
 //! reissue (`reuse`); [`ensure_leaf`] does the file I/O (`leaf`). [`token`] is the kubelet
-//! bootstrap token and [`init`] is `pki init` on an operator's workstation. The public items of
+//! bootstrap token, [`encryption`] the apiserver's Secrets key, and [`init`] is `pki init` on an operator's workstation. The public items of
 //! the private parts are re-exported here, at `crate::pki::<name>`.
 
 use std::fmt;
@@ -18,6 +18,7 @@ use std::net::IpAddr;
 use x509_parser::error::{PEMError, X509Error};
 
 mod ca;
+pub mod encryption;
 pub mod init;
 mod inspect;
 mod leaf;

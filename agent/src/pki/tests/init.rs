@@ -45,6 +45,9 @@ fn every_file_holds_what_its_name_says() {
             assert!(body.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{name}");
         } else if name == "sa.pub" {
             assert!(body.starts_with("-----BEGIN PUBLIC KEY-----\n"), "{name}");
+        } else if name == "secrets-encryption-key" {
+            let key = body.parse::<crate::pki::encryption::EncryptionKey>();
+            assert!(key.is_ok() && body.ends_with('\n'), "{name}");
         } else if name == "bootstrap-token" {
             let token = body.trim_end_matches('\n');
             let parsed = token.parse::<BootstrapToken>().map(|t| t.token());
@@ -53,7 +56,10 @@ fn every_file_holds_what_its_name_says() {
         } else {
             assert!(body.starts_with("apiVersion: v1\nkind: Config\n"), "{name}");
         }
-        let secret = key || name == "bootstrap-token" || name == "admin.kubeconfig";
+        let secret = key
+            || name == "bootstrap-token"
+            || name == "secrets-encryption-key"
+            || name == "admin.kubeconfig";
         let want_mode = if secret { MODE_SECRET } else { MODE_PUBLIC };
         assert_eq!(spec.mode, want_mode, "{name}");
         assert_eq!(spec.upload, !name.starts_with("admin."), "{name}");
@@ -246,7 +252,8 @@ fn descriptions_never_show_a_secret() {
     );
     let ca = describe(&FILES[0], generated.get("ca.crt").unwrap());
     assert!(ca.starts_with("CA CN=prod-ca, expires 20"), "{ca}");
-    let admin = describe(&FILES[9], generated.get("admin.crt").unwrap());
+    let admin_spec = FILES.iter().find(|f| f.name == "admin.crt").unwrap();
+    let admin = describe(admin_spec, generated.get("admin.crt").unwrap());
     assert!(admin.starts_with("client certificate "), "{admin}");
     assert!(admin.contains("CN=kubernetes-admin"), "{admin}");
 }
