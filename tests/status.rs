@@ -2,6 +2,7 @@
 //! down (answering within 3 s even on the node whose etcd is down), certificates close to
 //! expiry or signed by another CA, and a node that was never bootstrapped.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -452,6 +453,8 @@ fn a_master_sees_etcd_through_its_apiserver_client_certificate() {
         "/etc/kubernetes/pki/apiserver-etcd-client.key",
         &leaf.key_pem,
     );
+    let key = root.join("etc/kubernetes/pki/apiserver-etcd-client.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     let started = Instant::now();
     let run = agent_in(root, &["status", "--json"]);
     assert!(started.elapsed() < ANSWER_WITHIN);
@@ -520,14 +523,24 @@ fn a_bootstrapped_master_and_worker() {
         assert_eq!(run.code, 0, "{role}: {}", run.stdout);
         assert_eq!(report.problems, vec![], "{role}");
         assert_eq!(report.node.role, role);
-        assert_eq!(report.node.asg.as_deref(), Some(asg));
+        // A worker never looks at its autoscaling group.
+        let seen_asg = (role == "master").then_some(asg);
+        assert_eq!(report.node.asg.as_deref(), seen_asg, "{role}");
         let certs = &report.certificates;
         assert!(!certs.is_empty(), "{role}");
         for c in certs {
             assert!(c.signed_by.is_some(), "{role}: {c:?}");
         }
+        // The role's expected files, then every private key under the PKI dirs, all 0600.
         let files = &report.files;
-        assert_eq!(files.len(), 4, "{role}: {files:?}");
+        assert!(files.len() >= 4, "{role}: {files:?}");
+        let (expected, keys) = files.split_at(4);
+        assert!(expected.iter().all(|f| f.exists), "{role}: {files:?}");
+        for key in keys {
+            assert!(key.path.ends_with(".key"), "{role}: {key:?}");
+            assert_eq!(key.mode.as_deref(), Some("0600"), "{role}: {key:?}");
+        }
+        assert_eq!(keys.is_empty(), role == "worker", "{role}: {files:?}");
         if role == "master" {
             let etcd = report.etcd();
             assert_eq!(etcd.outcome, "answered", "{etcd:?}");
