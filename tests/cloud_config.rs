@@ -410,6 +410,42 @@ fn templates_take_exactly_the_documented_variables() {
     }
 }
 
+/// The README's launch template keeps pods away from the node role's credentials: IMDSv2
+/// required and a response hop limit of 1 (one hop further, on the pod network, gets nothing).
+#[test]
+fn the_terraform_example_requires_imdsv2_with_one_hop() {
+    let readme =
+        std::fs::read_to_string(template_path(Format::Ignition).with_file_name("README.md"))
+            .unwrap();
+    let template = readme
+        .split("resource \"aws_launch_template\"")
+        .nth(1)
+        .expect("a launch template example");
+    let block = template
+        .split("metadata_options {")
+        .nth(1)
+        .and_then(|b| b.split('}').next())
+        .expect("metadata_options in the launch template");
+    let settings: BTreeSet<String> = block
+        .lines()
+        .map(|l| {
+            l.split('#')
+                .next()
+                .unwrap()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|l| !l.is_empty())
+        .collect();
+    for want in [
+        "http_tokens = \"required\"",
+        "http_put_response_hop_limit = 1",
+    ] {
+        assert!(settings.contains(want), "{want} not in {settings:?}");
+    }
+}
+
 #[test]
 fn the_config_each_role_gets_is_valid_for_that_role() {
     for role in ROLES {
