@@ -88,6 +88,18 @@ struct Target {
     bucket: String,
 }
 
+/// Where one object of a cluster goes: the bucket and the cluster's prefix.
+struct OwnedStore {
+    target: Target,
+    cluster: String,
+}
+
+impl OwnedStore {
+    fn store(&self) -> Store<'_> {
+        Store::new(&self.target.aws, &self.target.bucket, &self.cluster)
+    }
+}
+
 impl Init {
     async fn run(self, globals: &Globals) -> Result<u8> {
         if self.rotate_bootstrap_token {
@@ -136,23 +148,17 @@ impl Init {
     /// `--rotate-bootstrap-token`: a new token in DIR, and in the bucket with --upload
     /// (replacing the object; bucket versioning keeps the old one).
     async fn rotate_token(&self, globals: &Globals) -> Result<u8> {
-        let (flags, config) = self.flags_and_config(globals)?;
-        let (cluster, bucket) = init::resolve_cluster(&flags, config.as_ref())?;
-        let target = if self.upload {
-            Some(upload_target(bucket).await?)
-        } else {
-            None
-        };
+        let upload = self.one_object_store(globals).await?;
         let token = BootstrapToken::generate(&mut rand::rng());
         let body = format!("{}\n", token.token());
-        let path = init::write_token(&self.out, &body)?;
+        let path = init::write_one(&self.out, init::file_spec("bootstrap-token"), &body)?;
         println!(
             "wrote a new bootstrap token (id {}) to {}",
             token.id(),
             path.display()
         );
-        if let Some(target) = &target {
-            let store = Store::new(&target.aws, &target.bucket, cluster.as_str());
+        if let Some(upload) = &upload {
+            let store = upload.store();
             let object = Object::BootstrapToken;
             store
                 .put(object, body.into_bytes())
@@ -177,13 +183,8 @@ impl Init {
     /// `--add-encryption-key`: a new Secrets encryption key in DIR (never over an existing
     /// file), and with --upload in the bucket, only if it has none.
     async fn add_key(&self, globals: &Globals) -> Result<u8> {
-        let (flags, config) = self.flags_and_config(globals)?;
-        let (cluster, bucket) = init::resolve_cluster(&flags, config.as_ref())?;
-        let target = if self.upload {
-            Some(upload_target(bucket).await?)
-        } else {
-            None
-        };
+        let upload = self.one_object_store(globals).await?;
+        let store = upload.as_ref().map(OwnedStore::store);
         let name = "secrets-encryption-key";
         let path = self.out.join(name);
         if path.symlink_metadata().is_ok() {
@@ -194,9 +195,6 @@ impl Init {
             .into());
         }
         let object = Object::EncryptionKey;
-        let store = target
-            .as_ref()
-            .map(|t| Store::new(&t.aws, &t.bucket, cluster.as_str()));
         if let Some(store) = &store {
             let exists = store
                 .exists(object)
@@ -211,11 +209,7 @@ impl Init {
             }
         }
         let body = format!("{}\n", EncryptionKey::generate(&mut rand::rng()).base64());
-        let spec = FILES
-            .iter()
-            .find(|f| f.name == name)
-            .expect("the key is one of pki init's files");
-        init::write_one(&self.out, spec, &body)?;
+        init::write_one(&self.out, init::file_spec(name), &body)?;
         println!("wrote a new Secrets encryption key to {}", path.display());
         if let Some(store) = &store {
             let created = store
@@ -237,6 +231,21 @@ impl Init {
              encrypts Secrets as they are written (docs/kubernetes.md, \"Secrets at rest\")"
         );
         Ok(crate::exit::OK)
+    }
+
+    /// For the commands that make one object: where `--upload` puts it (`None` without
+    /// `--upload`). Needs only the cluster and the bucket, not the API server.
+    async fn one_object_store(&self, globals: &Globals) -> Result<Option<OwnedStore>> {
+        let (flags, config) = self.flags_and_config(globals)?;
+        let (cluster, bucket) = init::resolve_cluster(&flags, config.as_ref())?;
+        if !self.upload {
+            return Ok(None);
+        }
+        let target = upload_target(bucket).await?;
+        Ok(Some(OwnedStore {
+            target,
+            cluster: cluster.as_str().to_string(),
+        }))
     }
 
     fn inputs(&self, globals: &Globals) -> Result<Inputs> {

@@ -285,40 +285,22 @@ pub fn existing(dir: &Path) -> Result<Vec<PathBuf>, InitError> {
 /// Writes every file into `dir`, each atomically with its mode, and returns the paths. `dir`
 /// is created 0700 when missing (an existing directory keeps its mode).
 pub fn write_all(dir: &Path, generated: &Generated) -> Result<Vec<PathBuf>, InitError> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|source| InitError::CreateDir {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    let mut written = Vec::new();
-    for (spec, body) in generated.iter() {
-        let path = dir.join(spec.name);
-        fsutil::write_atomic(&path, body.as_bytes(), spec.mode).map_err(|source| {
-            InitError::Write {
-                path: path.clone(),
-                source,
-            }
-        })?;
-        written.push(path);
-    }
-    Ok(written)
-}
-
-/// Writes `bootstrap-token` into `dir` (created 0700 when missing), replacing the one there,
-/// atomically, 0600; returns its path.
-pub fn write_token(dir: &Path, body: &str) -> Result<PathBuf, InitError> {
-    let spec = FILES
+    generated
         .iter()
-        .find(|f| f.name == "bootstrap-token")
-        .expect("the token is one of the files");
-    write_one(dir, spec, body)
+        .map(|(spec, body)| write_one(dir, spec, body))
+        .collect()
 }
 
-/// Writes one of [`FILES`] into `dir` (created 0700 when missing), atomically with its mode;
-/// returns its path.
+/// The [`FILES`] entry named `name`.
+pub fn file_spec(name: &str) -> &'static FileSpec {
+    FILES
+        .iter()
+        .find(|f| f.name == name)
+        .unwrap_or_else(|| panic!("{name} is not one of pki init's files"))
+}
+
+/// Writes one of [`FILES`] into `dir` (created 0700 when missing), atomically with its mode,
+/// replacing what is there; returns its path.
 pub fn write_one(dir: &Path, spec: &FileSpec, body: &str) -> Result<PathBuf, InitError> {
     std::fs::DirBuilder::new()
         .recursive(true)
