@@ -13,5 +13,6 @@ mod etcd;
 mod imds;
 mod kube;
 mod pki_init;
+mod reboot;
 mod status;
 mod units;

@@ -446,6 +446,27 @@ impl Aws {
         })
     }
 
+    /// Which of `ids` EC2 says are terminated or does not know at all: only those may lose
+    /// what they hold (a stopped or stopping instance is alive, SPEC §7.3 and §9).
+    pub async fn gone_instances(&self, ids: &[String]) -> Result<Vec<String>, AwsError> {
+        let mut gone = Vec::new();
+        for chunk in ids.chunks(MAX_FILTER_VALUES) {
+            let facts = self.describe_instances(chunk).await?;
+            gone.extend(
+                chunk
+                    .iter()
+                    .filter(|id| {
+                        facts
+                            .iter()
+                            .find(|f| &f.instance_id == *id)
+                            .is_none_or(|f| f.ec2_state.as_deref() == Some("terminated"))
+                    })
+                    .cloned(),
+            );
+        }
+        Ok(gone)
+    }
+
     async fn describe_instances(&self, ids: &[String]) -> Result<Vec<Ec2Facts>, AwsError> {
         let mut facts = Vec::new();
         let mut next: Option<String> = None;

@@ -24,6 +24,10 @@ pub const ETCD_MEMBER_RECORD: &str = "/var/lib/tn-agent/etcd-member.json";
 /// across bootstrap runs.
 pub const ETCD_LEARNER_WATCH: &str = "/var/lib/tn-agent/etcd-learners.json";
 
+/// A reboot is wanted: Flatcar's postinstall creates it when an update is staged, `tn-agent
+/// reboot request` does too (SPEC §9).
+pub const REBOOT_SENTINEL: &str = "/run/reboot-required";
+
 /// etcd's own variables, read by its unit with `EnvironmentFile=`.
 pub const ETCD_ENV: &str = "/etc/etcd/etcd.env";
 /// The etcd node's certificate directory.

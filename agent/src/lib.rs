@@ -16,6 +16,7 @@ pub mod kube;
 pub mod logging;
 pub mod node;
 pub mod pki;
+pub mod reboot;
 pub mod retry;
 pub mod state;
 pub mod status;

@@ -3,6 +3,7 @@
 mod bootstrap;
 mod etcd;
 mod pki;
+mod reboot;
 mod status;
 
 use std::path::PathBuf;
@@ -53,6 +54,9 @@ pub enum Command {
     /// Operator workstation: the cluster's certificate authorities and keys.
     #[command(subcommand)]
     Pki(pki::Pki),
+    /// Reboots after OS updates, one safe slot at a time: requests and the groups' locks.
+    #[command(subcommand)]
+    Reboot(reboot::Reboot),
 }
 
 /// What every subcommand gets from the global flags.
@@ -82,6 +86,7 @@ impl Cli {
             Command::Etcd(cmd) => cmd.run(&globals).await,
             Command::Status(cmd) => cmd.run(&globals).await,
             Command::Pki(cmd) => cmd.run(&globals).await,
+            Command::Reboot(cmd) => cmd.run(&globals).await,
         }
     }
 }

@@ -324,6 +324,77 @@ impl EtcdAccess {
         })
         .await
     }
+
+    /// The keys under `prefix` with their values and mod revisions (a linearizable read).
+    pub async fn get_prefix(
+        &self,
+        endpoints: &[String],
+        prefix: &str,
+    ) -> Result<Vec<Versioned>, EtcdError> {
+        let prefix = prefix.to_string();
+        self.call("get", endpoints, |mut c| async move {
+            let resp = c
+                .get(prefix, Some(etcd_client::GetOptions::new().with_prefix()))
+                .await?;
+            Ok(resp.kvs().iter().map(versioned).collect())
+        })
+        .await
+    }
+
+    /// One key's value and mod revision; `None` when it does not exist.
+    pub async fn get_versioned(
+        &self,
+        endpoints: &[String],
+        key: &str,
+    ) -> Result<Option<Versioned>, EtcdError> {
+        let key = key.to_string();
+        self.call("get", endpoints, |mut c| async move {
+            let resp = c.get(key, None).await?;
+            Ok(resp.kvs().first().map(versioned))
+        })
+        .await
+    }
+
+    /// Puts `value` at `key` only if the key's mod revision is still `revision` (0: only if the
+    /// key does not exist): `Ok(false)` when someone changed it first.
+    pub async fn put_if_revision(
+        &self,
+        endpoints: &[String],
+        key: &str,
+        value: Vec<u8>,
+        revision: i64,
+    ) -> Result<bool, EtcdError> {
+        use etcd_client::{Compare, CompareOp, Txn, TxnOp};
+        let key = key.to_string();
+        self.call("txn", endpoints, |mut c| async move {
+            let compare = if revision == 0 {
+                Compare::version(key.clone(), CompareOp::Equal, 0)
+            } else {
+                Compare::mod_revision(key.clone(), CompareOp::Equal, revision)
+            };
+            let txn = Txn::new()
+                .when([compare])
+                .and_then([TxnOp::put(key, value, None)]);
+            Ok(c.txn(txn).await?.succeeded())
+        })
+        .await
+    }
+}
+
+/// A key's value and the revision of its last change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    pub key: String,
+    pub value: Vec<u8>,
+    pub mod_revision: i64,
+}
+
+fn versioned(kv: &etcd_client::KeyValue) -> Versioned {
+    Versioned {
+        key: String::from_utf8_lossy(kv.key()).into_owned(),
+        value: kv.value().to_vec(),
+        mod_revision: kv.mod_revision(),
+    }
 }
 
 fn member_info(m: &etcd_client::Member) -> MemberInfo {

@@ -149,6 +149,18 @@ impl<'a> Local<'a> {
     }
 }
 
+/// For commands run on an etcd node after bootstrap: access with the node's own client files,
+/// and the client URLs to ask (its own and its record's peers).
+pub fn node_client(
+    settings: &Settings,
+    root: &Root,
+    ident: &NodeIdentity,
+) -> Result<(EtcdAccess, Vec<String>)> {
+    let local = Local::from_disk(settings, root, ident)?;
+    let urls = local.candidates(None);
+    Ok((local.access, urls))
+}
+
 /// The agent's record of the etcd data dir it configured ([`files::ETCD_MEMBER_RECORD`]); `None` when there is
 /// none or it cannot be read (logged).
 pub fn read_record(root: &Root) -> Option<MemberRecord> {

@@ -1,0 +1,210 @@
+//! The reboot lock of etcd nodes (SPEC §9) against a real etcd 3.4 cluster: locksmith's
+//! semaphore document at its key, changed only by compare-and-swap; many concurrent takers never
+//! exceed `max`; `holders: null` is read; a holder is reclaimed only when EC2 says its instance is
+//! gone; and the operator commands `reboot request`, `status`, `unlock`, `set-max`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tn_agent::aws::Aws;
+use tn_agent::reboot::etcd_lock::{EtcdLock, ETCD_GROUP};
+use tn_agent::reboot::semaphore::{Outcome, Semaphore};
+use tn_world::Node;
+
+use crate::support::cluster::{boot_cluster, world_with_etcd_asg};
+
+const KEY: &str = "coreos.com/updateengine/rebootlock/groups/etcd/semaphore";
+
+fn endpoints(nodes: &[Node]) -> Vec<String> {
+    nodes.iter().map(Node::client_url).collect()
+}
+
+#[test]
+fn many_takers_never_hold_more_slots_than_max() {
+    let (world, _ca, nodes) = world_with_etcd_asg(3);
+    let _etcd = boot_cluster(&world, &nodes);
+    let access = nodes[0].etcd_access().unwrap();
+    let urls = endpoints(&nodes);
+    let max = 3;
+    let takers = 12;
+    let violations = world.block_on(async {
+        let lock = EtcdLock::new(&access, urls.clone(), "pool-a");
+        let (outcome, doc) = lock.set_max(max).await.unwrap();
+        assert_eq!((outcome, doc.max), (Outcome::Changed, max));
+        let done = Arc::new(AtomicBool::new(false));
+        // A sampler reads the document throughout.
+        let sampler = {
+            let (access, urls, done) = (access.clone(), urls.clone(), done.clone());
+            tokio::spawn(async move {
+                let lock = EtcdLock::new(&access, urls, "pool-a");
+                let mut over = Vec::new();
+                while !done.load(Ordering::Relaxed) {
+                    let doc = lock.read().await.unwrap().unwrap();
+                    if doc.holders.len() as i64 > max
+                        || doc.semaphore != max - doc.holders.len() as i64
+                    {
+                        over.push(doc);
+                    }
+                }
+                over
+            })
+        };
+        let mut tasks = Vec::new();
+        for i in 0..takers {
+            let (access, urls) = (access.clone(), urls.clone());
+            tasks.push(tokio::spawn(async move {
+                let lock = EtcdLock::new(&access, urls, "pool-a");
+                let id = format!("i-{i:017x}");
+                for _ in 0..400 {
+                    let (outcome, doc) = lock.take(&id).await.unwrap();
+                    match outcome {
+                        Outcome::Changed => {
+                            assert!(doc.holders.contains(&id));
+                            tokio::time::sleep(Duration::from_millis(30)).await;
+                            let (released, _) = lock.release(&id).await.unwrap();
+                            assert_eq!(released, Outcome::Changed);
+                            return;
+                        }
+                        Outcome::Full { holders } => {
+                            assert_eq!(holders.len() as i64, max);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        Outcome::Unchanged => panic!("{id} already held a slot"),
+                    }
+                }
+                panic!("{id} never got a slot");
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        done.store(true, Ordering::Relaxed);
+        let over = sampler.await.unwrap();
+        let end = lock.read().await.unwrap().unwrap();
+        assert_eq!(
+            end,
+            Semaphore {
+                semaphore: max,
+                max,
+                holders: vec![]
+            }
+        );
+        over
+    });
+    assert!(violations.is_empty(), "{violations:?}");
+}
+
+#[test]
+fn the_etcd_group_lock_reclaims_only_gone_holders_and_obeys_the_operator() {
+    let (world, _ca, nodes) = world_with_etcd_asg(3);
+    let _etcd = boot_cluster(&world, &nodes);
+    let check =
+        tn_world::Inspector::new(&world, &nodes[0], &nodes.iter().collect::<Vec<_>>()).unwrap();
+    let access = nodes[0].etcd_access().unwrap();
+    let urls = endpoints(&nodes);
+    let lock = EtcdLock::new(&access, urls.clone(), ETCD_GROUP);
+
+    let run = nodes[0].run(&["reboot", "status"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("none yet"), "{}", run.stdout);
+
+    // A document as locksmith wrote it: holders null.
+    check
+        .put(KEY, r#"{"semaphore":1,"max":1,"holders":null}"#)
+        .unwrap();
+    let run = nodes[0].run(&["reboot", "status", "--json"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["groups"][0]["group"], "etcd");
+    assert_eq!(report["groups"][0]["max"], 1);
+    assert_eq!(report["groups"][0]["holders"], serde_json::json!([]));
+
+    // The etcd group's max never goes above 1.
+    let run = nodes[0].run(&["reboot", "set-max", "2"]).unwrap();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("the etcd group's max stays 1"),
+        "{}",
+        run.stderr
+    );
+    let run = nodes[0]
+        .run(&["reboot", "set-max", "--group", "pool-b", "2"])
+        .unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("group pool-b: max 2, 2 free"),
+        "{}",
+        run.stdout
+    );
+
+    // A live holder keeps its slot; once EC2 says its instance is terminated, it is reclaimed.
+    let aws = Aws::from_sdk_config(&world.sdk_config, true);
+    let (a, b) = (&nodes[1].id, &nodes[2].id);
+    world.block_on(async {
+        assert_eq!(lock.take(a).await.unwrap().0, Outcome::Changed);
+        assert_eq!(
+            lock.take(a).await.unwrap().0,
+            Outcome::Unchanged,
+            "re-entrant"
+        );
+        assert!(matches!(
+            lock.take(b).await.unwrap().0,
+            Outcome::Full { .. }
+        ));
+        assert!(lock.reclaim_gone(&aws).await.unwrap().is_empty());
+    });
+    let run = nodes[0].run(&["reboot", "status"]).unwrap();
+    assert!(
+        run.stdout
+            .contains(&format!("etcd: max 1, 0 free, held by {a}")),
+        "{}",
+        run.stdout
+    );
+    world.terminate(a).unwrap();
+    world.block_on(async {
+        assert_eq!(
+            lock.reclaim_gone(&aws).await.unwrap(),
+            std::slice::from_ref(a)
+        );
+        assert_eq!(lock.take(b).await.unwrap().0, Outcome::Changed);
+    });
+
+    // The operator frees a slot by hand.
+    let run = nodes[0].run(&["reboot", "unlock", b]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains(&format!("released {b}'s slot of group etcd")),
+        "{}",
+        run.stdout
+    );
+    let run = nodes[0].run(&["reboot", "unlock", "node-1"]).unwrap();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(
+        world.block_on(lock.read()).unwrap().unwrap(),
+        Semaphore::new(1)
+    );
+
+    // A malformed document is named, and never overwritten.
+    check
+        .put(KEY, r#"{"semaphore":1,"max":1,"holders":["node 1"]}"#)
+        .unwrap();
+    let err = world.block_on(lock.take(b)).unwrap_err();
+    let text = format!("{:#}", anyhow::Error::from(err));
+    assert!(
+        text.contains(KEY) && text.contains("not an EC2 instance id"),
+        "{text}"
+    );
+    let run = nodes[0].run(&["reboot", "status"]).unwrap();
+    assert!(run.stdout.contains("etcd: unreadable"), "{}", run.stdout);
+    assert_eq!(
+        check.get(KEY).unwrap().as_deref(),
+        Some(r#"{"semaphore":1,"max":1,"holders":["node 1"]}"#)
+    );
+
+    // A reboot request leaves Flatcar's sentinel.
+    let run = nodes[0].run(&["reboot", "request"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(nodes[0].path("/run/reboot-required").is_file());
+}
