@@ -206,11 +206,18 @@ fn percent_decode(s: &str) -> String {
 }
 
 fn check_ignition_units(role: &str, config: &ignition_config::v3_3::Config) {
-    let units = config
+    let (masked, units): (Vec<_>, Vec<_>) = config
         .systemd
         .as_ref()
         .and_then(|s| s.units.clone())
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .partition(|u| u.mask == Some(true));
+    let masked: Vec<(&str, bool)> = masked
+        .iter()
+        .map(|u| (u.name.as_str(), u.contents.is_none()))
+        .collect();
+    assert_eq!(masked, [(MASKED, true)], "{role}");
     let got: Vec<(String, bool)> = units
         .iter()
         .map(|u| (u.name.clone(), u.enabled.unwrap_or(false)))
@@ -250,7 +257,11 @@ fn check_enabled_iff_installable(name: &str, enabled: bool) {
 
 /// Every key the cloud-config may use: the coreos-cloudinit keys for what it needs. Anything
 /// else (a typo, a hyphenated spelling) would be silently ignored on the node.
-const CLOUD_CONFIG_KEYS: [&str; 12] = [
+/// locksmith reboots nodes through etcd's v2 API, which etcd 3.4 turned off: masked on every
+/// role (tn-agent reboots them, SPEC §9).
+const MASKED: &str = "locksmithd.service";
+
+const CLOUD_CONFIG_KEYS: [&str; 13] = [
     "coreos",
     "update",
     "group",
@@ -258,6 +269,7 @@ const CLOUD_CONFIG_KEYS: [&str; 12] = [
     "units",
     "name",
     "enable",
+    "mask",
     "command",
     "content",
     "write_files",
@@ -307,7 +319,21 @@ fn collect_keys(value: &yaml_serde::Value, keys: &mut BTreeSet<String>) {
 }
 
 fn check_cloud_config_units(role: &str, doc: &yaml_serde::Value) {
-    let units = doc["coreos"]["units"].as_sequence().unwrap();
+    let (masked, units): (Vec<_>, Vec<_>) = doc["coreos"]["units"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .partition(|u| u.get("mask").is_some());
+    let masked: Vec<(&str, bool)> = masked
+        .iter()
+        .map(|u| {
+            (
+                u["name"].as_str().unwrap(),
+                u["mask"].as_bool() == Some(true),
+            )
+        })
+        .collect();
+    assert_eq!(masked, [(MASKED, true)], "{role}");
     let got: Vec<(String, bool, bool)> = units
         .iter()
         .map(|u| {

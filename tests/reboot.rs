@@ -208,3 +208,241 @@ fn the_etcd_group_lock_reclaims_only_gone_holders_and_obeys_the_operator() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(nodes[0].path("/run/reboot-required").is_file());
 }
+
+/// A `reboot watch` running in the background, its output in a log file; killed on drop.
+struct Watch(std::process::Child);
+
+impl Watch {
+    fn start(node: &Node, n: usize) -> Watch {
+        let log = std::fs::File::create(node.root.join(format!("watch-{n}.log"))).unwrap();
+        let child = node
+            .agent()
+            .unwrap()
+            .command(&["reboot", "watch"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Watch(child)
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn reboot_state(node: &Node) -> Option<serde_json::Value> {
+    let text = std::fs::read(node.path("/var/lib/tn-agent/reboot.json")).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// Three etcd members all needing a reboot at once, each with its `reboot watch`, whose reboot
+/// command only leaves a mark; the test then does what a reboot does (etcd stops, the boot id
+/// changes, /run empties, bootstrap and etcd start again, the watch starts again). Each member
+/// reboots exactly once, never two at a time (the lock sampled throughout), the lock is free
+/// at the end, every member a healthy voter, the data written before still there.
+#[test]
+fn members_needing_a_reboot_reboot_one_at_a_time() {
+    let (world, _ca, nodes) = world_with_etcd_asg(3);
+    let mut etcd: Vec<Option<tn_world::EtcdProcess>> =
+        boot_cluster(&world, &nodes).into_iter().map(Some).collect();
+    let all: Vec<&Node> = nodes.iter().collect();
+    let check = tn_world::Inspector::new(&world, &nodes[0], &all).unwrap();
+    check.put("/before", "v1").unwrap();
+    let boot_id = "/proc/sys/kernel/random/boot_id";
+    for node in &nodes {
+        let mark = node.root.join("rebooted");
+        node.write_config(&world.config(
+            "etcd",
+            &format!(
+                "[etcd]\njoin_timeout_seconds = 90\n[reboot]\ncheck_interval = \"1s\"\n\
+                 command = [\"/bin/sh\", \"-c\", \"touch {}\"]\n",
+                mark.display()
+            ),
+        ))
+        .unwrap();
+        std::fs::create_dir_all(node.path(boot_id).parent().unwrap()).unwrap();
+        std::fs::write(node.path(boot_id), "boot-1\n").unwrap();
+        let run = node.run(&["reboot", "request"]).unwrap();
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+
+    // The lock, sampled throughout from outside.
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        let access = nodes[0].etcd_access().unwrap();
+        let urls = endpoints(&nodes);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        std::thread::spawn(move || {
+            rt.block_on(async {
+                let lock = EtcdLock::new(&access, urls, ETCD_GROUP);
+                let (mut samples, mut most) = (0, 0);
+                while !done.load(Ordering::Relaxed) {
+                    if let Ok(Some(doc)) = lock.read().await {
+                        samples += 1;
+                        most = most.max(doc.holders.len());
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                (samples, most)
+            })
+        })
+    };
+
+    let mut watches: Vec<Watch> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| Watch::start(n, i))
+        .collect();
+    let mut reboots = [0; 3];
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    loop {
+        for (i, node) in nodes.iter().enumerate() {
+            let Some(status) = watches[i].0.try_wait().unwrap() else {
+                continue;
+            };
+            assert!(status.success(), "watch of {} ended {status}", node.id);
+            let mark = node.root.join("rebooted");
+            assert!(mark.exists(), "{} exited without rebooting", node.id);
+            let others: Vec<&Node> = nodes.iter().filter(|n| n.id != node.id).collect();
+            assert!(
+                others.iter().all(|n| !n.root.join("rebooted").exists()),
+                "two reboots at once"
+            );
+            // The reboot: etcd stops, a new boot, /run is empty, the units start again.
+            etcd[i].take().unwrap().kill();
+            std::fs::remove_file(&mark).unwrap();
+            std::fs::remove_file(node.path("/run/reboot-required")).unwrap();
+            std::fs::write(node.path(boot_id), format!("boot-{}\n", reboots[i] + 2)).unwrap();
+            reboots[i] += 1;
+            let run = node.run(&["bootstrap"]).unwrap();
+            assert_eq!(run.code, 0, "{}", run.stderr);
+            etcd[i] = Some(node.start_etcd().unwrap());
+            watches[i] = Watch::start(node, i + 3 * reboots[i]);
+        }
+        let settled = nodes.iter().all(|n| {
+            reboot_state(n).is_some_and(|s| s["phase"] == "idle" && s["last_reboot"].is_string())
+        });
+        if settled {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not done: reboots {reboots:?}, states {:?}",
+            nodes.iter().map(reboot_state).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    done.store(true, Ordering::Relaxed);
+    let (samples, most) = sampler.join().unwrap();
+    assert!(samples > 10, "the lock was sampled {samples} times");
+    assert_eq!(most, 1, "at most one holder at any sample");
+    assert_eq!(reboots, [1, 1, 1]);
+    let access = nodes[0].etcd_access().unwrap();
+    let lock = EtcdLock::new(&access, endpoints(&nodes), ETCD_GROUP);
+    assert_eq!(
+        world.block_on(lock.read()).unwrap().unwrap(),
+        Semaphore::new(1)
+    );
+    check.expect_nodes(&all, Duration::from_secs(30)).unwrap();
+    assert_eq!(check.get("/before").unwrap().as_deref(), Some("v1"));
+    let run = nodes[0].run(&["reboot", "status"]).unwrap();
+    assert!(
+        run.stdout.contains("this node's reboot: Idle"),
+        "{}",
+        run.stdout
+    );
+}
+
+/// Gates and resumption: with a member down, a node needing a reboot takes no slot and says
+/// why; a watch that died between taking the lock and recording it (phase `locking`) gives the
+/// slot back while a gate is closed; once the member is back, the reboot goes ahead.
+#[test]
+fn a_closed_gate_takes_no_slot_and_a_crash_after_the_take_leaks_none() {
+    let (world, _ca, nodes) = world_with_etcd_asg(3);
+    let mut etcd: Vec<Option<tn_world::EtcdProcess>> =
+        boot_cluster(&world, &nodes).into_iter().map(Some).collect();
+    let node = &nodes[0];
+    let mark = node.root.join("rebooted");
+    node.write_config(&world.config(
+        "etcd",
+        &format!(
+            "[reboot]\ncheck_interval = \"1s\"\ncommand = [\"/bin/sh\", \"-c\", \"touch {}\"]\n",
+            mark.display()
+        ),
+    ))
+    .unwrap();
+    let access = node.etcd_access().unwrap();
+    // Through the members that stay up.
+    let lock = EtcdLock::new(&access, endpoints(&nodes[..2]), ETCD_GROUP);
+    // A crash right after the take: the slot is held, the state says `locking`.
+    world.block_on(lock.take(&node.id)).unwrap();
+    std::fs::create_dir_all(node.path("/var/lib/tn-agent")).unwrap();
+    std::fs::write(
+        node.path("/var/lib/tn-agent/reboot.json"),
+        r#"{"phase":"locking","group":"etcd","since":"2026-12-02T00:00:00Z"}"#,
+    )
+    .unwrap();
+    etcd[2].take().unwrap().kill();
+    node.run(&["reboot", "request"]).unwrap();
+    let watch = Watch::start(node, 0);
+    let waiting = |node: &Node| {
+        reboot_state(node).is_some_and(|s| {
+            s["phase"] == "waiting"
+                && s["why"]
+                    .as_str()
+                    .is_some_and(|w| w.contains(&format!("{} does not answer", nodes[2].id)))
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !waiting(node) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            reboot_state(node)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        world.block_on(lock.read()).unwrap().unwrap(),
+        Semaphore::new(1),
+        "the slot taken before the crash is given back"
+    );
+    let run = node.run(&["reboot", "status"]).unwrap();
+    assert!(
+        run.stdout.contains("this node's reboot: Waiting")
+            && run.stdout.contains("does not answer"),
+        "{}",
+        run.stdout
+    );
+    assert!(!mark.exists());
+
+    // The member is back: the reboot goes ahead.
+    etcd[2] = Some(nodes[2].start_etcd().unwrap());
+    let mut watch = watch;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = watch.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            reboot_state(node)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success());
+    assert!(mark.exists());
+    let doc = world.block_on(lock.read()).unwrap().unwrap();
+    assert_eq!(
+        doc.holders,
+        std::slice::from_ref(&node.id),
+        "held through the reboot"
+    );
+    assert_eq!(reboot_state(node).unwrap()["phase"], "rebooting");
+}

@@ -246,6 +246,7 @@ fn the_agent_units_are_sandboxed() {
         BOOTSTRAP,
         "tn-agent-etcd-promote.service",
         "tn-agent-etcd-leave.service",
+        "tn-agent-reboot.service",
     ] {
         let path = crate::support::flatcar::units_dir().join(name);
         let out = Command::new("systemd-analyze")

@@ -28,6 +28,11 @@ pub const ETCD_LEARNER_WATCH: &str = "/var/lib/tn-agent/etcd-learners.json";
 /// reboot request` does too (SPEC §9).
 pub const REBOOT_SENTINEL: &str = "/run/reboot-required";
 
+/// Where this node is in its reboot (SPEC §9).
+pub const REBOOT_STATE: &str = "/var/lib/tn-agent/reboot.json";
+/// The kernel's id of the current boot: a reboot changes it.
+pub const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+
 /// etcd's own variables, read by its unit with `EnvironmentFile=`.
 pub const ETCD_ENV: &str = "/etc/etcd/etcd.env";
 /// The etcd node's certificate directory.

@@ -60,6 +60,7 @@ pub fn deployment(format: Format, role: &str) -> Vec<Installed> {
         units.push(unit("tn-agent-etcd-leave.service", false, false));
         let start = format == Format::CloudConfig;
         units.push(unit("tn-agent-etcd-leave.timer", true, start));
+        units.push(unit("tn-agent-reboot.service", true, false));
     } else {
         units.push(unit("kubelet.service", true, false));
     }

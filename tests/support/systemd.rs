@@ -210,6 +210,12 @@ impl NodeUnits {
                 "the leave unit must follow etcd-member",
             );
             need(
+                self.requires("tn-agent-reboot.service").contains(BOOTSTRAP)
+                    && self.before(BOOTSTRAP, "tn-agent-reboot.service")
+                    && self.before("etcd-member.service", "tn-agent-reboot.service"),
+                "the reboot watch must require the bootstrap and follow it and etcd-member",
+            );
+            need(
                 self.before("etcd-member.service", "tn-agent-etcd-promote.service")
                     && self
                         .closure(&[BOOTSTRAP])

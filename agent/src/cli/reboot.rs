@@ -14,10 +14,15 @@ use crate::fsutil;
 use crate::identity::NodeIdentity;
 use crate::imds::Imds;
 use crate::reboot::etcd_lock::{self, EtcdLock, ETCD_GROUP};
+use crate::reboot::phase::RebootState;
 use crate::reboot::semaphore::{is_instance_id, Outcome};
 
 #[derive(Debug, Subcommand)]
 pub enum Reboot {
+    /// The node's reboot manager (tn-agent-reboot.service): when a reboot is needed, wait for
+    /// the window and the gates, take a slot of the group's lock, reboot; after the boot, wait
+    /// until the node is healthy and release. Exits 0 once the reboot command has run.
+    Watch,
     /// Mark this node as needing a reboot (creates /run/reboot-required, as Flatcar's
     /// postinstall does when it stages an update).
     Request,
@@ -52,6 +57,8 @@ pub struct StatusArgs {
 #[derive(Debug, Serialize)]
 struct GroupsReport {
     groups: Vec<GroupReport>,
+    /// This node's reboot state (`reboot.json`), when it has one.
+    this_node: Option<crate::reboot::phase::RebootState>,
 }
 
 #[derive(Debug, Serialize)]
@@ -84,7 +91,13 @@ impl Reboot {
         let me = NodeIdentity::from_imds(&Imds::from_env())
             .await
             .context("finding out who this node is from the instance metadata service")?;
-        let (access, endpoints) = crate::etcd::node_client(&settings, &globals.root, &me)?;
+        let (access, candidates) = crate::etcd::node_client(&settings, &globals.root, &me)?;
+        // Through the healthy voters: a client given a member that is down may fail on it.
+        let endpoints = access
+            .observe(&candidates)
+            .await
+            .context("no etcd member answers")?
+            .voter_endpoints();
         let group = |g: Option<String>| -> Result<String> {
             let g = g.unwrap_or_else(|| ETCD_GROUP.to_string());
             if !etcd_lock::is_group_name(&g) {
@@ -97,6 +110,10 @@ impl Reboot {
         };
         match self {
             Reboot::Request => unreachable!("handled above"),
+            Reboot::Watch => {
+                let done = crate::reboot::watch::watch(&settings, &globals.root, &me).await?;
+                println!("{done}");
+            }
             Reboot::Status(args) => {
                 let found = etcd_lock::groups(&access, &endpoints)
                     .await
@@ -121,6 +138,10 @@ impl Reboot {
                             },
                         })
                         .collect(),
+                    this_node: std::fs::metadata(globals.root.path(files::REBOOT_STATE))
+                        .is_ok()
+                        .then(|| RebootState::load(&globals.root, ETCD_GROUP))
+                        .transpose()?,
                 };
                 if args.json {
                     println!(
@@ -193,5 +214,20 @@ fn text(report: &GroupsReport, me: &str) -> String {
         [] => format!("this node ({me}) holds no reboot slot\n"),
         groups => format!("this node ({me}) holds a slot of {}\n", groups.join(", ")),
     });
+    if let Some(st) = &report.this_node {
+        out.push_str(&format!(
+            "this node's reboot: {:?} since {}{}{}\n",
+            st.phase,
+            st.since,
+            st.why
+                .as_deref()
+                .map(|w| format!(": {w}"))
+                .unwrap_or_default(),
+            st.last_reboot
+                .as_deref()
+                .map(|t| format!(" (last reboot {t})"))
+                .unwrap_or_default()
+        ));
+    }
     out
 }

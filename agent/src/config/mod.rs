@@ -45,6 +45,8 @@ pub struct Settings {
     pub plan: AddressPlan,
     /// How `bootstrap` paces its retries.
     pub bootstrap: BootstrapSettings,
+    /// How `reboot watch` reboots this node (SPEC §9).
+    pub reboot: RebootSettings,
     /// How this node serves etcd (role etcd) or reaches it (role master); a worker does not use it.
     pub etcd: EtcdSettings,
     /// The role, with the settings only that role has.
@@ -120,6 +122,20 @@ pub struct EtcdSettings {
     pub learner_timeout: Duration,
     /// The termination lifecycle hook of the etcd ASG that `etcd leave` completes, and no other.
     pub leave_hook: String,
+}
+
+/// `[reboot]` (SPEC §9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebootSettings {
+    /// The lock group; `None`: the role's (`etcd`, `master`, or the worker's ASG).
+    pub group: Option<String>,
+    /// From `window_start` and `window_length`; `None`: any time.
+    pub window: Option<crate::reboot::window::Window>,
+    pub drain_timeout: Duration,
+    /// The reboot itself, an argv; `None`: logind's `Reboot` over D-Bus.
+    pub command: Option<Vec<String>>,
+    /// How often `reboot watch` looks again.
+    pub check_interval: Duration,
 }
 
 /// `[bootstrap]`.

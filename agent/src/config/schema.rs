@@ -26,8 +26,20 @@ pub(super) struct RawConfig {
     pub(super) internal_domain: Option<String>,
     pub(super) vpc_number: Option<i64>,
     pub(super) bootstrap: Option<RawBootstrap>,
+    pub(super) reboot: Option<RawReboot>,
     pub(super) etcd: Option<RawEtcd>,
     pub(super) kubernetes: Option<RawKubernetes>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawReboot {
+    pub(super) group: Option<String>,
+    pub(super) window_start: Option<String>,
+    pub(super) window_length: Option<String>,
+    pub(super) drain_timeout: Option<String>,
+    pub(super) command: Option<Vec<String>>,
+    pub(super) check_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,11 +113,21 @@ pub(super) const ROOT: &[Field] = &[
     field("internal_domain", Kind::String),
     field("vpc_number", Kind::Integer),
     field("bootstrap", Kind::Table(BOOTSTRAP)),
+    field("reboot", Kind::Table(REBOOT)),
     field("etcd", Kind::Table(ETCD)),
     field("kubernetes", Kind::Table(KUBERNETES)),
 ];
 
 const BOOTSTRAP: &[Field] = &[field("retry_max_delay_seconds", Kind::Integer)];
+
+const REBOOT: &[Field] = &[
+    field("group", Kind::String),
+    field("window_start", Kind::String),
+    field("window_length", Kind::String),
+    field("drain_timeout", Kind::String),
+    field("command", Kind::StringArray),
+    field("check_interval", Kind::String),
+];
 
 const ETCD: &[Field] = &[
     field("asg", Kind::String),

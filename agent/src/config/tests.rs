@@ -287,7 +287,7 @@ fn bad_configs() {
             name: "unknown top-level key",
             files: main(plus(ETCD_MIN, "colour = \"blue\"")),
             error: "/etc/tn-agent/config.toml: unknown key `colour`; expected one of: cluster, \
-                    role, state_bucket, internal_domain, vpc_number, bootstrap, etcd, \
+                    role, state_bucket, internal_domain, vpc_number, bootstrap, reboot, etcd, \
                     kubernetes",
         },
         Bad {
@@ -770,4 +770,48 @@ fn an_explicit_empty_taint_list_makes_masters_schedulable() {
         s.kubernetes().unwrap().node_taints.is_empty(),
         "workers get no default"
     );
+}
+
+#[test]
+fn the_reboot_table() {
+    let s = parse(&main(ETCD_MIN)).unwrap();
+    assert_eq!(s.reboot.group, None);
+    assert_eq!(s.reboot.window, None);
+    assert_eq!(s.reboot.command, None, "default: logind over D-Bus");
+    assert_eq!(s.reboot.check_interval, Duration::from_secs(60));
+    assert_eq!(s.reboot.drain_timeout, Duration::from_secs(900));
+    let s = parse(&dropin(
+        ETCD_MIN,
+        "[reboot]\ngroup = \"etcd\"\nwindow_start = \"Thu 23:00\"\nwindow_length = \"1h30m\"\ncommand = [\"/usr/bin/systemctl\", \"reboot\"]\ncheck_interval = \"1s\"\ndrain_timeout = \"5m\"\n",
+    ))
+    .unwrap();
+    assert_eq!(s.reboot.group.as_deref(), Some("etcd"));
+    assert_eq!(s.reboot.window.unwrap().length, Duration::from_secs(5400));
+    assert_eq!(s.reboot.command.unwrap(), ["/usr/bin/systemctl", "reboot"]);
+    assert_eq!(s.reboot.check_interval, Duration::from_secs(1));
+    for (extra, error) in [
+        (
+            "[reboot]\nwindow_start = \"Thu 23:00\"\n",
+            "key `reboot.window_length` is required with reboot.window_start",
+        ),
+        (
+            "[reboot]\nwindow_start = \"Thx 23:00\"\nwindow_length = \"1h\"\n",
+            "key `reboot.window_start`: expected a start like",
+        ),
+        (
+            "[reboot]\ncheck_interval = \"1d\"\n",
+            "key `reboot.check_interval`: expected a duration like",
+        ),
+        (
+            "[reboot]\ncommand = [\"reboot\"]\n",
+            "key `reboot.command`: expected an argv array whose first element is an absolute path",
+        ),
+        (
+            "[reboot]\ngroup = \"a/b\"\n",
+            "key `reboot.group`: expected a group name",
+        ),
+    ] {
+        let e = parse(&dropin(ETCD_MIN, extra)).unwrap_err().to_string();
+        assert!(e.contains(error), "{extra}: {e}");
+    }
 }

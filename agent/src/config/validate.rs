@@ -5,14 +5,17 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::schema::{dropin_dir, join_key, RawBootstrap, RawConfig, RawEtcd, RawKubernetes};
+use super::schema::{
+    dropin_dir, join_key, RawBootstrap, RawConfig, RawEtcd, RawKubernetes, RawReboot,
+};
 use super::types::{
     is_bucket_name, is_dns_name, is_kubelet_settable, is_label_key, is_label_value, BUCKET_RULE,
     DNS_RULE, KUBELET_LABEL_RULE, LABEL_KEY_RULE, LABEL_VALUE_RULE,
 };
 use super::{
     AddressPlan, BootstrapSettings, ClusterName, ConfigError, EtcdSettings, InvalidValue,
-    KubeVersion, KubernetesSettings, MasterSettings, Role, RoleSettings, Settings, Taint,
+    KubeVersion, KubernetesSettings, MasterSettings, RebootSettings, Role, RoleSettings, Settings,
+    Taint,
 };
 
 const ASG_RULE: &str = "an autoscaling group name of 1-255 characters without control characters";
@@ -106,6 +109,7 @@ pub(super) fn validate(
         check_vpc_number(raw.vpc_number.unwrap_or(0)).map_err(ctx.invalid("vpc_number"))?;
 
     let bootstrap = validate_bootstrap(raw.bootstrap.unwrap_or_default(), ctx)?;
+    let reboot = validate_reboot(raw.reboot.unwrap_or_default(), ctx)?;
     let (etcd, etcd_asg) = validate_etcd(raw.etcd.unwrap_or_default(), role, ctx)?;
     let kubernetes = |raw: Option<RawKubernetes>| {
         validate_kubernetes(
@@ -139,9 +143,92 @@ pub(super) fn validate(
         vpc_number,
         plan,
         bootstrap,
+        reboot,
         etcd,
         role_settings,
         sources,
+    })
+}
+
+fn validate_reboot(raw: RawReboot, ctx: &Context) -> Result<RebootSettings, ConfigError> {
+    use crate::reboot::window::{parse_duration, Window};
+    let string = |key: &str, got: &str, expected: String| {
+        ctx.invalid_at(key, key, InvalidValue::string(expected, got))
+    };
+    let group = match raw.group {
+        Some(g) if crate::reboot::etcd_lock::is_group_name(&g) => Some(g),
+        Some(g) => {
+            return Err(string(
+                "reboot.group",
+                &g,
+                "a group name of 1-255 characters without '/' or control characters".into(),
+            ))
+        }
+        None => None,
+    };
+    let window = match (&raw.window_start, &raw.window_length) {
+        (None, None) => None,
+        (Some(start), Some(length)) => Some(
+            Window::parse(start, length)
+                .map_err(|e| string("reboot.window_start", &format!("{start} for {length}"), e))?,
+        ),
+        (Some(_), None) => {
+            return Err(ctx.missing("reboot.window_length", "with reboot.window_start"))
+        }
+        (None, Some(_)) => {
+            return Err(ctx.missing("reboot.window_start", "with reboot.window_length"))
+        }
+    };
+    let duration = |key: &str, value: Option<&str>, default: &str, max: Duration| {
+        let text = value.unwrap_or(default);
+        parse_duration(text)
+            .ok()
+            .filter(|d| !d.is_zero() && *d <= max)
+            .ok_or_else(|| {
+                string(
+                    key,
+                    text,
+                    format!(
+                        "a duration like \"90s\", \"15m\" or \"1h30m\", from 1s to {}h",
+                        max.as_secs() / 3600
+                    ),
+                )
+            })
+    };
+    let drain_timeout = duration(
+        "reboot.drain_timeout",
+        raw.drain_timeout.as_deref(),
+        "15m",
+        Duration::from_secs(24 * 3600),
+    )?;
+    let check_interval = duration(
+        "reboot.check_interval",
+        raw.check_interval.as_deref(),
+        "60s",
+        Duration::from_secs(3600),
+    )?;
+    let command = match raw.command {
+        None => None,
+        Some(argv)
+            if argv.first().is_some_and(|c| c.starts_with('/'))
+                && argv.iter().all(|a| !a.is_empty()) =>
+        {
+            Some(argv)
+        }
+        Some(argv) => {
+            return Err(string(
+                "reboot.command",
+                &format!("{argv:?}"),
+                "an argv array whose first element is an absolute path, no element empty".into(),
+            ))
+        }
+    };
+    Ok(RebootSettings {
+        group,
+        window,
+        drain_timeout,
+        command,
+        check_interval,
     })
 }
 

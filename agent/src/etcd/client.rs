@@ -82,6 +82,8 @@ pub struct Status {
     pub member_id: u64,
     pub leader: u64,
     pub raft_term: u64,
+    /// The member's raft log index: a member is caught up when its index is the leader's.
+    pub raft_index: u64,
     pub is_learner: bool,
 }
 
@@ -186,6 +188,7 @@ impl EtcdAccess {
                 member_id: s.header().map(|h| h.member_id()).unwrap_or_default(),
                 leader: s.leader(),
                 raft_term: s.raft_term(),
+                raft_index: s.raft_index(),
                 is_learner: s.is_learner(),
             })
         })
@@ -322,6 +325,30 @@ impl EtcdAccess {
         self.call("member promote", endpoints, |mut c| async move {
             c.member_promote(id).await.map(|_| ())
         })
+        .await
+    }
+
+    /// The cluster's active alarms (NOSPACE, CORRUPT), as `(member id, alarm)`.
+    pub async fn alarms(&self, endpoints: &[String]) -> Result<Vec<(u64, String)>, EtcdError> {
+        use etcd_client::{AlarmAction, AlarmType};
+        self.call("alarm list", endpoints, |mut c| async move {
+            let resp = c.alarm(AlarmAction::Get, AlarmType::None, None).await?;
+            Ok(resp
+                .alarms()
+                .iter()
+                .map(|a| (a.member_id(), format!("{:?}", a.alarm())))
+                .collect())
+        })
+        .await
+    }
+
+    /// Asks the leader, at `leader_endpoint`, to hand leadership to member `target`.
+    pub async fn move_leader(&self, leader_endpoint: &str, target: u64) -> Result<(), EtcdError> {
+        self.call(
+            "move-leader",
+            &[leader_endpoint.to_string()],
+            |mut c| async move { c.move_leader(target).await.map(|_| ()) },
+        )
         .await
     }
 

@@ -4,4 +4,8 @@
 //! them.
 
 pub mod etcd_lock;
+pub mod gates;
+pub mod phase;
 pub mod semaphore;
+pub mod watch;
+pub mod window;

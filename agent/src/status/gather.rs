@@ -45,6 +45,7 @@ pub async fn gather(settings: &Settings, root: &Root) -> Report {
         etcd,
         certificates: certificates(root, now),
         files: file_reports(settings, root),
+        reboot: reboot_state(root),
         healthy: false,
         problems: Vec::new(),
     }
@@ -83,6 +84,18 @@ fn bootstrap_report(s: &BootState, now: OffsetDateTime) -> BootstrapReport {
         last_known_good: s.last_known_good.clone(),
         bootstrap_token_expires: s.bootstrap_token_expires.clone(),
         bootstrap_token_days_left: token_days_left,
+    }
+}
+
+/// This node's reboot state, when `reboot.json` exists and can be read.
+fn reboot_state(root: &Root) -> Option<crate::reboot::phase::RebootState> {
+    std::fs::metadata(root.path(files::REBOOT_STATE)).ok()?;
+    match crate::reboot::phase::RebootState::load(root, crate::reboot::etcd_lock::ETCD_GROUP) {
+        Ok(st) => Some(st),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "ignoring the reboot state");
+            None
+        }
     }
 }
 

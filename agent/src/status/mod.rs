@@ -45,6 +45,8 @@ pub struct Report {
     pub certificates: Vec<CertReport>,
     /// The files SPEC §6 says `bootstrap` writes for this role.
     pub files: Vec<FileReport>,
+    /// This node's reboot (SPEC §9, `reboot.json`); `None` when it never had one.
+    pub reboot: Option<crate::reboot::phase::RebootState>,
     /// No problem of severity `error` (warnings allowed): exit 0.
     pub healthy: bool,
     /// What [`assess`](fn@assess) found, errors first.

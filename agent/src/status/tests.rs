@@ -103,6 +103,7 @@ pub(super) fn healthy() -> Report {
                 mode: Some(if p.ends_with(".key") { "0600" } else { "0644" }.into()),
             })
             .collect(),
+        reboot: None,
         healthy: false,
         problems: Vec::new(),
     }

@@ -12,6 +12,18 @@ pub fn render_text(r: &Report) -> String {
         render_etcd(etcd, &mut out);
     }
     render_certificates(r, &mut out);
+    if let Some(st) = &r.reboot {
+        out.push_str(&format!(
+            "reboot\n  {:?} (group {}) since {}{}\n",
+            st.phase,
+            st.group,
+            st.since,
+            st.why
+                .as_deref()
+                .map(|w| format!(": {w}"))
+                .unwrap_or_default()
+        ));
+    }
     out.push_str("files\n");
     let rows = r
         .files

@@ -1,0 +1,319 @@
+//! `tn-agent reboot watch` on etcd nodes (SPEC §9): when a reboot is needed, wait for the window
+//! and the gates, take the `etcd` group's lock, hand leadership away, reboot; after the boot,
+//! wait until this member is a healthy, caught-up voter, then release. Every step is written to
+//! `reboot.json` before it is taken ([`RebootState`]), so a restart resumes where it was.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use super::etcd_lock::{EtcdLock, ETCD_GROUP};
+use super::gates::etcd_gates;
+use super::phase::{boot_id, Phase, RebootState};
+use super::semaphore::Outcome;
+use crate::aws::Aws;
+use crate::config::Settings;
+use crate::etcd::client::EtcdAccess;
+use crate::etcd::model::{ClusterView, Me};
+use crate::exit::one_line;
+use crate::files;
+use crate::fsutil::Root;
+use crate::identity::NodeIdentity;
+
+/// The reboot when `[reboot] command` is not set.
+pub const DEFAULT_COMMAND: [&str; 2] = ["/usr/bin/systemctl", "reboot"];
+/// How long the leadership hand-off may take before it is tried again.
+const HANDOFF_WAIT: Duration = Duration::from_secs(30);
+
+/// What the watch needs about this etcd node.
+struct Node<'a> {
+    settings: &'a Settings,
+    root: &'a Root,
+    ident: &'a NodeIdentity,
+    access: EtcdAccess,
+    endpoints: Vec<String>,
+    me: Me,
+}
+
+impl Node<'_> {
+    /// The group's lock, reached through the healthy voters (a client given a member that is
+    /// down may send a request there and fail).
+    async fn lock(&self, group: &str) -> Result<EtcdLock<'_>> {
+        let view = self
+            .access
+            .observe(&self.endpoints)
+            .await
+            .context("no etcd member answers")?;
+        Ok(EtcdLock::new(&self.access, view.voter_endpoints(), group))
+    }
+}
+
+/// Runs until this node's reboot command has been started (returns what it did), or forever
+/// while no reboot is needed.
+pub async fn watch(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Result<String> {
+    let (access, endpoints) = crate::etcd::node_client(settings, root, ident)?;
+    let me = Me::new(&ident.instance_id, ident.private_ip, access.endpoints());
+    let node = Node {
+        settings,
+        root,
+        ident,
+        access,
+        endpoints,
+        me,
+    };
+    let group = settings
+        .reboot
+        .group
+        .clone()
+        .unwrap_or_else(|| ETCD_GROUP.to_string());
+    let mut st = RebootState::load(root, &group)?;
+    let interval = settings.reboot.check_interval;
+    loop {
+        let step = match st.phase {
+            Phase::Rebooting if boot_id(root).is_some() && boot_id(root) == st.boot_id => {
+                // Same boot: the command failed or the machine is still going down. Again.
+                reboot(&node, &mut st).await
+            }
+            Phase::Rebooting => after_boot(&node, &mut st).await.map(|()| None),
+            Phase::Locking | Phase::Locked => lock_and_reboot(&node, &mut st).await,
+            Phase::Idle | Phase::Waiting => {
+                if !needed(root) {
+                    if st.phase != Phase::Idle {
+                        st.enter(root, Phase::Idle, None)?;
+                    }
+                    Ok(None)
+                } else {
+                    st.group = group.clone();
+                    lock_and_reboot(&node, &mut st).await
+                }
+            }
+        };
+        match step {
+            Ok(Some(done)) => return Ok(done),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %one_line(e.as_ref()), phase = ?st.phase, "reboot step failed; trying again");
+                st.enter(root, st.phase, Some(one_line(e.as_ref())))?;
+            }
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Whether a reboot is wanted: the sentinel exists (Flatcar's postinstall, `reboot request`).
+fn needed(root: &Root) -> bool {
+    root.path(files::REBOOT_SENTINEL).exists()
+}
+
+/// Window, gates, lock, gates again, hand-off, reboot. `Ok(None)`: not now (the state says why).
+async fn lock_and_reboot(node: &Node<'_>, st: &mut RebootState) -> Result<Option<String>> {
+    let lock = node.lock(&st.group).await?;
+    if st.phase != Phase::Locked {
+        if let Some(window) = node.settings.reboot.window {
+            if !window.is_open(time::OffsetDateTime::now_utc()) {
+                let why = format!("outside the reboot window ({window})");
+                return wait(node, st, &lock, why).await;
+            }
+        }
+        if let Err(why) = gates(node).await {
+            return wait(node, st, &lock, why).await;
+        }
+        st.enter(node.root, Phase::Locking, None)?;
+        let id = &node.ident.instance_id;
+        let (mut outcome, _) = lock.take(id).await?;
+        if matches!(outcome, Outcome::Full { .. }) && reclaim(node, &lock).await {
+            outcome = lock.take(id).await?.0;
+        }
+        if let Outcome::Full { holders } = outcome {
+            let why = format!(
+                "every slot of reboot group {} is held (by {})",
+                st.group,
+                holders.join(", ")
+            );
+            return wait(node, st, &lock, why).await;
+        }
+        tracing::info!(group = %st.group, "took the reboot lock");
+        // The cluster may have changed while the lock was taken.
+        if let Err(why) = gates(node).await {
+            return wait(node, st, &lock, why).await;
+        }
+        st.enter(node.root, Phase::Locked, None)?;
+    }
+    hand_off_leadership(node).await?;
+    reboot(node, st).await
+}
+
+/// Not now: gives back a slot taken in this attempt (a no-op when none is held) and records
+/// why it waits.
+async fn wait(
+    node: &Node<'_>,
+    st: &mut RebootState,
+    lock: &EtcdLock<'_>,
+    why: String,
+) -> Result<Option<String>> {
+    if st.phase == Phase::Locking {
+        lock.release(&node.ident.instance_id).await?;
+    }
+    st.enter(node.root, Phase::Waiting, Some(why))?;
+    Ok(None)
+}
+
+/// `Err(why)` when a gate is closed.
+async fn gates(node: &Node<'_>) -> Result<(), String> {
+    let view = node
+        .access
+        .observe(&node.endpoints)
+        .await
+        .ok_or_else(|| "no etcd member answers".to_string())?;
+    let alarms = node
+        .access
+        .alarms(&view.voter_endpoints())
+        .await
+        .map_err(|e| format!("cannot read etcd's alarms: {}", one_line(&e)))?;
+    etcd_gates(&view, &node.me, &alarms).map_err(|c| c.to_string())
+}
+
+/// Frees the slots of holders whose instances are gone (EC2 says so); `true` when it freed
+/// one. A failure to ask is logged: it only delays a reclaim.
+async fn reclaim(node: &Node<'_>, lock: &EtcdLock<'_>) -> bool {
+    let aws = Aws::connect(&node.ident.region).await;
+    match lock.reclaim_gone(&aws).await {
+        Ok(gone) if !gone.is_empty() => {
+            tracing::warn!(holders = ?gone, "freed the reboot slots of instances that are gone");
+            true
+        }
+        Ok(_) => false,
+        Err(e) => {
+            tracing::warn!(error = %one_line(&e), "could not check the reboot lock's holders");
+            false
+        }
+    }
+}
+
+/// When this member leads, asks it to hand leadership to a healthy voter and waits until it
+/// has, so that the reboot costs no election.
+async fn hand_off_leadership(node: &Node<'_>) -> Result<()> {
+    let view = node
+        .access
+        .observe(&node.endpoints)
+        .await
+        .context("no etcd member answers")?;
+    let mine = view
+        .find_me(&node.me)
+        .context("this node is not an etcd member")?;
+    if view.leader != Some(mine.id) {
+        return Ok(());
+    }
+    let Some(target) = view
+        .voters()
+        .filter(|v| v.healthy && v.id != mine.id)
+        .min_by_key(|v| v.id)
+    else {
+        bail!("no other healthy voter to hand leadership to");
+    };
+    let own = node.access.client_url(node.me.ip);
+    node.access.move_leader(&own, target.id).await?;
+    let deadline = tokio::time::Instant::now() + HANDOFF_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        if let Some(v) = node.access.observe(&node.endpoints).await {
+            if v.leader.is_some() && v.leader != Some(mine.id) {
+                tracing::info!(to = %target.display_name(), "handed etcd leadership over");
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("leadership did not move within {}s", HANDOFF_WAIT.as_secs())
+}
+
+/// Records the boot id, then starts the reboot command. `Ok(Some(..))` once it returned 0.
+async fn reboot(node: &Node<'_>, st: &mut RebootState) -> Result<Option<String>> {
+    st.boot_id = boot_id(node.root);
+    st.enter(node.root, Phase::Rebooting, None)?;
+    let argv: Vec<String> = match &node.settings.reboot.command {
+        Some(argv) => argv.clone(),
+        None => DEFAULT_COMMAND.iter().map(|s| s.to_string()).collect(),
+    };
+    tracing::info!(command = ?argv, "rebooting");
+    let status = tokio::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .status()
+        .await
+        .with_context(|| format!("starting {}", argv[0]))?;
+    if !status.success() {
+        bail!("{} exited with {status}", argv.join(" "));
+    }
+    Ok(Some(format!(
+        "rebooting through `{}` holding a slot of reboot group {}",
+        argv.join(" "),
+        st.group
+    )))
+}
+
+/// After the reboot: wait until this member is a healthy voter caught up with the leader, then
+/// release the slot. `Err` (retried) while it is not.
+async fn after_boot(node: &Node<'_>, st: &mut RebootState) -> Result<()> {
+    let view = node
+        .access
+        .observe(&node.endpoints)
+        .await
+        .context("no etcd member answers yet")?;
+    caught_up(node, &view).await?;
+    let lock = EtcdLock::new(&node.access, view.voter_endpoints(), &st.group);
+    let (_, doc) = lock.release(&node.ident.instance_id).await?;
+    tracing::info!(group = %st.group, lock = %doc, "back and healthy: released the reboot lock");
+    let started = st.since.clone();
+    st.last_reboot = Some(crate::state::now_rfc3339());
+    st.boot_id = None;
+    st.enter(node.root, Phase::Idle, None)?;
+    forget_fulfilled_request(node.root, &started);
+    Ok(())
+}
+
+/// This member is a healthy voter whose raft index has reached the leader's (read first).
+async fn caught_up(node: &Node<'_>, view: &ClusterView) -> Result<()> {
+    let mine = view
+        .find_me(&node.me)
+        .context("this node is not an etcd member")?;
+    if mine.is_learner || !mine.healthy {
+        bail!("this member is not a healthy voter yet");
+    }
+    let leader = view
+        .leader
+        .and_then(|id| view.members.iter().find(|m| m.id == id))
+        .context("the etcd cluster has no leader")?;
+    let leader_url = leader
+        .client_urls
+        .first()
+        .context("the leader has no client URL")?;
+    let leader_index = node.access.status(leader_url).await?.raft_index;
+    let own = node
+        .access
+        .status(&node.access.client_url(node.me.ip))
+        .await?;
+    if own.raft_index < leader_index {
+        bail!(
+            "this member is catching up (raft index {} of the leader's {leader_index})",
+            own.raft_index
+        );
+    }
+    Ok(())
+}
+
+/// The sentinel lives in /run, which a reboot empties; one left from before the reboot (a root
+/// that is not tmpfs) is the request this reboot fulfilled, and is removed.
+fn forget_fulfilled_request(root: &Root, reboot_started: &str) {
+    let path = root.path(files::REBOOT_SENTINEL);
+    let Ok(modified) = std::fs::metadata(&path).and_then(|m| m.modified()) else {
+        return;
+    };
+    let Ok(started) = time::OffsetDateTime::parse(
+        reboot_started,
+        &time::format_description::well_known::Rfc3339,
+    ) else {
+        return;
+    };
+    if time::OffsetDateTime::from(modified) < started {
+        let _ = std::fs::remove_file(&path);
+    }
+}
