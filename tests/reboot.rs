@@ -10,6 +10,7 @@ use std::time::Duration;
 use tn_agent::aws::Aws;
 use tn_agent::reboot::etcd_lock::{EtcdLock, ETCD_GROUP};
 use tn_agent::reboot::semaphore::{Outcome, Semaphore};
+use tn_world::reboot::{reboot_mark, reboot_state, simulate_reboot, stage_update, Watch};
 use tn_world::Node;
 
 use crate::support::cluster::{boot_cluster, world_with_etcd_asg};
@@ -209,36 +210,6 @@ fn the_etcd_group_lock_reclaims_only_gone_holders_and_obeys_the_operator() {
     assert!(nodes[0].path("/run/reboot-required").is_file());
 }
 
-/// A `reboot watch` running in the background, its output in a log file; killed on drop.
-struct Watch(std::process::Child);
-
-impl Watch {
-    fn start(node: &Node, n: usize) -> Watch {
-        let log = std::fs::File::create(node.root.join(format!("watch-{n}.log"))).unwrap();
-        let child = node
-            .agent()
-            .unwrap()
-            .command(&["reboot", "watch"])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Watch(child)
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn reboot_state(node: &Node) -> Option<serde_json::Value> {
-    let text = std::fs::read(node.path("/var/lib/tn-agent/reboot.json")).ok()?;
-    serde_json::from_slice(&text).ok()
-}
-
 /// Three etcd members all needing a reboot at once, each with its `reboot watch`, whose reboot
 /// command only leaves a mark; the test then does what a reboot does (etcd stops, the boot id
 /// changes, /run empties, bootstrap and etcd start again, the watch starts again). Each member
@@ -252,22 +223,8 @@ fn members_needing_a_reboot_reboot_one_at_a_time() {
     let all: Vec<&Node> = nodes.iter().collect();
     let check = tn_world::Inspector::new(&world, &nodes[0], &all).unwrap();
     check.put("/before", "v1").unwrap();
-    let boot_id = "/proc/sys/kernel/random/boot_id";
     for node in &nodes {
-        let mark = node.root.join("rebooted");
-        node.write_config(&world.config(
-            "etcd",
-            &format!(
-                "[etcd]\njoin_timeout_seconds = 90\n[reboot]\ncheck_interval = \"1s\"\n\
-                 command = [\"/bin/sh\", \"-c\", \"touch {}\"]\n",
-                mark.display()
-            ),
-        ))
-        .unwrap();
-        std::fs::create_dir_all(node.path(boot_id).parent().unwrap()).unwrap();
-        std::fs::write(node.path(boot_id), "boot-1\n").unwrap();
-        let run = node.run(&["reboot", "request"]).unwrap();
-        assert_eq!(run.code, 0, "{}", run.stderr);
+        stage_update(&world, node, "[etcd]\njoin_timeout_seconds = 90\n").unwrap();
     }
 
     // The lock, sampled throughout from outside.
@@ -296,33 +253,29 @@ fn members_needing_a_reboot_reboot_one_at_a_time() {
     let mut watches: Vec<Watch> = nodes
         .iter()
         .enumerate()
-        .map(|(i, n)| Watch::start(n, i))
+        .map(|(i, n)| Watch::start(n, i).unwrap())
         .collect();
     let mut reboots = [0; 3];
     let deadline = std::time::Instant::now() + Duration::from_secs(240);
     loop {
         for (i, node) in nodes.iter().enumerate() {
-            let Some(status) = watches[i].0.try_wait().unwrap() else {
+            let Some(success) = watches[i].exited().unwrap() else {
                 continue;
             };
-            assert!(status.success(), "watch of {} ended {status}", node.id);
-            let mark = node.root.join("rebooted");
-            assert!(mark.exists(), "{} exited without rebooting", node.id);
+            assert!(success, "watch of {} failed", node.id);
+            assert!(
+                reboot_mark(node).exists(),
+                "{} exited without rebooting",
+                node.id
+            );
             let others: Vec<&Node> = nodes.iter().filter(|n| n.id != node.id).collect();
             assert!(
-                others.iter().all(|n| !n.root.join("rebooted").exists()),
+                others.iter().all(|n| !reboot_mark(n).exists()),
                 "two reboots at once"
             );
-            // The reboot: etcd stops, a new boot, /run is empty, the units start again.
-            etcd[i].take().unwrap().kill();
-            std::fs::remove_file(&mark).unwrap();
-            std::fs::remove_file(node.path("/run/reboot-required")).unwrap();
-            std::fs::write(node.path(boot_id), format!("boot-{}\n", reboots[i] + 2)).unwrap();
+            simulate_reboot(node, &mut etcd[i]).unwrap();
             reboots[i] += 1;
-            let run = node.run(&["bootstrap"]).unwrap();
-            assert_eq!(run.code, 0, "{}", run.stderr);
-            etcd[i] = Some(node.start_etcd().unwrap());
-            watches[i] = Watch::start(node, i + 3 * reboots[i]);
+            watches[i] = Watch::start(node, i + 3 * reboots[i]).unwrap();
         }
         let settled = nodes.iter().all(|n| {
             reboot_state(n).is_some_and(|s| s["phase"] == "idle" && s["last_reboot"].is_string())
@@ -367,15 +320,8 @@ fn a_closed_gate_takes_no_slot_and_a_crash_after_the_take_leaks_none() {
     let mut etcd: Vec<Option<tn_world::EtcdProcess>> =
         boot_cluster(&world, &nodes).into_iter().map(Some).collect();
     let node = &nodes[0];
-    let mark = node.root.join("rebooted");
-    node.write_config(&world.config(
-        "etcd",
-        &format!(
-            "[reboot]\ncheck_interval = \"1s\"\ncommand = [\"/bin/sh\", \"-c\", \"touch {}\"]\n",
-            mark.display()
-        ),
-    ))
-    .unwrap();
+    let mark = reboot_mark(node);
+    stage_update(&world, node, "").unwrap();
     let access = node.etcd_access().unwrap();
     // Through the members that stay up.
     let lock = EtcdLock::new(&access, endpoints(&nodes[..2]), ETCD_GROUP);
@@ -388,8 +334,7 @@ fn a_closed_gate_takes_no_slot_and_a_crash_after_the_take_leaks_none() {
     )
     .unwrap();
     etcd[2].take().unwrap().kill();
-    node.run(&["reboot", "request"]).unwrap();
-    let watch = Watch::start(node, 0);
+    let watch = Watch::start(node, 0).unwrap();
     let waiting = |node: &Node| {
         reboot_state(node).is_some_and(|s| {
             s["phase"] == "waiting"
@@ -425,9 +370,9 @@ fn a_closed_gate_takes_no_slot_and_a_crash_after_the_take_leaks_none() {
     etcd[2] = Some(nodes[2].start_etcd().unwrap());
     let mut watch = watch;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = watch.0.try_wait().unwrap() {
-            break status;
+    let success = loop {
+        if let Some(success) = watch.exited().unwrap() {
+            break success;
         }
         assert!(
             std::time::Instant::now() < deadline,
@@ -436,7 +381,7 @@ fn a_closed_gate_takes_no_slot_and_a_crash_after_the_take_leaks_none() {
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert!(status.success());
+    assert!(success);
     assert!(mark.exists());
     let doc = world.block_on(lock.read()).unwrap().unwrap();
     assert_eq!(

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use tn_agent::etcd::model::ClusterView;
-use tn_world::{boot_in_parallel, Inspector, Node, World};
+use tn_world::reboot::{reboot_state, simulate_reboot, stage_update, Watch};
+use tn_world::{boot_in_parallel, EtcdProcess, Inspector, Node, World};
 
 struct Pool {
     asg: &'static str,
@@ -178,6 +179,8 @@ fn run() -> Result<()> {
     section("tn-agent status on the newcomer");
     status(etcd_nodes.last().expect("the newcomer"), true)?;
 
+    let etcd = rolling_reboot(&world, &etcd_nodes, etcd)?;
+
     println!(
         "\nStopping the world: etcd processes, moto_server, fake IMDS servers, node directories."
     );
@@ -185,6 +188,113 @@ fn run() -> Result<()> {
     drop(world);
     println!("Done; nothing left running.");
     Ok(())
+}
+
+/// Flatcar stages an update on every etcd node at once; each node's `reboot watch` reboots it
+/// in turn through the etcd lock. The world does what a reboot does when a watch has run its
+/// reboot command (`tn_world::reboot`). Prints the timeline as it happens.
+fn rolling_reboot(
+    world: &World,
+    nodes: &[Node],
+    etcd: Vec<EtcdProcess>,
+) -> Result<Vec<Option<EtcdProcess>>> {
+    section(
+        "Flatcar stages an update on all three etcd nodes: tn-agent reboots them one at a time",
+    );
+    let mut etcd: Vec<Option<EtcdProcess>> = etcd.into_iter().map(Some).collect();
+    for node in nodes {
+        stage_update(world, node, "[etcd]\njoin_timeout_seconds = 120\n")?;
+    }
+    println!(
+        "each node: /run/reboot-required exists; tn-agent-reboot.service (reboot watch) starts"
+    );
+    let check = inspector(world, nodes)?;
+    check.put("/demo/before-reboots", "still here")?;
+    let mut watches = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| Watch::start(n, 10 + i))
+        .collect::<Result<Vec<_>>>()?;
+    let started = Instant::now();
+    let mut last: Vec<String> = vec![String::new(); nodes.len()];
+    let mut shown_status = false;
+    let mut rebooted = 0;
+    while rebooted < nodes.len() || !all_idle(nodes) {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(300),
+            "the rolling reboot did not finish"
+        );
+        for (i, node) in nodes.iter().enumerate() {
+            let phase = reboot_state(node)
+                .map(|s| {
+                    let why = s["why"]
+                        .as_str()
+                        .map(|w| format!(": {w}"))
+                        .unwrap_or_default();
+                    format!("{}{why}", s["phase"].as_str().unwrap_or("?"))
+                })
+                .unwrap_or_default();
+            if phase != last[i] && !phase.is_empty() {
+                println!(
+                    "{:>5.1} s  {}  {phase}",
+                    started.elapsed().as_secs_f64(),
+                    node.id
+                );
+                last[i] = phase.clone();
+                if phase.starts_with("locked") && !shown_status {
+                    println!(
+                        "         tn-agent reboot status on {}:",
+                        nodes[(i + 1) % nodes.len()].id
+                    );
+                    let run = nodes[(i + 1) % nodes.len()].run(&["reboot", "status"])?;
+                    print_indented(&run.stdout);
+                    shown_status = true;
+                }
+            }
+            if watches[i].exited()? == Some(true) {
+                println!(
+                    "{:>5.1} s  {}  ran its reboot command: etcd stops, the node reboots, \
+                     bootstrap and etcd start again",
+                    started.elapsed().as_secs_f64(),
+                    node.id
+                );
+                simulate_reboot(node, &mut etcd[i])?;
+                rebooted += 1;
+                watches[i] = Watch::start(node, 20 + i)?;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        if last[i] != "idle" {
+            println!(
+                "{:>5.1} s  {}  idle",
+                started.elapsed().as_secs_f64(),
+                node.id
+            );
+        }
+    }
+    drop(watches);
+    let view = expect_cluster(world, nodes)?;
+    println!(
+        "\nall three rebooted once, one at a time, in {:.1} s; the lock is free again:",
+        started.elapsed().as_secs_f64()
+    );
+    let run = nodes[0].run(&["reboot", "status"])?;
+    print_indented(&run.stdout);
+    show_members(&view);
+    let check = inspector(world, nodes)?;
+    println!(
+        "read back after the reboots: /demo/before-reboots = {:?}",
+        check.get("/demo/before-reboots")?.unwrap_or_default()
+    );
+    Ok(etcd)
+}
+
+fn all_idle(nodes: &[Node]) -> bool {
+    nodes.iter().all(|n| {
+        reboot_state(n).is_some_and(|s| s["phase"] == "idle" && s["last_reboot"].is_string())
+    })
 }
 
 fn section(title: &str) {

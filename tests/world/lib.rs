@@ -12,6 +12,7 @@ pub mod imds;
 pub mod moto;
 pub mod process;
 pub mod proxy;
+pub mod reboot;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};

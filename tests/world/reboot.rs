@@ -1,0 +1,92 @@
+//! Reboots in the world (SPEC §9): `reboot watch` runs as tn-agent-reboot.service would, with a
+//! reboot command that only leaves a mark, and [`simulate_reboot`] then does what a reboot does:
+//! etcd stops, the kernel's boot id changes, /run empties, bootstrap and etcd start again.
+
+use std::path::PathBuf;
+use std::process::Child;
+
+use anyhow::{ensure, Context, Result};
+
+use crate::{EtcdProcess, Node, World};
+
+/// The node path of the kernel's boot id (tn-agent reads it under `--root`).
+const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+
+/// A `reboot watch` running in the background, its output in a log file; killed on drop.
+pub struct Watch(Child);
+
+impl Watch {
+    /// Starts the watch; its output goes to `<root>/watch-<n>.log`.
+    pub fn start(node: &Node, n: usize) -> Result<Watch> {
+        let log = std::fs::File::create(node.root.join(format!("watch-{n}.log")))?;
+        let child = node
+            .agent()?
+            .command(&["reboot", "watch"])
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting reboot watch")?;
+        Ok(Watch(child))
+    }
+
+    /// `Some(success)` once it has exited.
+    pub fn exited(&mut self) -> Result<Option<bool>> {
+        Ok(self.0.try_wait()?.map(|s| s.success()))
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The mark the test reboot command leaves.
+pub fn reboot_mark(node: &Node) -> PathBuf {
+    node.root.join("rebooted")
+}
+
+/// Gives an etcd node a `[reboot]` whose command leaves [`reboot_mark`] and looks every
+/// second, a first boot id, and a reboot request (an update staged).
+pub fn stage_update(world: &World, node: &Node, extra_config: &str) -> Result<()> {
+    node.write_config(&world.config(
+        "etcd",
+        &format!(
+            "{extra_config}[reboot]\ncheck_interval = \"1s\"\n\
+             command = [\"/bin/sh\", \"-c\", \"touch {}\"]\n",
+            reboot_mark(node).display()
+        ),
+    ))?;
+    let boot_id = node.path(BOOT_ID);
+    std::fs::create_dir_all(boot_id.parent().expect("a parent"))?;
+    if !boot_id.exists() {
+        std::fs::write(&boot_id, "boot-1\n")?;
+    }
+    let run = node.run(&["reboot", "request"])?;
+    ensure!(run.code == 0, "reboot request: {}", run.stderr);
+    Ok(())
+}
+
+/// What a reboot does to a node whose watch ran the reboot command: etcd stops, a new boot id,
+/// /run emptied, then bootstrap and etcd start again (the watch is the caller's to restart).
+pub fn simulate_reboot(node: &Node, etcd: &mut Option<EtcdProcess>) -> Result<()> {
+    if let Some(mut e) = etcd.take() {
+        e.kill();
+    }
+    std::fs::remove_file(reboot_mark(node))?;
+    let _ = std::fs::remove_file(node.path("/run/reboot-required"));
+    let boot_id = node.path(BOOT_ID);
+    let old = std::fs::read_to_string(&boot_id).unwrap_or_default();
+    std::fs::write(&boot_id, format!("{}-next\n", old.trim()))?;
+    let run = node.run(&["bootstrap"])?;
+    ensure!(run.code == 0, "bootstrap after the reboot: {}", run.stderr);
+    *etcd = Some(node.start_etcd()?);
+    Ok(())
+}
+
+/// The node's `reboot.json`, when there is one.
+pub fn reboot_state(node: &Node) -> Option<serde_json::Value> {
+    let text = std::fs::read(node.path("/var/lib/tn-agent/reboot.json")).ok()?;
+    serde_json::from_slice(&text).ok()
+}
