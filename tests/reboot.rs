@@ -391,3 +391,165 @@ fn a_closed_gate_takes_no_slot_and_a_crash_after_the_take_leaks_none() {
     );
     assert_eq!(reboot_state(node).unwrap()["phase"], "rebooting");
 }
+
+/// update_engine as the D-Bus service `com.coreos.update1` shows it: its status, shared with
+/// the test.
+struct FakeUpdateEngine(Arc<std::sync::Mutex<(String, String)>>);
+
+#[zbus::interface(name = "com.coreos.update1.Manager")]
+impl FakeUpdateEngine {
+    fn get_status(&self) -> (i64, f64, String, String, i64) {
+        let (operation, version) = self.0.lock().unwrap().clone();
+        (1_764_000_000, 0.0, operation, version, 0)
+    }
+}
+
+/// logind's `Reboot`, counted.
+struct FakeLogind(Arc<std::sync::atomic::AtomicU32>);
+
+#[zbus::interface(name = "org.freedesktop.login1.Manager")]
+impl FakeLogind {
+    fn reboot(&self, interactive: bool) {
+        assert!(!interactive);
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// With no sentinel at all, update_engine's `StatusUpdate` (over a real dbus-daemon) says an
+/// update is staged; the watch reboots through logind's `Reboot` (the default command); after
+/// the boot it keeps the slot while the booted version is not the staged one, and releases it
+/// once it is.
+#[test]
+fn update_engine_and_logind_over_d_bus() {
+    let (world, _ca, mut nodes) = world_with_etcd_asg(3);
+    let mut etcd: Vec<Option<tn_world::EtcdProcess>> =
+        boot_cluster(&world, &nodes).into_iter().map(Some).collect();
+    let bus = tn_world::dbus::Bus::start(&world.dir().join("dbus")).unwrap();
+    let status = Arc::new(std::sync::Mutex::new((
+        "UPDATE_STATUS_IDLE".to_string(),
+        String::new(),
+    )));
+    let reboots = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (engine_conn, _logind_conn) = rt.block_on(async {
+        let engine = zbus::connection::Builder::address(bus.address.as_str())
+            .name("com.coreos.update1")
+            .serve_at("/com/coreos/update1", FakeUpdateEngine(status.clone()))
+            .build()
+            .await
+            .unwrap();
+        let logind = zbus::connection::Builder::address(bus.address.as_str())
+            .name("org.freedesktop.login1")
+            .serve_at("/org/freedesktop/login1", FakeLogind(reboots.clone()))
+            .build()
+            .await
+            .unwrap();
+        (engine, logind)
+    });
+
+    nodes[0]
+        .env
+        .push(("DBUS_SYSTEM_BUS_ADDRESS".into(), bus.address.clone()));
+    let node = &nodes[0];
+    node.write_config(&world.config("etcd", "[reboot]\ncheck_interval = \"1s\"\n"))
+        .unwrap();
+    let boot_id = node.path("/proc/sys/kernel/random/boot_id");
+    std::fs::create_dir_all(boot_id.parent().unwrap()).unwrap();
+    std::fs::write(&boot_id, "boot-1\n").unwrap();
+    std::fs::create_dir_all(node.path("/etc")).unwrap();
+    std::fs::write(
+        node.path("/etc/os-release"),
+        "NAME=\"Flatcar\"\nVERSION=4230.2.0\n",
+    )
+    .unwrap();
+    let mut watch = Watch::start(node, 0).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(reboots.load(Ordering::SeqCst), 0, "nothing staged yet");
+
+    // update_engine stages 4230.2.1 and says so with its signal.
+    *status.lock().unwrap() = (
+        "UPDATE_STATUS_UPDATED_NEED_REBOOT".into(),
+        "4230.2.1".into(),
+    );
+    rt.block_on(engine_conn.emit_signal(
+        None::<()>,
+        "/com/coreos/update1",
+        "com.coreos.update1.Manager",
+        "StatusUpdate",
+        &(
+            1_764_000_000i64,
+            0.0f64,
+            "UPDATE_STATUS_UPDATED_NEED_REBOOT",
+            "4230.2.1",
+            0i64,
+        ),
+    ))
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while watch.exited().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            reboot_state(node)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(reboots.load(Ordering::SeqCst), 1, "one logind Reboot");
+    assert!(
+        !node.path("/run/reboot-required").exists(),
+        "no sentinel was used"
+    );
+    let state = reboot_state(node).unwrap();
+    assert_eq!(state["phase"], "rebooting");
+    assert_eq!(state["staged_version"], "4230.2.1");
+
+    // The reboot, but the old version came back up: the slot is kept, status says why.
+    etcd[0].take().unwrap().kill();
+    std::fs::write(&boot_id, "boot-2\n").unwrap();
+    *status.lock().unwrap() = ("UPDATE_STATUS_IDLE".into(), String::new());
+    let run = node.run(&["bootstrap"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    etcd[0] = Some(node.start_etcd().unwrap());
+    let _watch = Watch::start(node, 1).unwrap();
+    let kept = |node: &Node| {
+        reboot_state(node).is_some_and(|s| {
+            s["why"].as_str().is_some_and(|w| {
+                w.contains("the booted version is 4230.2.0 but 4230.2.1 was staged")
+            })
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !kept(node) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            reboot_state(node)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let access = nodes[1].etcd_access().unwrap();
+    let lock = EtcdLock::new(&access, endpoints(&nodes[1..]), ETCD_GROUP);
+    assert_eq!(
+        world.block_on(lock.read()).unwrap().unwrap().holders,
+        std::slice::from_ref(&node.id)
+    );
+    // The new version is what runs: released.
+    std::fs::write(
+        node.path("/etc/os-release"),
+        "NAME=\"Flatcar\"\nVERSION=4230.2.1\n",
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !reboot_state(node).is_some_and(|s| s["phase"] == "idle") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            reboot_state(node)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        world.block_on(lock.read()).unwrap().unwrap(),
+        Semaphore::new(1)
+    );
+}

@@ -30,6 +30,8 @@ pub const REBOOT_SENTINEL: &str = "/run/reboot-required";
 
 /// Where this node is in its reboot (SPEC §9).
 pub const REBOOT_STATE: &str = "/var/lib/tn-agent/reboot.json";
+/// The OS release; its `VERSION` is the booted Flatcar version.
+pub const OS_RELEASE: &str = "/etc/os-release";
 /// The kernel's id of the current boot: a reboot changes it.
 pub const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 

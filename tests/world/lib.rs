@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod cluster;
+pub mod dbus;
 pub mod etcd;
 pub mod imds;
 pub mod moto;

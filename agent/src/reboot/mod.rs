@@ -3,6 +3,7 @@
 //! reboot manager (`reboot watch`) and the Kubernetes backend of masters and workers build on
 //! them.
 
+pub mod dbus;
 pub mod etcd_lock;
 pub mod gates;
 pub mod phase;

@@ -36,6 +36,9 @@ pub struct RebootState {
     /// The kernel's boot id when the reboot command was started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_id: Option<String>,
+    /// The version update_engine staged, when it said (checked after the boot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged_version: Option<String>,
     /// When the last reboot through this node's lock finished (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reboot: Option<String>,
@@ -49,6 +52,7 @@ impl RebootState {
             since: crate::state::now_rfc3339(),
             why: None,
             boot_id: None,
+            staged_version: None,
             last_reboot: None,
         }
     }
@@ -91,6 +95,16 @@ impl RebootState {
         fsutil::write_atomic(&path, &json, fsutil::MODE_PUBLIC)
             .map_err(|e| anyhow::Error::new(e).context(format!("writing {}", path.display())))
     }
+}
+
+/// The booted OS version (`VERSION` in `/etc/os-release`, under `--root`); `None` when it
+/// cannot be read.
+pub fn booted_version(root: &Root) -> Option<String> {
+    let text = std::fs::read_to_string(root.path(files::OS_RELEASE)).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("VERSION="))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .filter(|v| !v.is_empty())
 }
 
 /// The kernel's id of this boot (`/proc/sys/kernel/random/boot_id`, taken under `--root`);

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use super::dbus::{logind_reboot, UpdateEngine};
 use super::etcd_lock::{EtcdLock, ETCD_GROUP};
 use super::gates::etcd_gates;
-use super::phase::{boot_id, Phase, RebootState};
+use super::phase::{boot_id, booted_version, Phase, RebootState};
 use super::semaphore::Outcome;
 use crate::aws::Aws;
 use crate::config::Settings;
@@ -20,8 +21,6 @@ use crate::files;
 use crate::fsutil::Root;
 use crate::identity::NodeIdentity;
 
-/// The reboot when `[reboot] command` is not set.
-pub const DEFAULT_COMMAND: [&str; 2] = ["/usr/bin/systemctl", "reboot"];
 /// How long the leadership hand-off may take before it is tried again.
 const HANDOFF_WAIT: Duration = Duration::from_secs(30);
 
@@ -68,6 +67,7 @@ pub async fn watch(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Re
         .unwrap_or_else(|| ETCD_GROUP.to_string());
     let mut st = RebootState::load(root, &group)?;
     let interval = settings.reboot.check_interval;
+    let mut engine = UpdateEngine::connect().await;
     loop {
         let step = match st.phase {
             Phase::Rebooting if boot_id(root).is_some() && boot_id(root) == st.boot_id => {
@@ -77,13 +77,18 @@ pub async fn watch(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Re
             Phase::Rebooting => after_boot(&node, &mut st).await.map(|()| None),
             Phase::Locking | Phase::Locked => lock_and_reboot(&node, &mut st).await,
             Phase::Idle | Phase::Waiting => {
-                if !needed(root) {
+                if !needed(root, engine.as_ref()) {
                     if st.phase != Phase::Idle {
                         st.enter(root, Phase::Idle, None)?;
                     }
                     Ok(None)
                 } else {
                     st.group = group.clone();
+                    st.staged_version = engine
+                        .as_ref()
+                        .and_then(UpdateEngine::last)
+                        .filter(|s| s.needs_reboot() && !s.new_version.is_empty())
+                        .map(|s| s.new_version.clone());
                     lock_and_reboot(&node, &mut st).await
                 }
             }
@@ -96,13 +101,20 @@ pub async fn watch(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Re
                 st.enter(root, st.phase, Some(one_line(e.as_ref())))?;
             }
         }
-        tokio::time::sleep(interval).await;
+        match &mut engine {
+            Some(engine) => engine.wait(interval).await,
+            None => tokio::time::sleep(interval).await,
+        }
     }
 }
 
-/// Whether a reboot is wanted: the sentinel exists (Flatcar's postinstall, `reboot request`).
-fn needed(root: &Root) -> bool {
-    root.path(files::REBOOT_SENTINEL).exists()
+/// Whether a reboot is wanted: update_engine says an update is staged, or the sentinel exists
+/// (Flatcar's postinstall, `reboot request`).
+fn needed(root: &Root, engine: Option<&UpdateEngine>) -> bool {
+    engine
+        .and_then(UpdateEngine::last)
+        .is_some_and(|s| s.needs_reboot())
+        || root.path(files::REBOOT_SENTINEL).exists()
 }
 
 /// Window, gates, lock, gates again, hand-off, reboot. `Ok(None)`: not now (the state says why).
@@ -230,22 +242,27 @@ async fn hand_off_leadership(node: &Node<'_>) -> Result<()> {
 async fn reboot(node: &Node<'_>, st: &mut RebootState) -> Result<Option<String>> {
     st.boot_id = boot_id(node.root);
     st.enter(node.root, Phase::Rebooting, None)?;
-    let argv: Vec<String> = match &node.settings.reboot.command {
-        Some(argv) => argv.clone(),
-        None => DEFAULT_COMMAND.iter().map(|s| s.to_string()).collect(),
+    let how = match &node.settings.reboot.command {
+        None => {
+            tracing::info!("rebooting through logind");
+            logind_reboot().await?;
+            "logind's Reboot over D-Bus".to_string()
+        }
+        Some(argv) => {
+            tracing::info!(command = ?argv, "rebooting");
+            let status = tokio::process::Command::new(&argv[0])
+                .args(&argv[1..])
+                .status()
+                .await
+                .with_context(|| format!("starting {}", argv[0]))?;
+            if !status.success() {
+                bail!("{} exited with {status}", argv.join(" "));
+            }
+            format!("`{}`", argv.join(" "))
+        }
     };
-    tracing::info!(command = ?argv, "rebooting");
-    let status = tokio::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .status()
-        .await
-        .with_context(|| format!("starting {}", argv[0]))?;
-    if !status.success() {
-        bail!("{} exited with {status}", argv.join(" "));
-    }
     Ok(Some(format!(
-        "rebooting through `{}` holding a slot of reboot group {}",
-        argv.join(" "),
+        "rebooting through {how} holding a slot of reboot group {}",
         st.group
     )))
 }
@@ -258,6 +275,15 @@ async fn after_boot(node: &Node<'_>, st: &mut RebootState) -> Result<()> {
         .observe(&node.endpoints)
         .await
         .context("no etcd member answers yet")?;
+    if let (Some(staged), Some(booted)) = (&st.staged_version, booted_version(node.root)) {
+        if *staged != booted {
+            bail!(
+                "the booted version is {booted} but {staged} was staged: keeping the reboot \
+                 slot (the rollout halts) until an operator looks (docs/node.md, \"A stuck \
+                 rollout\")"
+            );
+        }
+    }
     caught_up(node, &view).await?;
     let lock = EtcdLock::new(&node.access, view.voter_endpoints(), &st.group);
     let (_, doc) = lock.release(&node.ident.instance_id).await?;
@@ -265,6 +291,7 @@ async fn after_boot(node: &Node<'_>, st: &mut RebootState) -> Result<()> {
     let started = st.since.clone();
     st.last_reboot = Some(crate::state::now_rfc3339());
     st.boot_id = None;
+    st.staged_version = None;
     st.enter(node.root, Phase::Idle, None)?;
     forget_fulfilled_request(node.root, &started);
     Ok(())
