@@ -553,3 +553,101 @@ fn update_engine_and_logind_over_d_bus() {
         Semaphore::new(1)
     );
 }
+
+/// Runs `node`'s watch until its reboot command has run (`true`) or `within` passed (`false`,
+/// the watch still running).
+fn watch_reboots_within(node: &Node, n: usize, within: Duration) -> bool {
+    let mut watch = Watch::start(node, n).unwrap();
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if let Some(success) = watch.exited().unwrap() {
+            assert!(success, "{:?}", reboot_state(node));
+            return reboot_mark(node).exists();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// The window: closed now, nothing is locked and the node waits saying so; open now, the
+/// reboot goes ahead. A watch restarted in phase `locked` (it held the slot) reboots without
+/// asking again; one restarted in phase `rebooting` on the same boot (the command returned,
+/// the machine did not go down) runs the command again.
+#[test]
+fn the_window_and_resuming_a_held_slot() {
+    let (world, _ca, nodes) = world_with_etcd_asg(3);
+    let _etcd = boot_cluster(&world, &nodes);
+    let node = &nodes[0];
+    let access = nodes[1].etcd_access().unwrap();
+    let lock = EtcdLock::new(&access, endpoints(&nodes), ETCD_GROUP);
+    let now = time::OffsetDateTime::now_utc();
+    let at = |t: time::OffsetDateTime| format!("{:02}:{:02}", t.hour(), t.minute());
+    let window = |start: time::OffsetDateTime| {
+        format!(
+            "[reboot]\nwindow_start = \"{}\"\nwindow_length = \"1h\"\n",
+            at(start)
+        )
+    };
+    // Closed: it opens in 6 hours, every day.
+    stage_update(&world, node, "").unwrap();
+    let config = std::fs::read_to_string(node.path("/etc/tn-agent/config.toml")).unwrap();
+    let windowed = |start| config.replace("[reboot]\n", &window(start));
+    node.write_config(&windowed(now + time::Duration::hours(6)))
+        .unwrap();
+    assert!(!watch_reboots_within(node, 0, Duration::from_secs(4)));
+    let state = reboot_state(node).unwrap();
+    assert_eq!(state["phase"], "waiting");
+    assert!(
+        state["why"]
+            .as_str()
+            .unwrap()
+            .contains("outside the reboot window"),
+        "{state}"
+    );
+    assert_eq!(world.block_on(lock.read()).unwrap(), None, "nothing locked");
+    // Open: it began 5 minutes ago.
+    node.write_config(&windowed(now - time::Duration::minutes(5)))
+        .unwrap();
+    assert!(watch_reboots_within(node, 1, Duration::from_secs(30)));
+    simulate_reboot_keeping_state(node);
+
+    // Resuming `locked`: the slot is this node's; straight to the reboot.
+    let other = &nodes[1];
+    stage_update(&world, other, "").unwrap();
+    world.block_on(lock.take(&other.id)).unwrap();
+    std::fs::create_dir_all(other.path("/var/lib/tn-agent")).unwrap();
+    std::fs::write(
+        other.path("/var/lib/tn-agent/reboot.json"),
+        r#"{"phase":"locked","group":"etcd","since":"2026-12-02T00:00:00Z"}"#,
+    )
+    .unwrap();
+    assert!(watch_reboots_within(other, 0, Duration::from_secs(30)));
+    assert_eq!(reboot_state(other).unwrap()["phase"], "rebooting");
+    // Resuming `rebooting` on the same boot: the command runs again.
+    std::fs::remove_file(reboot_mark(other)).unwrap();
+    assert!(watch_reboots_within(other, 1, Duration::from_secs(30)));
+    assert_eq!(
+        world.block_on(lock.read()).unwrap().unwrap().holders,
+        std::slice::from_ref(&other.id),
+        "held through it all"
+    );
+}
+
+/// For the window test: the first node's reboot is left as "done" by hand (its etcd never
+/// stopped), so that the next node's slot is free.
+fn simulate_reboot_keeping_state(node: &Node) {
+    std::fs::remove_file(reboot_mark(node)).unwrap();
+    std::fs::remove_file(node.path("/run/reboot-required")).unwrap();
+    std::fs::write(node.path("/proc/sys/kernel/random/boot_id"), "boot-2\n").unwrap();
+    let mut watch = Watch::start(node, 9).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !reboot_state(node).is_some_and(|s| s["phase"] == "idle") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            reboot_state(node)
+        );
+        assert!(watch.exited().unwrap().is_none());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
