@@ -21,6 +21,25 @@ fn endpoints(nodes: &[Node]) -> Vec<String> {
     nodes.iter().map(Node::client_url).collect()
 }
 
+/// Waits up to `within` until the node's `reboot.json` satisfies `ok`; fails with the state.
+fn await_state(node: &Node, within: Duration, ok: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !reboot_state(node).is_some_and(|s| ok(&s)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: {:?}",
+            node.id,
+            reboot_state(node)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whether the state's `why` contains `text`.
+fn why_has(s: &serde_json::Value, text: &str) -> bool {
+    s["why"].as_str().is_some_and(|w| w.contains(text))
+}
+
 #[test]
 fn many_takers_never_hold_more_slots_than_max() {
     let (world, _ca, nodes) = world_with_etcd_asg(3);
@@ -262,7 +281,12 @@ fn members_needing_a_reboot_reboot_one_at_a_time() {
             let Some(success) = watches[i].exited().unwrap() else {
                 continue;
             };
-            assert!(success, "watch of {} failed", node.id);
+            assert!(
+                success,
+                "watch of {} failed:\n{}",
+                node.id,
+                watches[i].log()
+            );
             assert!(
                 reboot_mark(node).exists(),
                 "{} exited without rebooting",
@@ -335,23 +359,10 @@ fn a_closed_gate_takes_no_slot_and_a_crash_after_the_take_leaks_none() {
     .unwrap();
     etcd[2].take().unwrap().kill();
     let watch = Watch::start(node, 0).unwrap();
-    let waiting = |node: &Node| {
-        reboot_state(node).is_some_and(|s| {
-            s["phase"] == "waiting"
-                && s["why"]
-                    .as_str()
-                    .is_some_and(|w| w.contains(&format!("{} does not answer", nodes[2].id)))
-        })
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !waiting(node) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{:?}",
-            reboot_state(node)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let down = format!("{} does not answer", nodes[2].id);
+    await_state(node, Duration::from_secs(30), |s| {
+        s["phase"] == "waiting" && why_has(s, &down)
+    });
     assert_eq!(
         world.block_on(lock.read()).unwrap().unwrap(),
         Semaphore::new(1),
@@ -511,22 +522,9 @@ fn update_engine_and_logind_over_d_bus() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     etcd[0] = Some(node.start_etcd().unwrap());
     let _watch = Watch::start(node, 1).unwrap();
-    let kept = |node: &Node| {
-        reboot_state(node).is_some_and(|s| {
-            s["why"].as_str().is_some_and(|w| {
-                w.contains("the booted version is 4230.2.0 but 4230.2.1 was staged")
-            })
-        })
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !kept(node) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{:?}",
-            reboot_state(node)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    await_state(node, Duration::from_secs(60), |s| {
+        why_has(s, "the booted version is 4230.2.0 but 4230.2.1 was staged")
+    });
     let access = nodes[1].etcd_access().unwrap();
     let lock = EtcdLock::new(&access, endpoints(&nodes[1..]), ETCD_GROUP);
     assert_eq!(
@@ -539,15 +537,7 @@ fn update_engine_and_logind_over_d_bus() {
         "NAME=\"Flatcar\"\nVERSION=4230.2.1\n",
     )
     .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !reboot_state(node).is_some_and(|s| s["phase"] == "idle") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{:?}",
-            reboot_state(node)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    await_state(node, Duration::from_secs(60), |s| s["phase"] == "idle");
     assert_eq!(
         world.block_on(lock.read()).unwrap().unwrap(),
         Semaphore::new(1)

@@ -13,12 +13,13 @@ use crate::{EtcdProcess, Node, World};
 const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 
 /// A `reboot watch` running in the background, its output in a log file; killed on drop.
-pub struct Watch(Child);
+pub struct Watch(Child, PathBuf);
 
 impl Watch {
     /// Starts the watch; its output goes to `<root>/watch-<n>.log`.
     pub fn start(node: &Node, n: usize) -> Result<Watch> {
-        let log = std::fs::File::create(node.root.join(format!("watch-{n}.log")))?;
+        let path = node.root.join(format!("watch-{n}.log"));
+        let log = std::fs::File::create(&path)?;
         let child = node
             .agent()?
             .command(&["reboot", "watch"])
@@ -26,7 +27,12 @@ impl Watch {
             .stderr(log)
             .spawn()
             .context("starting reboot watch")?;
-        Ok(Watch(child))
+        Ok(Watch(child, path))
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.1).unwrap_or_default()
     }
 
     /// `Some(success)` once it has exited.
