@@ -91,6 +91,12 @@ impl Reboot {
         let me = NodeIdentity::from_imds(&Imds::from_env())
             .await
             .context("finding out who this node is from the instance metadata service")?;
+        if let Reboot::Watch = self {
+            // A service: it waits for etcd itself rather than failing when it is not up yet.
+            let done = crate::reboot::watch::watch(&settings, &globals.root, &me).await?;
+            println!("{done}");
+            return Ok(crate::exit::OK);
+        }
         let (access, candidates) = crate::etcd::node_client(&settings, &globals.root, &me)?;
         // Through the healthy voters: a client given a member that is down may fail on it.
         let endpoints = access
@@ -109,11 +115,7 @@ impl Reboot {
             Ok(g)
         };
         match self {
-            Reboot::Request => unreachable!("handled above"),
-            Reboot::Watch => {
-                let done = crate::reboot::watch::watch(&settings, &globals.root, &me).await?;
-                println!("{done}");
-            }
+            Reboot::Request | Reboot::Watch => unreachable!("handled above"),
             Reboot::Status(args) => {
                 let found = etcd_lock::groups(&access, &endpoints)
                     .await
