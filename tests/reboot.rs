@@ -10,7 +10,9 @@ use std::time::Duration;
 use tn_agent::aws::Aws;
 use tn_agent::reboot::etcd_lock::{EtcdLock, ETCD_GROUP};
 use tn_agent::reboot::semaphore::{Outcome, Semaphore};
-use tn_world::reboot::{reboot_mark, reboot_state, simulate_reboot, stage_update, Watch};
+use tn_world::reboot::{
+    leave_phase, reboot_mark, reboot_state, simulate_reboot, stage_update, Watch,
+};
 use tn_world::Node;
 
 use crate::support::cluster::{boot_cluster, world_with_etcd_asg};
@@ -351,12 +353,7 @@ fn a_closed_gate_takes_no_slot_and_a_crash_after_the_take_leaks_none() {
     let lock = EtcdLock::new(&access, endpoints(&nodes[..2]), ETCD_GROUP);
     // A crash right after the take: the slot is held, the state says `locking`.
     world.block_on(lock.take(&node.id)).unwrap();
-    std::fs::create_dir_all(node.path("/var/lib/tn-agent")).unwrap();
-    std::fs::write(
-        node.path("/var/lib/tn-agent/reboot.json"),
-        r#"{"phase":"locking","group":"etcd","since":"2026-12-02T00:00:00Z"}"#,
-    )
-    .unwrap();
+    leave_phase(node, "locking").unwrap();
     etcd[2].take().unwrap().kill();
     let watch = Watch::start(node, 0).unwrap();
     let down = format!("{} does not answer", nodes[2].id);
@@ -605,12 +602,7 @@ fn the_window_and_resuming_a_held_slot() {
     let other = &nodes[1];
     stage_update(&world, other, "").unwrap();
     world.block_on(lock.take(&other.id)).unwrap();
-    std::fs::create_dir_all(other.path("/var/lib/tn-agent")).unwrap();
-    std::fs::write(
-        other.path("/var/lib/tn-agent/reboot.json"),
-        r#"{"phase":"locked","group":"etcd","since":"2026-12-02T00:00:00Z"}"#,
-    )
-    .unwrap();
+    leave_phase(other, "locked").unwrap();
     assert!(watch_reboots_within(other, 0, Duration::from_secs(30)));
     assert_eq!(reboot_state(other).unwrap()["phase"], "rebooting");
     // Resuming `rebooting` on the same boot: the command runs again.

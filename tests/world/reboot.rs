@@ -91,6 +91,18 @@ pub fn simulate_reboot(node: &Node, etcd: &mut Option<EtcdProcess>) -> Result<()
     Ok(())
 }
 
+/// Writes the node's `reboot.json` in `phase` of the `etcd` group, as a watch that stopped
+/// there would have left it.
+pub fn leave_phase(node: &Node, phase: &str) -> Result<()> {
+    let path = node.path("/var/lib/tn-agent/reboot.json");
+    std::fs::create_dir_all(path.parent().expect("a parent"))?;
+    std::fs::write(
+        path,
+        format!(r#"{{"phase":"{phase}","group":"etcd","since":"2026-12-02T00:00:00Z"}}"#),
+    )?;
+    Ok(())
+}
+
 /// The node's `reboot.json`, when there is one.
 pub fn reboot_state(node: &Node) -> Option<serde_json::Value> {
     let text = std::fs::read(node.path("/var/lib/tn-agent/reboot.json")).ok()?;

@@ -140,10 +140,7 @@ impl Reboot {
                             },
                         })
                         .collect(),
-                    this_node: std::fs::metadata(globals.root.path(files::REBOOT_STATE))
-                        .is_ok()
-                        .then(|| RebootState::load(&globals.root, ETCD_GROUP))
-                        .transpose()?,
+                    this_node: RebootState::saved(&globals.root)?,
                 };
                 if args.json {
                     println!(

@@ -57,11 +57,7 @@ impl UpdateEngine {
     }
 
     async fn try_connect() -> Result<Self> {
-        let conn = zbus::Connection::system()
-            .await
-            .context("connecting to the system D-Bus")?;
-        let proxy = zbus::Proxy::new(
-            &conn,
+        let proxy = system_proxy(
             "com.coreos.update1",
             "/com/coreos/update1",
             "com.coreos.update1.Manager",
@@ -100,11 +96,7 @@ impl UpdateEngine {
 /// Asks logind to reboot the machine (`org.freedesktop.login1.Manager.Reboot`, not
 /// interactive).
 pub async fn logind_reboot() -> Result<()> {
-    let conn = zbus::Connection::system()
-        .await
-        .context("connecting to the system D-Bus")?;
-    let proxy = zbus::Proxy::new(
-        &conn,
+    let proxy = system_proxy(
         "org.freedesktop.login1",
         "/org/freedesktop/login1",
         "org.freedesktop.login1.Manager",
@@ -115,4 +107,16 @@ pub async fn logind_reboot() -> Result<()> {
         .await
         .context("calling logind's Reboot")?;
     Ok(())
+}
+
+/// A proxy for `interface` of `path` at `destination` on the system bus.
+async fn system_proxy(
+    destination: &'static str,
+    path: &'static str,
+    interface: &'static str,
+) -> Result<zbus::Proxy<'static>> {
+    let conn = zbus::Connection::system()
+        .await
+        .context("connecting to the system D-Bus")?;
+    Ok(zbus::Proxy::new(&conn, destination, path, interface).await?)
 }

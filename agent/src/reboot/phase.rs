@@ -60,16 +60,21 @@ impl RebootState {
     /// The saved state; idle when there is none. A file that cannot be read is an error: a
     /// lock this node may hold must not be forgotten.
     pub fn load(root: &Root, group: &str) -> anyhow::Result<Self> {
+        Ok(Self::saved(root)?.unwrap_or_else(|| Self::idle(group)))
+    }
+
+    /// The saved state; `None` when this node never had one.
+    pub fn saved(root: &Root) -> anyhow::Result<Option<Self>> {
         let path = root.path(files::REBOOT_STATE);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
                 anyhow::anyhow!(
                     "{} is not a reboot state ({e}); if this node holds a reboot slot, free it \
                      with `tn-agent reboot unlock`, then move the file aside",
                     path.display()
                 )
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::idle(group)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
         }
     }

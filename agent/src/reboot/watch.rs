@@ -69,8 +69,9 @@ pub async fn watch(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Re
     let interval = settings.reboot.check_interval;
     let mut engine = UpdateEngine::connect().await;
     loop {
+        let this_boot = boot_id(root);
         let step = match st.phase {
-            Phase::Rebooting if boot_id(root).is_some() && boot_id(root) == st.boot_id => {
+            Phase::Rebooting if this_boot.is_some() && this_boot == st.boot_id => {
                 // Same boot: the command failed or the machine is still going down. Again.
                 reboot(&node, &mut st).await
             }

@@ -89,9 +89,8 @@ fn bootstrap_report(s: &BootState, now: OffsetDateTime) -> BootstrapReport {
 
 /// This node's reboot state, when `reboot.json` exists and can be read.
 fn reboot_state(root: &Root) -> Option<crate::reboot::phase::RebootState> {
-    std::fs::metadata(root.path(files::REBOOT_STATE)).ok()?;
-    match crate::reboot::phase::RebootState::load(root, crate::reboot::etcd_lock::ETCD_GROUP) {
-        Ok(st) => Some(st),
+    match crate::reboot::phase::RebootState::saved(root) {
+        Ok(st) => st,
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "ignoring the reboot state");
             None
