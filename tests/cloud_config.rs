@@ -12,10 +12,16 @@ use std::process::Command;
 use base64::Engine;
 use ignition_config::Config as Ignition;
 
-use crate::support::flatcar::{deployment, read_unit, units, units_dir, Format, FORMATS, ROLES};
+use crate::support::flatcar::{
+    deployment, installed_files, read_unit, units, units_dir, Format, BACKUP, BACKUP_TIMER,
+    ETCDUTL_PATH, FORMATS, ROLES,
+};
 use crate::support::run_with_input;
 use crate::support::template::{json_string, render, variables, Value};
 use crate::support::unit_file::UnitFile;
+
+/// The files of units/ the README's Terraform passes as `units`: `fileset()`'s pattern.
+const UNITS_FILESET: &str = "{*.service,*.timer,etcdutl}";
 
 /// EC2 takes at most 16 KB of user data (before base64).
 const USER_DATA_LIMIT: usize = 16 * 1024;
@@ -140,6 +146,7 @@ fn check_ignition_files(role: &str, config: &ignition_config::v3_3::Config) {
     if role != "etcd" {
         expected.push("/opt/bin/kubelet");
     }
+    expected.extend(installed_files(role).iter().map(|(path, _)| *path));
     expected.sort();
     assert_eq!(
         by_path.keys().copied().collect::<Vec<_>>(),
@@ -167,6 +174,11 @@ fn check_ignition_files(role: &str, config: &ignition_config::v3_3::Config) {
         let hash = contents.verification.as_ref().and_then(|v| v.hash.clone());
         assert_eq!(hash, Some(format!("sha512-{}", vars[sha])), "{path}");
         assert_eq!(vars[sha].len(), 128);
+    }
+
+    for (path, file) in installed_files(role) {
+        assert_eq!(by_path[path].mode, Some(0o755), "{role} {path}");
+        assert_eq!(data_url(by_path[path]), read_unit(file), "{role} {path}");
     }
 
     let config_toml = data_url(by_path["/etc/tn-agent/config.toml"]);
@@ -368,16 +380,26 @@ fn check_cloud_config_units(role: &str, doc: &yaml_serde::Value) {
 
 fn check_cloud_config_files(role: &str, doc: &yaml_serde::Value) {
     let vars = string_vars(Format::CloudConfig, role);
+    let installed = installed_files(role);
     let files: BTreeMap<&str, &str> = doc["write_files"]
         .as_sequence()
         .unwrap()
         .iter()
         .map(|f| {
-            assert_eq!(f["permissions"].as_str(), Some("0644"), "{role}");
-            (f["path"].as_str().unwrap(), f["content"].as_str().unwrap())
+            let path = f["path"].as_str().unwrap();
+            let want = if installed.iter().any(|(p, _)| *p == path) {
+                "0755"
+            } else {
+                "0644"
+            };
+            assert_eq!(f["permissions"].as_str(), Some(want), "{role} {path}");
+            (path, f["content"].as_str().unwrap())
         })
         .collect();
-    assert_eq!(files.len(), 3, "{role}: {files:?}");
+    assert_eq!(files.len(), 3 + installed.len(), "{role}: {files:?}");
+    for (path, file) in &installed {
+        assert_eq!(files[path], read_unit(file), "{role} {path}");
+    }
     assert_eq!(
         files["/etc/tn-agent/config.toml"], vars["config_toml"],
         "{role}"
@@ -403,6 +425,29 @@ fn check_cloud_config_files(role: &str, doc: &yaml_serde::Value) {
 // ---------------------------------------------------------------------------------------------
 // Both formats
 // ---------------------------------------------------------------------------------------------
+
+/// The backups run on etcd nodes only (the timer, its service and the etcdutl wrapper a
+/// restore uses there); masters and workers get none of them.
+#[test]
+fn only_etcd_nodes_get_the_backup_timer_and_the_etcdutl_wrapper() {
+    for format in FORMATS {
+        for role in ROLES {
+            let names: Vec<&str> = deployment(format, role).iter().map(|u| u.name).collect();
+            let enabled: Vec<&str> = deployment(format, role)
+                .iter()
+                .filter(|u| u.enabled)
+                .map(|u| u.name)
+                .collect();
+            let text = render_for(format, role);
+            let etcd = role == "etcd";
+            assert_eq!(enabled.contains(&BACKUP_TIMER), etcd, "{format:?} {role}");
+            assert_eq!(names.contains(&BACKUP), etcd, "{format:?} {role}");
+            for needle in [BACKUP_TIMER, BACKUP, ETCDUTL_PATH] {
+                assert_eq!(text.contains(needle), etcd, "{format:?} {role}: {needle}");
+            }
+        }
+    }
+}
 
 #[test]
 fn user_data_fits_in_16_kb_for_every_role() {
@@ -434,6 +479,8 @@ fn templates_take_exactly_the_documented_variables() {
             "README.md lacks {var}"
         );
     }
+    let fileset = format!("fileset(\"${{path.module}}/units\", \"{UNITS_FILESET}\")");
+    assert!(readme.contains(&fileset), "README.md lacks {fileset}");
 }
 
 /// The README's launch template keeps pods away from the node role's credentials: IMDSv2
@@ -514,7 +561,7 @@ fn terraform_render(jobs: &[(Format, &str)]) -> Option<Vec<String>> {
     let units = units_dir().canonicalize().unwrap();
     let main_tf = format!(
         "locals {{\n  vars  = jsondecode(file(\"vars.json\"))\n  units = {{ for f in \
-         fileset(\"{u}\", \"*.{{service,timer}}\") : f => file(\"{u}/${{f}}\") }}\n}}\n",
+         fileset(\"{u}\", \"{UNITS_FILESET}\") : f => file(\"{u}/${{f}}\") }}\n}}\n",
         u = units.display()
     );
     std::fs::write(dir.path().join("main.tf"), main_tf).unwrap();

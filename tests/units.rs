@@ -3,7 +3,8 @@
 //! needs (the ordering walk in support::systemd models systemd's jobs: pull-in by Wants=/
 //! Requires= and [Install], order by After=/Before=); a late bootstrap success starts the role's
 //! services; and the two shell snippets in the units (the legacy installer, the termination
-//! check) are run for real.
+//! check) are run for real, as is the etcdutl wrapper the etcd nodes get (against a stub
+//! docker).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::PermissionsExt;
@@ -14,7 +15,8 @@ use tn_world::{FakeImds, ImdsData};
 
 use crate::support::files::mode;
 use crate::support::flatcar::{
-    read_unit, unit_names, units, Format, BOOTSTRAP, FORMATS, INSTALL, ROLES,
+    read_unit, unit_names, units_dir, Format, BACKUP, BACKUP_TIMER, BOOTSTRAP, ETCDUTL, FORMATS,
+    INSTALL, ROLES,
 };
 use crate::support::systemd::NodeUnits;
 use crate::support::unit_file::UnitFile;
@@ -44,8 +46,14 @@ const EXEC_KEYS: [&str; 7] = [
 
 #[test]
 fn every_unit_passes_systemd_analyze_verify_without_a_word() {
-    let units: Vec<(String, String)> = units().into_iter().collect();
-    assert!(units.len() >= 6, "units/ lost files: {units:?}");
+    let units: Vec<(String, String)> = unit_names()
+        .into_iter()
+        .map(|n| {
+            let text = read_unit(&n);
+            (n, text)
+        })
+        .collect();
+    assert!(units.len() >= 10, "units/ lost files: {units:?}");
     if let Err(said) = verify(&units) {
         panic!("systemd-analyze verify:\n{said}");
     }
@@ -205,16 +213,22 @@ fn etcd_member_runs_a_pinned_etcd_from_the_env_file_and_wants_the_promotion() {
         .list("Unit", "Wants")
         .contains(&"tn-agent-etcd-promote.service".to_string()));
     assert_eq!(unit.value("Service", "Restart").as_deref(), Some("always"));
-    let image = unit
-        .values("Service", "Environment")
-        .into_iter()
-        .find_map(|e| e.strip_prefix("TN_ETCD_IMAGE=").map(str::to_string))
-        .expect("TN_ETCD_IMAGE is set");
+    let image = etcd_image();
     let (_, digest) = image.split_once("@sha256:").expect("pinned by digest");
     assert!(
         digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()),
         "{image}"
     );
+}
+
+/// The etcd image etcd-member.service runs (its `TN_ETCD_IMAGE`).
+fn etcd_image() -> String {
+    UnitFile::parse(&read_unit("etcd-member.service"))
+        .unwrap()
+        .values("Service", "Environment")
+        .into_iter()
+        .find_map(|e| e.strip_prefix("TN_ETCD_IMAGE=").map(str::to_string))
+        .expect("TN_ETCD_IMAGE is set")
 }
 
 #[test]
@@ -247,8 +261,9 @@ fn the_agent_units_are_sandboxed() {
         "tn-agent-etcd-promote.service",
         "tn-agent-etcd-leave.service",
         "tn-agent-reboot.service",
+        BACKUP,
     ] {
-        let path = crate::support::flatcar::units_dir().join(name);
+        let path = units_dir().join(name);
         let out = Command::new("systemd-analyze")
             .args(["security", "--offline=true", "--threshold=30"])
             .arg(&path)
@@ -283,6 +298,12 @@ fn the_agent_units_are_sandboxed() {
             "/var/lib/tn-agent"
         ]
     );
+    let backup = UnitFile::parse(&read_unit(BACKUP)).unwrap();
+    assert_eq!(
+        backup.list("Service", "ReadWritePaths"),
+        ["/var/lib/tn-agent"],
+        "the backup streams the snapshot: it writes only its state"
+    );
     // The same file, without its sandbox, is rated unsafe: the check can fail.
     let bare: String = read_unit(BOOTSTRAP)
         .lines()
@@ -300,6 +321,92 @@ fn the_agent_units_are_sandboxed() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "an unsandboxed unit passed");
+}
+
+/// The backup: a oneshot the timer starts (so it must not stay active), that never starts etcd
+/// or the bootstrap, and has no [Install] of its own.
+#[test]
+fn backup_is_a_oneshot_that_needs_etcd_running_and_never_starts_it() {
+    let unit = UnitFile::parse(&read_unit(BACKUP)).unwrap();
+    let service = |key| unit.value("Service", key);
+    assert_eq!(service("Type").as_deref(), Some("oneshot"));
+    assert_eq!(
+        service("ExecStart").as_deref(),
+        Some("/opt/bin/tn-agent etcd backup")
+    );
+    assert!(
+        matches!(service("RemainAfterExit").as_deref(), None | Some("no")),
+        "a unit that stays active is not started again by its timer"
+    );
+    assert_eq!(service("Restart"), None, "the next tick is the retry");
+    let mut requisite = unit.list("Unit", "Requisite");
+    requisite.sort();
+    assert_eq!(requisite, ["etcd-member.service", BOOTSTRAP]);
+    let after = unit.list("Unit", "After");
+    for dep in [BOOTSTRAP, "etcd-member.service"] {
+        assert!(after.contains(&dep.to_string()), "{after:?}");
+    }
+    for key in ["Requires", "Wants", "BindsTo"] {
+        assert!(unit.list("Unit", key).is_empty(), "{key}= would start etcd");
+    }
+    assert!(!unit.has_section("Install"), "started by its timer only");
+}
+
+/// Every member ticks at the same wall-clock moments, 15 minutes apart (`[backup] interval`'s
+/// default), on the quarter hour: only the member leading at the tick uploads.
+#[test]
+fn backup_timer_ticks_every_15_minutes_on_the_quarter_hour() {
+    let timer = UnitFile::parse(&read_unit(BACKUP_TIMER)).unwrap();
+    assert_eq!(timer.list("Install", "WantedBy"), ["timers.target"]);
+    assert_eq!(timer.value("Timer", "Unit"), None, "starts {BACKUP}");
+    assert_eq!(timer.value("Timer", "AccuracySec").as_deref(), Some("1s"));
+    for key in [
+        "OnBootSec",
+        "OnActiveSec",
+        "OnStartupSec",
+        "OnUnitActiveSec",
+        "OnUnitInactiveSec",
+        "RandomizedDelaySec",
+    ] {
+        assert_eq!(
+            timer.value("Timer", key),
+            None,
+            "{key}: ticks differ per node"
+        );
+    }
+    let calendar = timer.values("Timer", "OnCalendar");
+    assert_eq!(calendar.len(), 1, "{calendar:?}");
+    let ticks = calendar_ticks(&calendar[0], "2026-12-02 10:50:00 UTC", 9);
+    assert_eq!(ticks[0], 11 * 3600, "first tick after 10:50: {ticks:?}");
+    for pair in ticks.windows(2) {
+        assert_eq!(pair[1] - pair[0], 15 * 60, "{ticks:?}");
+    }
+}
+
+/// The first `n` elapses of the calendar spec `spec` after `base`, as seconds since midnight
+/// UTC (all on `base`'s day), by `systemd-analyze calendar`.
+fn calendar_ticks(spec: &str, base: &str, n: usize) -> Vec<u32> {
+    let out = Command::new("systemd-analyze")
+        .args(["calendar", &format!("--iterations={n}")])
+        .arg(format!("--base-time={base}"))
+        .arg(spec)
+        .env("TZ", "UTC")
+        .output()
+        .expect("running systemd-analyze");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{spec}: {said}{out:?}");
+    let ticks: Vec<u32> = said
+        .lines()
+        .filter(|l| l.contains("Next elapse:") || l.contains("Iter. #"))
+        .map(|l| {
+            let time = l.split_whitespace().rev().nth(1).expect("HH:MM:SS UTC");
+            time.split(':')
+                .map(|p| p.parse::<u32>().unwrap())
+                .fold(0, |acc, p| acc * 60 + p)
+        })
+        .collect();
+    assert_eq!(ticks.len(), n, "{said}");
+    ticks
 }
 
 #[test]
@@ -407,6 +514,30 @@ fn the_walk_catches_a_missing_order_a_cycle_and_a_lost_restart() {
         NodeUnits::new(Format::Ignition, "worker", &[(BOOTSTRAP, &bootstrap)]).problems();
     assert!(
         problems.iter().any(|p| p.contains("ordering cycle")),
+        "{problems:#?}"
+    );
+
+    // A backup that requires the bootstrap would start etcd through the bootstrap's wants.
+    let backup = read_unit(BACKUP).replace(
+        "Requisite=tn-agent-bootstrap.service etcd-member.service",
+        "Requires=tn-agent-bootstrap.service\nRequisite=etcd-member.service",
+    );
+    let problems = NodeUnits::new(Format::Ignition, "etcd", &[(BACKUP, &backup)]).problems();
+    assert!(
+        problems.iter().any(|p| p.contains(&format!(
+            "a tick of {BACKUP_TIMER} starts etcd-member.service"
+        ))),
+        "{problems:#?}"
+    );
+    let unordered = read_unit(BACKUP).replace(
+        "After=tn-agent-bootstrap.service etcd-member.service",
+        "After=tn-agent-bootstrap.service",
+    );
+    let problems = NodeUnits::new(Format::Ignition, "etcd", &[(BACKUP, &unordered)]).problems();
+    assert!(
+        problems.iter().any(|p| p.contains(
+            "tn-agent-etcd-backup.service needs etcd-member.service active but is not ordered"
+        )),
         "{problems:#?}"
     );
 
@@ -607,4 +738,105 @@ fn leave_runs_only_when_the_asg_terminates_the_instance() {
 
     imds.down();
     assert!(skipped(leave_condition(&imds)), "IMDS unreachable");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The etcdutl wrapper, run for real against a stub docker
+// ---------------------------------------------------------------------------------------------
+
+/// units/etcdutl with its docker replaced by a stub that writes its arguments, one a line, to
+/// `$ARGS_FILE` and exits `$STUB_EXIT`; the wrapper's path in `dir`.
+fn stubbed_etcdutl(dir: &Path) -> PathBuf {
+    let script = read_unit(ETCDUTL);
+    assert!(script.starts_with("#!/bin/sh\n"), "{script}");
+    assert_eq!(
+        script.matches("/usr/bin/docker").count(),
+        1,
+        "runs Flatcar's docker, once: {script}"
+    );
+    let docker = dir.join("docker");
+    std::fs::write(
+        &docker,
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$ARGS_FILE\"\nexit \"${STUB_EXIT:-0}\"\n",
+    )
+    .unwrap();
+    let wrapper = dir.join(ETCDUTL);
+    std::fs::write(
+        &wrapper,
+        script.replace("/usr/bin/docker", &docker.display().to_string()),
+    )
+    .unwrap();
+    for path in [&docker, &wrapper] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    wrapper
+}
+
+/// Runs the stubbed wrapper with `args` (and `TN_ETCD_IMAGE` if given): its exit code and the
+/// arguments docker got.
+fn run_etcdutl(dir: &Path, args: &[&str], image: Option<&str>, exit: i32) -> (i32, Vec<String>) {
+    let wrapper = stubbed_etcdutl(dir);
+    let args_file = dir.join("docker-args");
+    let _ = std::fs::remove_file(&args_file);
+    let mut command = Command::new(&wrapper);
+    command
+        .args(args)
+        .env("ARGS_FILE", &args_file)
+        .env("STUB_EXIT", exit.to_string())
+        .env_remove("TN_ETCD_IMAGE");
+    if let Some(image) = image {
+        command.env("TN_ETCD_IMAGE", image);
+    }
+    let out = command.output().unwrap();
+    let got = std::fs::read_to_string(&args_file).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    (
+        out.status.code().expect("exited"),
+        got.lines().map(str::to_string).collect(),
+    )
+}
+
+#[test]
+fn etcdutl_wrapper_runs_etcdutl_from_the_etcd_image_without_network() {
+    assert_eq!(mode(&units_dir().join(ETCDUTL)), 0o755);
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "snapshot",
+        "restore",
+        "/var/lib/tn-agent/restore/snapshot.db",
+        "--data-dir",
+        "/var/lib/etcd/restore-20261202T101500Z",
+        "--initial-cluster",
+        "i-0abc=https://10.0.1.12:2380",
+        "--name",
+        "with space",
+    ];
+    let (code, got) = run_etcdutl(dir.path(), &args, None, 0);
+    assert_eq!(code, 0);
+    let mut want: Vec<String> = [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--volume",
+        "/var/lib:/var/lib",
+        "--entrypoint",
+        "/usr/local/bin/etcdutl",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    want.push(etcd_image());
+    want.extend(args.iter().map(|a| a.to_string()));
+    assert_eq!(
+        got, want,
+        "the image etcd-member.service runs, arguments as given"
+    );
+
+    // etcdutl's exit code is the wrapper's; TN_ETCD_IMAGE picks another image.
+    let (code, _) = run_etcdutl(dir.path(), &["version"], None, 3);
+    assert_eq!(code, 3);
+    let other = "registry.example/etcd:v3.6.0";
+    let (code, got) = run_etcdutl(dir.path(), &["version"], Some(other), 0);
+    assert_eq!(code, 0);
+    assert_eq!(got[8..], [other, "version"]);
 }

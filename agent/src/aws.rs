@@ -329,6 +329,259 @@ impl Aws {
         }
     }
 
+    /// Every key under `prefix` with its size, in S3's (lexical) order: ListObjectsV2, paged.
+    pub async fn list_keys(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, u64)>, AwsError> {
+        let mut keys = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            self.count();
+            let out = self
+                .s3
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(next.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::api("ListObjectsV2", e))?;
+            keys.extend(out.contents().iter().filter_map(|o| {
+                Some((
+                    o.key()?.to_string(),
+                    o.size().unwrap_or_default().max(0) as u64,
+                ))
+            }));
+            match out.next_continuation_token() {
+                Some(token) if out.is_truncated() == Some(true) => next = Some(token.to_string()),
+                _ => return Ok(keys),
+            }
+        }
+    }
+
+    /// Deletes `keys` (DeleteObjects, up to 1000 a request). A key S3 could not delete is an
+    /// error naming it.
+    pub async fn delete_keys(&self, bucket: &str, keys: &[String]) -> Result<(), AwsError> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        for chunk in keys.chunks(1000) {
+            self.count();
+            let objects = chunk
+                .iter()
+                .map(|k| ObjectIdentifier::builder().key(k).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| AwsError::Api {
+                    operation: "DeleteObjects",
+                    code: None,
+                    source: Box::new(e),
+                })?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| AwsError::Api {
+                    operation: "DeleteObjects",
+                    code: None,
+                    source: Box::new(e),
+                })?;
+            let out = self
+                .s3
+                .delete_objects()
+                .bucket(bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| AwsError::api("DeleteObjects", e))?;
+            if let Some(err) = out.errors().first() {
+                return Err(AwsError::Api {
+                    operation: "DeleteObjects",
+                    code: err.code().map(str::to_string),
+                    source: format!(
+                        "s3://{bucket}/{}: {}",
+                        err.key().unwrap_or_default(),
+                        err.message().unwrap_or_default()
+                    )
+                    .into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a multipart upload of `key`; its upload id.
+    pub async fn create_multipart(&self, bucket: &str, key: &str) -> Result<String, AwsError> {
+        self.count();
+        let out = self
+            .s3
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| AwsError::api("CreateMultipartUpload", e))?;
+        out.upload_id()
+            .map(str::to_string)
+            .ok_or_else(|| AwsError::Api {
+                operation: "CreateMultipartUpload",
+                code: None,
+                source: "the answer has no upload id".into(),
+            })
+    }
+
+    /// Uploads part `number` (from 1) of a multipart upload; the part's ETag.
+    pub async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        number: i32,
+        body: Vec<u8>,
+    ) -> Result<String, AwsError> {
+        self.count();
+        let out = self
+            .s3
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(body.into())
+            .send()
+            .await
+            .map_err(|e| AwsError::api("UploadPart", e))?;
+        out.e_tag()
+            .map(str::to_string)
+            .ok_or_else(|| AwsError::Api {
+                operation: "UploadPart",
+                code: None,
+                source: format!("the answer for part {number} has no ETag").into(),
+            })
+    }
+
+    /// Completes a multipart upload from its parts' `(number, ETag)`: only now is the object
+    /// visible.
+    pub async fn complete_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[(i32, String)],
+    ) -> Result<(), AwsError> {
+        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+        self.count();
+        let parts = parts
+            .iter()
+            .map(|(n, etag)| CompletedPart::builder().part_number(*n).e_tag(etag).build())
+            .collect();
+        self.s3
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| AwsError::api("CompleteMultipartUpload", e))?;
+        Ok(())
+    }
+
+    /// Aborts a multipart upload: S3 drops the parts uploaded so far.
+    pub async fn abort_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(), AwsError> {
+        self.count();
+        self.s3
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+            .map_err(|e| AwsError::api("AbortMultipartUpload", e))?;
+        Ok(())
+    }
+
+    /// An object's body as a stream, with its size when S3 gives it; `None` when there is no
+    /// such key. For objects too large to hold in memory.
+    pub async fn get_object_stream(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<(aws_sdk_s3::primitives::ByteStream, Option<u64>)>, AwsError> {
+        self.count();
+        match self.s3.get_object().bucket(bucket).key(key).send().await {
+            Ok(out) => {
+                let size = out.content_length().and_then(|n| u64::try_from(n).ok());
+                Ok(Some((out.body, size)))
+            }
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
+            Err(e) => Err(AwsError::api("GetObject", e)),
+        }
+    }
+
+    /// An object and its ETag; `None` when there is no such key.
+    pub async fn get_object_tagged(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, String)>, AwsError> {
+        self.count();
+        let out = match self.s3.get_object().bucket(bucket).key(key).send().await {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(AwsError::api("GetObject", e)),
+        };
+        let etag = out.e_tag().unwrap_or_default().to_string();
+        let body = out.body.collect().await.map_err(|e| AwsError::Api {
+            operation: "GetObject",
+            code: None,
+            source: Box::new(e),
+        })?;
+        Ok(Some((body.into_bytes().to_vec(), etag)))
+    }
+
+    /// Replaces `key` only if its ETag is still `etag` (`If-Match`): `Ok(false)` when it changed
+    /// (or vanished) since it was read.
+    pub async fn put_object_if_match(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        etag: &str,
+    ) -> Result<bool, AwsError> {
+        self.count();
+        let result = self
+            .s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .if_match(etag)
+            .content_type("application/json")
+            .body(body.into())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.code(),
+                    Some("PreconditionFailed" | "ConditionalRequestConflict" | "NoSuchKey")
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(AwsError::api("PutObject", e)),
+        }
+    }
+
     /// The autoscaling group `instance_id` belongs to.
     pub async fn asg_of(&self, instance_id: &str) -> Result<String, AwsError> {
         self.count();

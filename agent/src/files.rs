@@ -24,6 +24,10 @@ pub const ETCD_MEMBER_RECORD: &str = "/var/lib/tn-agent/etcd-member.json";
 /// across bootstrap runs.
 pub const ETCD_LEARNER_WATCH: &str = "/var/lib/tn-agent/etcd-learners.json";
 
+/// What this node's last `etcd backup` runs did and the newest backup they saw (read by
+/// `status` and the reboot gates: neither asks S3).
+pub const BACKUP_RECORD: &str = "/var/lib/tn-agent/backup.json";
+
 /// A reboot is wanted: Flatcar's postinstall creates it when an update is staged, `tn-agent
 /// reboot request` does too (SPEC §9).
 pub const REBOOT_SENTINEL: &str = "/run/reboot-required";

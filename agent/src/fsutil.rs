@@ -86,10 +86,13 @@ fn write_new(tmp: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
 
 /// The name prefix of the directories [`move_aside`] makes; entries so named stay where they are.
 pub const MOVED_PREFIX: &str = "moved-";
+/// The name prefix of `etcd restore`'s work directory inside the data dir; [`move_aside`]
+/// leaves it where it is too.
+pub const RESTORE_PREFIX: &str = ".tn-restore-";
 
 /// Moves everything in the directory `dir` into a new directory `dir/<name>` (0700), never
 /// deleting anything, and returns it. Earlier moved-aside directories (named [`MOVED_PREFIX`]…)
-/// stay beside it. The data stays in `dir`'s file system: a data dir that is a mount point or a
+/// and a restore's work directory ([`RESTORE_PREFIX`]…) stay beside it. The data stays in `dir`'s file system: a data dir that is a mount point or a
 /// symlink to a volume keeps its data on that volume (renaming the mount point itself is not
 /// possible, and the parent need not be writable). A crash half-way leaves some entries moved
 /// and some not; nothing is lost, and the next move takes the rest.
@@ -99,7 +102,9 @@ pub fn move_aside(dir: &Path, name: &str) -> io::Result<PathBuf> {
     fs::DirBuilder::new().mode(0o700).create(&dest)?;
     for entry in entries {
         let entry_name = entry.file_name();
-        if entry_name.to_string_lossy().starts_with(MOVED_PREFIX) {
+        let entry_name_text = entry_name.to_string_lossy();
+        if entry_name_text.starts_with(MOVED_PREFIX) || entry_name_text.starts_with(RESTORE_PREFIX)
+        {
             continue;
         }
         fs::rename(entry.path(), dest.join(&entry_name))?;

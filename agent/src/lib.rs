@@ -4,7 +4,9 @@
 //! decisions over plain data, and the command line in `cli`.
 
 pub mod aws;
+pub mod backup;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod etcd;
 pub mod exit;

@@ -131,7 +131,7 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
 }
 
 pub fn now_rfc3339() -> String {
-    rfc3339(time::OffsetDateTime::now_utc())
+    rfc3339(crate::clock::now())
 }
 
 /// A time as RFC 3339 in UTC, to the second.

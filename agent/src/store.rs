@@ -14,6 +14,7 @@ use x509_parser::prelude::FromDer;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::aws::{Aws, AwsError};
+use crate::backup::catalog::{BackupName, BadMeta, Catalog, Meta, META_FILE, SNAPSHOT_FILE};
 use crate::etcd::model::{BadMarker, Marker};
 use crate::pki::encryption::{BadEncryptionKey, EncryptionKey};
 use crate::pki::token::{BadToken, BootstrapToken};
@@ -126,6 +127,30 @@ pub enum StoreError {
         url: String,
         #[source]
         source: AwsError,
+    },
+    #[error("listing {url}")]
+    List {
+        url: String,
+        #[source]
+        source: AwsError,
+    },
+    #[error("deleting expired backups under {url}")]
+    Delete {
+        url: String,
+        #[source]
+        source: AwsError,
+    },
+    #[error("{url} is not a backup description written by tn-agent")]
+    NotMeta {
+        url: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{url} does not describe this backup")]
+    BadMeta {
+        url: String,
+        #[source]
+        source: BadMeta,
     },
     #[error("{url} is not PEM text")]
     NotText { url: String },
@@ -367,6 +392,127 @@ impl<'a> Store<'a> {
     pub async fn create_marker(&self, marker: &Marker) -> Result<bool, StoreError> {
         let body = serde_json::to_vec_pretty(marker).expect("marker serialises");
         self.put_if_absent(Object::Marker, body).await
+    }
+
+    /// The folder all backups are under: `<cluster>/etcd/backups/`.
+    pub fn backups_prefix(&self) -> String {
+        format!("{}/etcd/backups/", self.cluster)
+    }
+
+    /// The S3 key of one file of a backup.
+    pub fn backup_key(&self, name: &BackupName, file: &str) -> String {
+        format!("{}{name}/{file}", self.backups_prefix())
+    }
+
+    /// The `s3://` URL of one file of a backup.
+    pub fn backup_url(&self, name: &BackupName, file: &str) -> String {
+        format!("s3://{}/{}", self.bucket, self.backup_key(name, file))
+    }
+
+    /// The backups in the bucket (one listing of the backups folder).
+    pub async fn backups(&self) -> Result<Catalog, StoreError> {
+        let prefix = self.backups_prefix();
+        let keys = self
+            .aws
+            .list_keys(self.bucket, &prefix)
+            .await
+            .map_err(|source| StoreError::List {
+                url: format!("s3://{}/{prefix}", self.bucket),
+                source,
+            })?;
+        Ok(Catalog::from_relative_keys(
+            keys.iter().filter_map(|(k, _)| k.strip_prefix(&prefix)),
+        ))
+    }
+
+    /// A backup's `meta.json`, parsed strictly and checked to be this cluster's and the
+    /// folder's; `None` when the backup does not exist (no meta.json).
+    pub async fn backup_meta(&self, name: &BackupName) -> Result<Option<Meta>, StoreError> {
+        let url = || self.backup_url(name, META_FILE);
+        let Some(bytes) = self
+            .aws
+            .get_object(self.bucket, &self.backup_key(name, META_FILE))
+            .await
+            .map_err(|source| StoreError::Fetch { url: url(), source })?
+        else {
+            return Ok(None);
+        };
+        let meta: Meta = serde_json::from_slice(&bytes)
+            .map_err(|source| StoreError::NotMeta { url: url(), source })?;
+        meta.check(self.cluster, name)
+            .map_err(|source| StoreError::BadMeta { url: url(), source })?;
+        Ok(Some(meta))
+    }
+
+    /// Writes a backup's `meta.json` (last, after its snapshot).
+    pub async fn put_backup_meta(&self, name: &BackupName, meta: &Meta) -> Result<(), StoreError> {
+        let body = serde_json::to_vec_pretty(meta).expect("meta serialises");
+        self.aws
+            .put_object(self.bucket, &self.backup_key(name, META_FILE), body)
+            .await
+            .map_err(|source| StoreError::Put {
+                url: self.backup_url(name, META_FILE),
+                source,
+            })
+    }
+
+    /// Deletes backups: each one's `meta.json` first, so that a backup is gone for every
+    /// reader before its snapshot is.
+    pub async fn delete_backups(&self, names: &[BackupName]) -> Result<(), StoreError> {
+        for file in [META_FILE, SNAPSHOT_FILE] {
+            let keys: Vec<String> = names.iter().map(|n| self.backup_key(n, file)).collect();
+            self.aws
+                .delete_keys(self.bucket, &keys)
+                .await
+                .map_err(|source| StoreError::Delete {
+                    url: format!("s3://{}/{}", self.bucket, self.backups_prefix()),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a backup's snapshot alone (one whose meta.json could not be written).
+    pub async fn delete_snapshot(&self, name: &BackupName) -> Result<(), StoreError> {
+        self.aws
+            .delete_keys(self.bucket, &[self.backup_key(name, SNAPSHOT_FILE)])
+            .await
+            .map_err(|source| StoreError::Delete {
+                url: self.backup_url(name, SNAPSHOT_FILE),
+                source,
+            })
+    }
+
+    /// The cluster marker with its ETag, for a conditional replacement; `None` before the
+    /// cluster was seeded.
+    pub async fn marker_tagged(&self) -> Result<Option<(Marker, String)>, StoreError> {
+        let url = || self.url(Object::Marker);
+        let Some((bytes, etag)) = self
+            .aws
+            .get_object_tagged(self.bucket, &self.key(Object::Marker))
+            .await
+            .map_err(|source| StoreError::Fetch { url: url(), source })?
+        else {
+            return Ok(None);
+        };
+        let marker: Marker = serde_json::from_slice(&bytes)
+            .map_err(|source| StoreError::NotMarker { url: url(), source })?;
+        marker
+            .check(self.cluster)
+            .map_err(|source| StoreError::BadMarker { url: url(), source })?;
+        Ok(Some((marker, etag)))
+    }
+
+    /// Replaces the marker only if its ETag is still `etag`: `Ok(false)` when it changed since.
+    pub async fn replace_marker(&self, marker: &Marker, etag: &str) -> Result<bool, StoreError> {
+        let body = serde_json::to_vec_pretty(marker).expect("marker serialises");
+        self.aws
+            .put_object_if_match(self.bucket, &self.key(Object::Marker), body, etag)
+            .await
+            .map_err(|source| StoreError::Put {
+                url: self.url(Object::Marker),
+                source,
+            })
     }
 
     /// Whether the object exists.

@@ -11,6 +11,13 @@ pub const ROLES: [&str; 3] = ["etcd", "master", "worker"];
 pub const BOOTSTRAP: &str = "tn-agent-bootstrap.service";
 /// The legacy (cloud-config) installer of the agent and kubelet binaries.
 pub const INSTALL: &str = "tn-agent-install.service";
+/// The backup timer on etcd nodes, and the service it starts.
+pub const BACKUP_TIMER: &str = "tn-agent-etcd-backup.timer";
+pub const BACKUP: &str = "tn-agent-etcd-backup.service";
+/// The etcdutl wrapper (a shell script, not a unit) the user data installs on etcd nodes as
+/// [`ETCDUTL_PATH`]: Flatcar has no etcd tools on the host.
+pub const ETCDUTL: &str = "etcdutl";
+pub const ETCDUTL_PATH: &str = "/opt/bin/etcdutl";
 
 /// Units our units refer to that Flatcar itself provides.
 pub const FLATCAR_UNITS: [&str; 5] = [
@@ -61,6 +68,8 @@ pub fn deployment(format: Format, role: &str) -> Vec<Installed> {
         let start = format == Format::CloudConfig;
         units.push(unit("tn-agent-etcd-leave.timer", true, start));
         units.push(unit("tn-agent-reboot.service", true, false));
+        units.push(unit(BACKUP, false, false));
+        units.push(unit(BACKUP_TIMER, true, start));
     } else {
         units.push(unit("kubelet.service", true, false));
     }
@@ -73,6 +82,16 @@ pub fn deployment(format: Format, role: &str) -> Vec<Installed> {
 /// units/ at the top of the workspace.
 pub fn units_dir() -> PathBuf {
     tn_world::workspace_dir().join("units")
+}
+
+/// The files other than units the user data installs on a node of `role`: (path, file of
+/// units/), all mode 0755.
+pub fn installed_files(role: &str) -> Vec<(&'static str, &'static str)> {
+    if role == "etcd" {
+        vec![(ETCDUTL_PATH, ETCDUTL)]
+    } else {
+        Vec::new()
+    }
 }
 
 /// The text of `units/<name>`.
@@ -92,11 +111,12 @@ pub fn unit_names() -> Vec<String> {
     names
 }
 
-/// Every file of units/ by name, with its text (as the README's `fileset()` expression gives
-/// them to Terraform).
+/// Every file of units/ the user data carries by name, with its text: the units and the
+/// etcdutl wrapper (as the README's `fileset()` expression gives them to Terraform).
 pub fn units() -> BTreeMap<String, String> {
     unit_names()
         .into_iter()
+        .chain([ETCDUTL.to_string()])
         .map(|n| {
             let text = read_unit(&n);
             (n, text)

@@ -1,11 +1,14 @@
 //! The ordering walk: a model of systemd's jobs over one node's units (pull-in by `Wants=`,
-//! `Requires=` and `[Install]`, order by `After=`/`Before=`), and what it finds wrong for the
-//! node's role: an enabled unit nothing starts, a prerequisite not ordered before its user, a
-//! role service the bootstrap does not start, an ordering cycle.
+//! `Requires=` and `[Install]`, order by `After=`/`Before=`; `Requisite=` checks without
+//! pulling in), and what it finds wrong for the node's role: an enabled unit nothing starts, a
+//! prerequisite not ordered before its user, a role service the bootstrap does not start, a
+//! backup that would start etcd, an ordering cycle.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::flatcar::{deployment, read_unit, Format, BOOTSTRAP, FLATCAR_UNITS, INSTALL};
+use super::flatcar::{
+    deployment, read_unit, Format, BACKUP, BACKUP_TIMER, BOOTSTRAP, FLATCAR_UNITS, INSTALL,
+};
 use super::unit_file::UnitFile;
 
 /// The units of one node as systemd would see them after the user data ran.
@@ -59,8 +62,15 @@ impl NodeUnits {
         out
     }
 
+    /// What must be active already for `unit` to start (`Requisite=`): checked, never started.
+    fn requisites(&self, unit: &str) -> Vec<String> {
+        self.list(unit, "Requisite")
+    }
+
     /// What a start of `unit` pulls in: its requirements, `Wants=`, enabled units'
-    /// `WantedBy=` it, and for a timer its service.
+    /// `WantedBy=` it, and for a timer its service. A start of a unit that is already active
+    /// pulls these in all the same: systemd builds the whole transaction, and drops only the
+    /// jobs with nothing to do.
     fn pulls_in(&self, unit: &str) -> BTreeSet<String> {
         let mut out = self.requires(unit);
         out.extend(self.list(unit, "Wants"));
@@ -166,6 +176,16 @@ impl NodeUnits {
                 problems.push(format!("{unit} requires {dep} but is not ordered after it"));
             }
         }
+        for dep in self.requisites(unit) {
+            if !self.files.contains_key(&dep) && !FLATCAR_UNITS.contains(&dep.as_str()) {
+                problems.push(format!("{unit} needs {dep} active, which is not installed"));
+            }
+            if !self.before(&dep, unit) {
+                problems.push(format!(
+                    "{unit} needs {dep} active but is not ordered after it"
+                ));
+            }
+        }
         for dep in self.pulls_in(unit) {
             if !self.before(&dep, unit) && !self.before(unit, &dep) {
                 problems.push(format!("{unit} pulls in {dep} without ordering against it"));
@@ -222,6 +242,22 @@ impl NodeUnits {
                         .contains("tn-agent-etcd-promote.service"),
                 "the promotion must follow etcd-member and start with it",
             );
+            let tick = self.closure(&[BACKUP_TIMER]);
+            need(
+                tick.contains(BACKUP),
+                &format!("{BACKUP_TIMER} must start {BACKUP}"),
+            );
+            for service in ["etcd-member.service", BOOTSTRAP] {
+                need(
+                    !tick.contains(service),
+                    &format!("a tick of {BACKUP_TIMER} starts {service}"),
+                );
+                need(
+                    self.requisites(BACKUP).iter().any(|u| u == service)
+                        && self.before(service, BACKUP),
+                    &format!("the backup must need {service} active and follow it"),
+                );
+            }
         } else {
             need(
                 self.before("containerd.service", "kubelet.service"),

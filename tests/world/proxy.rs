@@ -4,7 +4,9 @@
 //! itself, can answer chosen AutoScaling actions or S3 paths with an error (throttling, access
 //! denied), can forward a request and then drop its reply (the connection closes with no
 //! answer, as when a reply is lost on the way), records every call for assertions, and forwards
-//! the rest to moto.
+//! the rest to moto. moto 5.2's answer to S3's CompleteMultipartUpload has the wrong root element
+//! (`CompleteMultipartUploadResponse`, where S3 and the SDK say `CompleteMultipartUploadResult`):
+//! the proxy renames it, so multipart uploads go through it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -169,13 +171,18 @@ impl AwsProxy {
         });
     }
 
+    /// Forgets the faults not used up yet.
+    pub fn clear_faults(&self) {
+        self.shared.faults.lock().unwrap().clear();
+    }
+
     /// How many replies were dropped so far.
     pub fn replies_dropped(&self) -> u32 {
         *self.shared.dropped.lock().unwrap()
     }
 
-    /// Answers the next `count` S3 requests whose path contains `path` with HTTP `status` and
-    /// error `code` (`AccessDenied` with 403, ...).
+    /// Answers the next `count` S3 requests whose path and query contain `path` with HTTP
+    /// `status` and error `code` (`AccessDenied` with 403, ...).
     pub fn fail_path(&self, path: &str, status: u16, code: &str, count: u32) {
         self.shared.faults.lock().unwrap().push(Fault {
             action: None,
@@ -214,7 +221,12 @@ async fn handle(
     let action = form.get("Action").cloned().unwrap_or_default();
     shared.calls.lock().unwrap().push(form);
     let path = parts.uri.path().to_string();
-    if let Some((status, code, s3)) = take_fault(shared, &action, &path) {
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    if let Some((status, code, s3)) = take_fault(shared, &action, &path_and_query) {
         let xml = if s3 {
             format!(
                 "<Error><Code>{code}</Code><Message>injected by the test world</Message>\
@@ -266,11 +278,27 @@ async fn handle(
     Some(match answer {
         Ok(resp) => {
             let status = resp.status();
-            let ctype = resp.headers().get("content-type").cloned();
-            let bytes = resp.bytes().await.unwrap_or_default();
+            let headers = resp.headers().clone();
+            let mut bytes = resp.bytes().await.unwrap_or_default();
+            if parts.method == hyper::Method::POST && path_and_query.contains("uploadId=") {
+                bytes = Bytes::from(
+                    String::from_utf8_lossy(&bytes)
+                        .replace(
+                            "CompleteMultipartUploadResponse",
+                            "CompleteMultipartUploadResult",
+                        )
+                        .into_bytes(),
+                );
+            }
             let mut out = Response::builder().status(status.as_u16());
-            if let Some(c) = ctype {
-                out = out.header("content-type", c);
+            // Every header but the connection's own (the body is sent whole again).
+            for (name, value) in headers.iter() {
+                if !matches!(
+                    name.as_str(),
+                    "content-length" | "transfer-encoding" | "connection" | "keep-alive"
+                ) {
+                    out = out.header(name, value);
+                }
             }
             out.body(Full::new(bytes)).unwrap()
         }

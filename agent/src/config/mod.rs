@@ -47,6 +47,8 @@ pub struct Settings {
     pub bootstrap: BootstrapSettings,
     /// How `reboot watch` reboots this node (SPEC §9).
     pub reboot: RebootSettings,
+    /// etcd backups (SPEC §10); used by etcd nodes.
+    pub backup: BackupSettings,
     /// How this node serves etcd (role etcd) or reaches it (role master); a worker does not use it.
     pub etcd: EtcdSettings,
     /// The role, with the settings only that role has.
@@ -136,6 +138,19 @@ pub struct RebootSettings {
     pub command: Option<Vec<String>>,
     /// How often `reboot watch` looks again.
     pub check_interval: Duration,
+}
+
+/// `[backup]` (SPEC §10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupSettings {
+    /// How often the timer runs `etcd backup`: a backup older than two intervals is a problem.
+    pub interval: Duration,
+    pub retention: crate::backup::retention::Retention,
+    /// `etcdutl` (or `etcdctl` on etcd 3.4): a name on PATH or a path.
+    pub restore_tool: String,
+    /// Bytes of one part of a multipart upload, from `part_size_mib`: snapshots larger than
+    /// this are uploaded in parts, and no more than one part is held in memory.
+    pub part_size: usize,
 }
 
 /// `[bootstrap]`.

@@ -27,6 +27,7 @@ pub(super) struct RawConfig {
     pub(super) vpc_number: Option<i64>,
     pub(super) bootstrap: Option<RawBootstrap>,
     pub(super) reboot: Option<RawReboot>,
+    pub(super) backup: Option<RawBackup>,
     pub(super) etcd: Option<RawEtcd>,
     pub(super) kubernetes: Option<RawKubernetes>,
 }
@@ -40,6 +41,16 @@ pub(super) struct RawReboot {
     pub(super) drain_timeout: Option<String>,
     pub(super) command: Option<Vec<String>>,
     pub(super) check_interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBackup {
+    pub(super) interval: Option<String>,
+    pub(super) keep_hourly_days: Option<i64>,
+    pub(super) keep_daily_days: Option<i64>,
+    pub(super) restore_tool: Option<String>,
+    pub(super) part_size_mib: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -114,6 +125,7 @@ pub(super) const ROOT: &[Field] = &[
     field("vpc_number", Kind::Integer),
     field("bootstrap", Kind::Table(BOOTSTRAP)),
     field("reboot", Kind::Table(REBOOT)),
+    field("backup", Kind::Table(BACKUP)),
     field("etcd", Kind::Table(ETCD)),
     field("kubernetes", Kind::Table(KUBERNETES)),
 ];
@@ -127,6 +139,14 @@ const REBOOT: &[Field] = &[
     field("drain_timeout", Kind::String),
     field("command", Kind::StringArray),
     field("check_interval", Kind::String),
+];
+
+const BACKUP: &[Field] = &[
+    field("interval", Kind::String),
+    field("keep_hourly_days", Kind::Integer),
+    field("keep_daily_days", Kind::Integer),
+    field("restore_tool", Kind::String),
+    field("part_size_mib", Kind::Integer),
 ];
 
 const ETCD: &[Field] = &[

@@ -287,8 +287,8 @@ fn bad_configs() {
             name: "unknown top-level key",
             files: main(plus(ETCD_MIN, "colour = \"blue\"")),
             error: "/etc/tn-agent/config.toml: unknown key `colour`; expected one of: cluster, \
-                    role, state_bucket, internal_domain, vpc_number, bootstrap, reboot, etcd, \
-                    kubernetes",
+                    role, state_bucket, internal_domain, vpc_number, bootstrap, reboot, backup, \
+                    etcd, kubernetes",
         },
         Bad {
             name: "unknown key in [etcd]",
@@ -809,6 +809,51 @@ fn the_reboot_table() {
         (
             "[reboot]\ngroup = \"a/b\"\n",
             "key `reboot.group`: expected a group name",
+        ),
+    ] {
+        let e = parse(&dropin(ETCD_MIN, extra)).unwrap_err().to_string();
+        assert!(e.contains(error), "{extra}: {e}");
+    }
+}
+
+#[test]
+fn the_backup_table() {
+    let s = parse(&main(ETCD_MIN)).unwrap();
+    assert_eq!(s.backup.interval, Duration::from_secs(900));
+    assert_eq!(s.backup.retention.keep_hourly_days, 7);
+    assert_eq!(s.backup.retention.keep_daily_days, 365);
+    assert_eq!(s.backup.restore_tool, "etcdutl");
+    assert_eq!(s.backup.part_size, 16 * 1024 * 1024);
+    let s = parse(&dropin(
+        ETCD_MIN,
+        "[backup]\ninterval = \"1h\"\nkeep_hourly_days = 2\nkeep_daily_days = 30\nrestore_tool = \"/opt/bin/etcdutl\"\npart_size_mib = 5\n",
+    ))
+    .unwrap();
+    assert_eq!(s.backup.interval, Duration::from_secs(3600));
+    assert_eq!(s.backup.retention.keep_hourly_days, 2);
+    assert_eq!(s.backup.retention.keep_daily_days, 30);
+    assert_eq!(s.backup.restore_tool, "/opt/bin/etcdutl");
+    assert_eq!(s.backup.part_size, 5 * 1024 * 1024);
+    for (extra, error) in [
+        (
+            "[backup]\ninterval = \"10s\"\n",
+            "key `backup.interval`: expected a duration like",
+        ),
+        (
+            "[backup]\npart_size_mib = 4\n",
+            "key `backup.part_size_mib`: expected a number of MiB from 5",
+        ),
+        (
+            "[backup]\nkeep_daily_days = -1\n",
+            "key `backup.keep_daily_days`: expected a number of days",
+        ),
+        (
+            "[backup]\nrestore_tool = \"bin/etcdutl\"\n",
+            "key `backup.restore_tool`: expected a program name on PATH",
+        ),
+        (
+            "[backup]\nretention = 3\n",
+            "unknown key `backup.retention`",
         ),
     ] {
         let e = parse(&dropin(ETCD_MIN, extra)).unwrap_err().to_string();

@@ -6,16 +6,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::schema::{
-    dropin_dir, join_key, RawBootstrap, RawConfig, RawEtcd, RawKubernetes, RawReboot,
+    dropin_dir, join_key, RawBackup, RawBootstrap, RawConfig, RawEtcd, RawKubernetes, RawReboot,
 };
 use super::types::{
     is_bucket_name, is_dns_name, is_kubelet_settable, is_label_key, is_label_value, BUCKET_RULE,
     DNS_RULE, KUBELET_LABEL_RULE, LABEL_KEY_RULE, LABEL_VALUE_RULE,
 };
 use super::{
-    AddressPlan, BootstrapSettings, ClusterName, ConfigError, EtcdSettings, InvalidValue,
-    KubeVersion, KubernetesSettings, MasterSettings, RebootSettings, Role, RoleSettings, Settings,
-    Taint,
+    AddressPlan, BackupSettings, BootstrapSettings, ClusterName, ConfigError, EtcdSettings,
+    InvalidValue, KubeVersion, KubernetesSettings, MasterSettings, RebootSettings, Role,
+    RoleSettings, Settings, Taint,
 };
 
 const ASG_RULE: &str = "an autoscaling group name of 1-255 characters without control characters";
@@ -110,6 +110,7 @@ pub(super) fn validate(
 
     let bootstrap = validate_bootstrap(raw.bootstrap.unwrap_or_default(), ctx)?;
     let reboot = validate_reboot(raw.reboot.unwrap_or_default(), ctx)?;
+    let backup = validate_backup(raw.backup.unwrap_or_default(), ctx)?;
     let (etcd, etcd_asg) = validate_etcd(raw.etcd.unwrap_or_default(), role, ctx)?;
     let kubernetes = |raw: Option<RawKubernetes>| {
         validate_kubernetes(
@@ -144,9 +145,83 @@ pub(super) fn validate(
         plan,
         bootstrap,
         reboot,
+        backup,
         etcd,
         role_settings,
         sources,
+    })
+}
+
+fn validate_backup(raw: RawBackup, ctx: &Context) -> Result<BackupSettings, ConfigError> {
+    use crate::reboot::window::parse_duration;
+    let text = raw.interval.as_deref().unwrap_or("15m");
+    let interval = parse_duration(text)
+        .ok()
+        .filter(|d| *d >= Duration::from_secs(60) && *d <= Duration::from_secs(24 * 3600))
+        .ok_or_else(|| {
+            ctx.invalid_at(
+                "backup.interval",
+                "backup.interval",
+                InvalidValue::string("a duration like \"15m\" or \"1h\", from 1m to 24h", text),
+            )
+        })?;
+    let integer = |key: &str,
+                   value: Option<i64>,
+                   default: i64,
+                   range: std::ops::RangeInclusive<i64>,
+                   rule: &str| {
+        let n = value.unwrap_or(default);
+        if range.contains(&n) {
+            Ok(n)
+        } else {
+            Err(ctx.invalid_at(key, key, InvalidValue::integer(rule, n)))
+        }
+    };
+    let hourly = integer(
+        "backup.keep_hourly_days",
+        raw.keep_hourly_days,
+        7,
+        0..=366,
+        "a number of days from 0 to 366",
+    )?;
+    let daily = integer(
+        "backup.keep_daily_days",
+        raw.keep_daily_days,
+        365,
+        0..=3660,
+        "a number of days from 0 to 3660",
+    )?;
+    let part_mib = integer(
+        "backup.part_size_mib",
+        raw.part_size_mib,
+        16,
+        5..=512,
+        "a number of MiB from 5 (S3's smallest part) to 512",
+    )?;
+    let restore_tool = raw.restore_tool.unwrap_or_else(|| "etcdutl".into());
+    let tool_ok = !restore_tool.is_empty()
+        && !restore_tool
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
+        && (Path::new(&restore_tool).is_absolute() || !restore_tool.contains('/'));
+    if !tool_ok {
+        return Err(ctx.invalid_at(
+            "backup.restore_tool",
+            "backup.restore_tool",
+            InvalidValue::string(
+                "a program name on PATH (etcdutl, etcdctl) or an absolute path, without spaces",
+                &restore_tool,
+            ),
+        ));
+    }
+    Ok(BackupSettings {
+        interval,
+        retention: crate::backup::retention::Retention {
+            keep_hourly_days: hourly as u32,
+            keep_daily_days: daily as u32,
+        },
+        restore_tool,
+        part_size: part_mib as usize * 1024 * 1024,
     })
 }
 

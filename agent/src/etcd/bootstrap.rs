@@ -259,7 +259,7 @@ async fn read_marker(store: &Store<'_>) -> Result<Option<Marker>> {
 impl Local<'_> {
     /// Writes the member record, then the env file: once the env file is there, etcd may start.
     /// The env file is rendered (and its values checked) before anything is written.
-    fn write_config(&self, record: &MemberRecord, state: &mut BootState) -> Result<()> {
+    pub(super) fn write_config(&self, record: &MemberRecord, state: &mut BootState) -> Result<()> {
         let env = env::EtcdEnv {
             name: self.me.name.clone(),
             data_dir: self.data_dir.clone(),
@@ -291,7 +291,7 @@ impl Local<'_> {
         Ok(())
     }
 
-    fn record(
+    pub(super) fn record(
         &self,
         token: &str,
         member_id: Option<u64>,
@@ -333,6 +333,7 @@ async fn seed(
         seeded_by: local.me.name.clone(),
         seed_peer_url: local.me.peer_url.clone(),
         seeded_at: crate::state::now_rfc3339(),
+        restored_from: None,
     };
     let created = store
         .create_marker(&marker)
@@ -420,22 +421,7 @@ fn restart(
 /// Moves the data dir's contents (and the record of them) aside into `<data_dir>/moved-<UTC
 /// time>`: never deleted, kept on the data volume.
 fn move_aside(local: &Local<'_>, state: &mut BootState, why: &plan::MoveAside) -> Result<()> {
-    let stamp = time::OffsetDateTime::now_utc()
-        .format(time::macros::format_description!(
-            "[year][month][day]T[hour][minute][second]Z"
-        ))
-        .expect("timestamp formats");
-    let dest = fsutil::move_aside(&local.data_dir, &format!("{}{stamp}", fsutil::MOVED_PREFIX))
-        .with_context(|| format!("moving the contents of {} aside", local.data_dir.display()))?;
-    let record = local.record_path();
-    if record.exists() {
-        // Copied, then removed: the data dir is often another file system.
-        let kept = dest.join("tn-agent-member.json");
-        std::fs::copy(&record, &kept)
-            .and_then(|_| std::fs::File::open(&kept)?.sync_all())
-            .and_then(|()| std::fs::remove_file(&record))
-            .with_context(|| format!("moving {} with the data", record.display()))?;
-    }
+    let dest = local.move_data_aside()?;
     state.decide(
         "moved data dir aside",
         format!("{why}; it is now {}", dest.display()),

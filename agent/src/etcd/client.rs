@@ -77,7 +77,7 @@ pub struct ClientTls {
 }
 
 /// One member's answer to a status request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
     pub member_id: u64,
     pub leader: u64,
@@ -85,6 +85,10 @@ pub struct Status {
     /// The member's raft log index: a member is caught up when its index is the leader's.
     pub raft_index: u64,
     pub is_learner: bool,
+    /// The keyspace's revision as this member has applied it.
+    pub revision: i64,
+    /// The member's etcd version (`3.4.23`).
+    pub version: String,
 }
 
 /// How to reach etcd: the cluster's endpoints, TLS material, timeouts.
@@ -190,6 +194,8 @@ impl EtcdAccess {
                 raft_term: s.raft_term(),
                 raft_index: s.raft_index(),
                 is_learner: s.is_learner(),
+                revision: s.header().map(|h| h.revision()).unwrap_or_default(),
+                version: s.version().to_string(),
             })
         })
         .await
@@ -405,6 +411,55 @@ impl EtcdAccess {
             Ok(c.txn(txn).await?.succeeded())
         })
         .await
+    }
+}
+
+/// A snapshot of one member's backend, as etcd streams it: chunks, the last 32 bytes of the
+/// whole being the SHA-256 of what comes before them.
+pub struct SnapshotStream {
+    stream: etcd_client::SnapshotStreaming,
+    endpoint: String,
+    /// The most one chunk may take to arrive.
+    chunk_timeout: Duration,
+    _client: Client,
+}
+
+impl EtcdAccess {
+    /// Starts streaming a snapshot from the member at `endpoint` (that member only).
+    pub async fn snapshot(&self, endpoint: &str) -> Result<SnapshotStream, EtcdError> {
+        let endpoints = [endpoint.to_string()];
+        let (client, stream) = self
+            .call("snapshot", &endpoints, |c| async move {
+                let mut client = c.clone();
+                let stream = client.snapshot().await?;
+                Ok((c, stream))
+            })
+            .await?;
+        Ok(SnapshotStream {
+            stream,
+            endpoint: endpoint.to_string(),
+            chunk_timeout: self.request_timeout * 5,
+            _client: client,
+        })
+    }
+}
+
+impl SnapshotStream {
+    /// The next chunk; `None` at the end of the snapshot.
+    pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, EtcdError> {
+        match tokio::time::timeout(self.chunk_timeout, self.stream.message()).await {
+            Ok(Ok(message)) => Ok(message.map(|m| m.blob().to_vec())),
+            Ok(Err(source)) => Err(EtcdError::Call {
+                operation: "snapshot",
+                endpoints: self.endpoint.clone(),
+                source,
+            }),
+            Err(_) => Err(EtcdError::Timeout {
+                operation: "snapshot",
+                endpoints: self.endpoint.clone(),
+                within: self.chunk_timeout,
+            }),
+        }
     }
 }
 

@@ -11,6 +11,7 @@ pub mod env;
 mod membership;
 pub mod model;
 pub mod plan;
+mod restore;
 pub mod tls;
 
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ use anyhow::{Context, Result};
 
 pub use self::bootstrap::{bootstrap, restart_without_aws};
 pub use self::membership::{leave, promote};
+pub use self::restore::restore;
 
 use self::client::{ClientTls, EtcdAccess};
 use self::env::TlsFiles;
@@ -141,6 +143,31 @@ impl<'a> Local<'a> {
                 record: self.read_record(),
             }
         }
+    }
+
+    /// Moves the data dir's contents (and the record of them) aside into `<data_dir>/moved-<UTC
+    /// time>`: never deleted, kept on the data volume. Returns where they went.
+    fn move_data_aside(&self) -> Result<PathBuf> {
+        let stamp = crate::clock::now()
+            .format(time::macros::format_description!(
+                "[year][month][day]T[hour][minute][second]Z"
+            ))
+            .expect("timestamp formats");
+        let dest = crate::fsutil::move_aside(
+            &self.data_dir,
+            &format!("{}{stamp}", crate::fsutil::MOVED_PREFIX),
+        )
+        .with_context(|| format!("moving the contents of {} aside", self.data_dir.display()))?;
+        let record = self.record_path();
+        if record.exists() {
+            // Copied, then removed: the data dir is often another file system.
+            let kept = dest.join("tn-agent-member.json");
+            std::fs::copy(&record, &kept)
+                .and_then(|_| std::fs::File::open(&kept)?.sync_all())
+                .and_then(|()| std::fs::remove_file(&record))
+                .with_context(|| format!("moving {} with the data", record.display()))?;
+        }
+        Ok(dest)
     }
 
     /// Client URLs to look for members at (see [`candidate_urls`]).

@@ -149,6 +149,10 @@ pub struct Marker {
     pub seeded_by: String,
     pub seed_peer_url: String,
     pub seeded_at: String,
+    /// Set by `etcd restore`: the backup this cluster was restored from (its seeder is then
+    /// the node that restored it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<String>,
 }
 
 /// What is wrong with a marker that parsed.

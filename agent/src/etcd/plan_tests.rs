@@ -54,6 +54,7 @@ fn marker() -> Marker {
         seeded_by: "i-a".into(),
         seed_peer_url: url(1),
         seeded_at: "2026-11-24T00:00:00Z".into(),
+        restored_from: None,
     }
 }
 

@@ -123,7 +123,7 @@ async fn lock_and_reboot(node: &Node<'_>, st: &mut RebootState) -> Result<Option
     let lock = node.lock(&st.group).await?;
     if st.phase != Phase::Locked {
         if let Some(window) = node.settings.reboot.window {
-            if !window.is_open(time::OffsetDateTime::now_utc()) {
+            if !window.is_open(crate::clock::now()) {
                 let why = format!("outside the reboot window ({window})");
                 return wait(node, st, &lock, why).await;
             }
@@ -183,7 +183,13 @@ async fn gates(node: &Node<'_>) -> Result<(), String> {
         .alarms(&view.voter_endpoints())
         .await
         .map_err(|e| format!("cannot read etcd's alarms: {}", one_line(&e)))?;
-    etcd_gates(&view, &node.me, &alarms).map_err(|c| c.to_string())
+    etcd_gates(&view, &node.me, &alarms).map_err(|c| c.to_string())?;
+    let record = crate::backup::record::BackupRecord::load(node.root);
+    crate::backup::record::fresh_enough(
+        record.as_ref(),
+        crate::clock::now(),
+        node.settings.backup.interval,
+    )
 }
 
 /// Frees the slots of holders whose instances are gone (EC2 says so); `true` when it freed

@@ -2,7 +2,8 @@
 //! one sentence saying what is wrong and what to do.
 
 use super::{
-    CertReport, EtcdOutcome, EtcdReport, MemberState, Problem, Report, Severity, ETCD_BUDGET,
+    BackupReport, CertReport, EtcdOutcome, EtcdReport, MemberState, Problem, Report, Severity,
+    ETCD_BUDGET,
 };
 use crate::config::Role;
 use crate::etcd::model;
@@ -35,8 +36,55 @@ pub fn assess(r: &Report) -> Vec<Problem> {
     if let Some(etcd) = &r.etcd {
         etcd_problems(r, etcd, &mut out);
     }
+    if let Some(backup) = &r.backup {
+        backup_problems(backup, &mut out);
+    }
     out.sort_by_key(|p| p.severity);
     out
+}
+
+/// A failed run here, a newest backup older than two intervals, or none at all.
+fn backup_problems(b: &BackupReport, out: &mut Vec<Problem>) {
+    if let Some(failure) = &b.last_failure {
+        out.push(Problem::error(
+            "backup_failed",
+            format!(
+                "the last backup run here ({}) failed: {}; see `journalctl -u                  tn-agent-etcd-backup`",
+                failure.at, failure.detail
+            ),
+        ));
+    }
+    match (&b.newest, b.newest_age_seconds) {
+        (Some(newest), Some(age)) if age > 2 * b.interval_seconds as i64 => {
+            out.push(Problem::error(
+                "backup_stale",
+                format!(
+                    "the newest etcd backup, {} (taken {}), is {} old: more than two backup                      intervals ({}); see `journalctl -u tn-agent-etcd-backup` on the member                      that leads",
+                    newest.name,
+                    newest.taken_at,
+                    human_age(age),
+                    human_age(b.interval_seconds as i64)
+                ),
+            ))
+        }
+        (None, _) if b.last_failure.is_none() => out.push(Problem::warning(
+            "no_backup",
+            "there is no etcd backup of this cluster in the bucket yet: the member that leads              takes one at its next `tn-agent-etcd-backup.timer` run"
+                .to_string(),
+        )),
+        _ => {}
+    }
+}
+
+/// Seconds as `3d 4h`, `2h 5m`, `12m` or `40s`.
+fn human_age(secs: i64) -> String {
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    match (d, h, m) {
+        (d, h, _) if d > 0 => format!("{d}d {h}h"),
+        (_, h, m) if h > 0 => format!("{h}h {m}m"),
+        (_, _, m) if m > 0 => format!("{m}m"),
+        _ => format!("{secs}s"),
+    }
 }
 
 fn bootstrap_problems(r: &Report, out: &mut Vec<Problem>) {

@@ -26,7 +26,7 @@ const PKI_DEPTH: usize = 3;
 /// Gathers the facts and assesses them. Reads only the node's files and asks only etcd (within
 /// [`ETCD_BUDGET`]); never IMDS or AWS, so it answers quickly when they are slow.
 pub async fn gather(settings: &Settings, root: &Root) -> Report {
-    let now = OffsetDateTime::now_utc();
+    let now = crate::clock::now();
     let (state, state_error) = match BootState::load(root) {
         Ok(state) => (state, None),
         Err(e) => (None, Some(format!("{e:#}"))),
@@ -46,6 +46,10 @@ pub async fn gather(settings: &Settings, root: &Root) -> Report {
         certificates: certificates(root, now),
         files: file_reports(settings, root),
         reboot: reboot_state(root),
+        backup: match settings.role() {
+            Role::Etcd => backup_report(settings, root, now),
+            _ => None,
+        },
         healthy: false,
         problems: Vec::new(),
     }
@@ -85,6 +89,33 @@ fn bootstrap_report(s: &BootState, now: OffsetDateTime) -> BootstrapReport {
         bootstrap_token_expires: s.bootstrap_token_expires.clone(),
         bootstrap_token_days_left: token_days_left,
     }
+}
+
+/// The backups as this node's last `etcd backup` run saw them.
+fn backup_report(
+    settings: &Settings,
+    root: &Root,
+    now: OffsetDateTime,
+) -> Option<super::BackupReport> {
+    let record = crate::backup::record::BackupRecord::load(root)?;
+    let newest_age_seconds = record.newest.as_ref().and_then(|n| {
+        let at = OffsetDateTime::parse(&n.taken_at, &time::format_description::well_known::Rfc3339)
+            .ok()?;
+        Some((now - at).whole_seconds())
+    });
+    let stale_seconds = record
+        .newest
+        .as_ref()
+        .and_then(|n| n.fresh_since())
+        .map(|since| (now - since).whole_seconds());
+    Some(super::BackupReport {
+        interval_seconds: settings.backup.interval.as_secs(),
+        newest: record.newest,
+        newest_age_seconds,
+        stale_seconds,
+        last_run: record.last_run,
+        last_failure: record.last_failure,
+    })
 }
 
 /// This node's reboot state, when `reboot.json` exists and can be read.

@@ -47,6 +47,9 @@ pub struct Report {
     pub files: Vec<FileReport>,
     /// This node's reboot (SPEC §9, `reboot.json`); `None` when it never had one.
     pub reboot: Option<crate::reboot::phase::RebootState>,
+    /// etcd nodes: the backups as this node's `etcd backup` runs saw them (SPEC §10); `None`
+    /// when no backup run happened here yet.
+    pub backup: Option<BackupReport>,
     /// No problem of severity `error` (warnings allowed): exit 0.
     pub healthy: bool,
     /// What [`assess`](fn@assess) found, errors first.
@@ -85,6 +88,23 @@ pub struct BootstrapReport {
     /// Masters: when the bootstrap token's Secret expires, and in how many whole days.
     pub bootstrap_token_expires: Option<String>,
     pub bootstrap_token_days_left: Option<i64>,
+}
+
+/// The backups, from `/var/lib/tn-agent/backup.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackupReport {
+    /// `[backup] interval`: the newest backup older than twice this is a problem.
+    pub interval_seconds: u64,
+    /// The newest backup in the bucket when this node last looked.
+    pub newest: Option<crate::backup::record::SeenBackup>,
+    pub newest_age_seconds: Option<i64>,
+    /// Seconds since the newest backup last held everything there was (taken, or found
+    /// current by a later run): more than two intervals is a problem.
+    pub stale_seconds: Option<i64>,
+    /// The last run here: `uploaded`, `skipped` (and why) or `failed`.
+    pub last_run: Option<crate::backup::record::RunRecord>,
+    /// The last failed run here, until a later run succeeds.
+    pub last_failure: Option<crate::backup::record::RunRecord>,
 }
 
 /// What came of asking etcd.

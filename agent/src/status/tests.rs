@@ -104,6 +104,7 @@ pub(super) fn healthy() -> Report {
             })
             .collect(),
         reboot: None,
+        backup: None,
         healthy: false,
         problems: Vec::new(),
     }

@@ -24,6 +24,22 @@ pub fn render_text(r: &Report) -> String {
                 .unwrap_or_default()
         ));
     }
+    if let Some(b) = &r.backup {
+        out.push_str("backups\n");
+        match (&b.newest, b.newest_age_seconds) {
+            (Some(n), Some(age)) => out.push_str(&format!(
+                "  newest {} (revision {}), taken {} ({}s ago)\n",
+                n.name, n.revision, n.taken_at, age
+            )),
+            _ => out.push_str("  none in the bucket yet\n"),
+        }
+        if let Some(run) = &b.last_run {
+            out.push_str(&format!(
+                "  last run here {}: {}: {}\n",
+                run.at, run.outcome, run.detail
+            ));
+        }
+    }
     out.push_str("files\n");
     let rows = r
         .files
