@@ -1,7 +1,8 @@
 //! `tn-bench`: how long tn-agent takes to form and repair an etcd cluster in the local AWS world,
 //! against the floor of the same etcd processes started with a static `--initial-cluster`.
 //! Run by `scripts/bench`; prints figures, asserts nothing beyond each step succeeding, leaves
-//! nothing running.
+//! nothing running. `--what` picks the benches: this file's formation bench, `reboot` (rolling
+//! reboots, SPEC §9) and `backup` (etcd backups to S3, SPEC §10).
 //!
 //! For each cluster size N and each run:
 //! - agent cold start: a fresh world, the etcd PKI, an ASG of N; every node's boot (bootstrap,
@@ -13,7 +14,10 @@
 //!   with every member in `ETCD_INITIAL_CLUSTER` from the start and no agent; timed from starting
 //!   the N etcd processes until all are healthy voters with a leader.
 
-use std::process::Command;
+mod backup;
+mod figures;
+mod reboot;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -23,6 +27,10 @@ use tn_agent::files::{ETCD_ENV, ETCD_NODE_CA, ETCD_PEER, ETCD_SERVER};
 use tn_agent::fsutil::{write_atomic, MODE_PUBLIC, MODE_SECRET};
 use tn_agent::pki::{Ca, LeafRequest, Usage};
 use tn_world::{boot_in_parallel, EtcdProcess, Inspector, Node, World};
+
+use self::figures::{
+    counts, cpu_model, durations, etcd_version, loadavg, median_of, millis, nproc, secs,
+};
 
 const ASG: &str = "demo-etcd";
 /// How long bootstrap and promote may wait (as in the etcd tests).
@@ -42,19 +50,28 @@ const POLL: Duration = Duration::from_millis(20);
 const CLIENT_PORT: u16 = 2379;
 const PEER_PORT: u16 = 2380;
 
-const USAGE: &str = "usage: tn-bench [--runs R] [--sizes N,N,...]
-  --runs R      runs per cluster size (default 3); the median is reported with min and max
-  --sizes LIST  cluster sizes, comma-separated (default 3,5)";
+const USAGE: &str =
+    "usage: tn-bench [--what LIST] [--runs R] [--sizes N,N,...] [--backup-mib M,M,...]
+  --what LIST        which benches, comma-separated: formation, reboot, backup (default all)
+  --runs R           runs per figure (default 3); the median is reported with min and max
+  --sizes LIST       etcd cluster sizes for formation and reboot (default 3,5)
+  --backup-mib LIST  keyspace sizes in MiB for backup (default 100,1024)";
 
-struct Options {
-    runs: usize,
-    sizes: Vec<usize>,
+pub struct Options {
+    what: Vec<String>,
+    pub runs: usize,
+    pub sizes: Vec<usize>,
+    pub backup_mib: Vec<usize>,
 }
+
+const BENCHES: [&str; 3] = ["formation", "reboot", "backup"];
 
 fn parse_args() -> Result<Options> {
     let mut opts = Options {
+        what: BENCHES.iter().map(|s| s.to_string()).collect(),
         runs: 3,
         sizes: vec![3, 5],
+        backup_mib: vec![100, 1024],
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -92,6 +109,28 @@ fn parse_args() -> Result<Options> {
                     })
                     .collect::<Result<_>>()?;
             }
+            "--what" => {
+                let v = value("--what")?;
+                opts.what = v.split(',').map(|s| s.trim().to_string()).collect();
+                if let Some(bad) = opts.what.iter().find(|w| !BENCHES.contains(&w.as_str())) {
+                    bail!("--what: unknown bench {bad:?}\n{USAGE}");
+                }
+            }
+            "--backup-mib" => {
+                let v = value("--backup-mib")?;
+                opts.backup_mib = v
+                    .split(',')
+                    .map(|s| {
+                        s.trim()
+                            .parse()
+                            .ok()
+                            .filter(|n| (1..=2048).contains(n))
+                            .with_context(|| {
+                                format!("--backup-mib: expected sizes from 1 to 2048, got {s:?}")
+                            })
+                    })
+                    .collect::<Result<_>>()?;
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -124,6 +163,22 @@ struct Sample {
 }
 
 fn run(opts: &Options) -> Result<()> {
+    header(opts)?;
+    for what in &opts.what {
+        match what.as_str() {
+            "formation" => formation(opts)?,
+            "reboot" => reboot::run(opts)?,
+            "backup" => backup::run(opts)?,
+            _ => unreachable!("checked when parsed"),
+        }
+        println!();
+    }
+    println!("load at the end: {}", loadavg());
+    Ok(())
+}
+
+/// The machine, the build and the world, printed once.
+fn header(opts: &Options) -> Result<()> {
     let agent = tn_world::agent_bin()?;
     let agent_size = std::fs::metadata(&agent)
         .with_context(|| format!("reading {}", agent.display()))?
@@ -151,10 +206,15 @@ fn run(opts: &Options) -> Result<()> {
          sharing the CPUs above"
     );
     println!(
-        "runs:     {} per size; figures are median (min–max)\n",
+        "runs:     {} per figure; figures are median (min–max)\n",
         opts.runs
     );
+    Ok(())
+}
 
+/// Cold formation and member replacement against the static floor.
+fn formation(opts: &Options) -> Result<()> {
+    println!("== formation: cold start and member replacement");
     let mut samples: Vec<Vec<Sample>> = opts.sizes.iter().map(|_| Vec::new()).collect();
     for r in 1..=opts.runs {
         for (k, &n) in opts.sizes.iter().enumerate() {
@@ -217,7 +277,6 @@ fn run(opts: &Options) -> Result<()> {
         }
         println!("{}", line.trim_end());
     }
-    println!("\nload at the end: {}", loadavg());
     for note in [
         "cold start: from starting all N boots at once (bootstrap, etcd, promote per node)"
             .to_string(),
@@ -443,91 +502,4 @@ fn write_static_config(node: &Node, ca: &Ca, initial_cluster: &str, token: &str)
 /// leader: `Inspector::expect_members`, looking every `POLL` instead of 200 ms.
 fn wait_healthy(check: &Inspector<'_>, names: &[&str]) -> Result<()> {
     check.wait_for_members(names, SETTLE, POLL).map(|_| ())
-}
-
-fn nproc() -> String {
-    Command::new("nproc")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "?".into())
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|| "?".into())
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "CPU model unknown".into())
-}
-
-fn etcd_version() -> Result<String> {
-    let out = Command::new("etcd")
-        .arg("--version")
-        .output()
-        .context("running `etcd --version` (run ./scripts/setup first)")?;
-    ensure!(out.status.success(), "`etcd --version` failed");
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string())
-}
-
-/// Median, min and max.
-fn summary(values: impl Iterator<Item = f64>) -> (f64, f64, f64) {
-    let mut v: Vec<f64> = values.collect();
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        return (f64::NAN, f64::NAN, f64::NAN);
-    }
-    let mid = v.len() / 2;
-    let median = if v.len() % 2 == 1 {
-        v[mid]
-    } else {
-        (v[mid - 1] + v[mid]) / 2.0
-    };
-    (median, v[0], v[v.len() - 1])
-}
-
-fn median_of(values: impl Iterator<Item = f64>) -> f64 {
-    summary(values).0
-}
-
-/// `median (min–max)`, or the single value when they are all the same.
-fn cell(values: impl Iterator<Item = f64>, show: impl Fn(f64) -> String, unit: &str) -> String {
-    let (median, min, max) = summary(values);
-    if min == max {
-        format!("{}{unit}", show(median))
-    } else {
-        format!("{}{unit} ({}–{})", show(median), show(min), show(max))
-    }
-}
-
-fn durations(values: impl Iterator<Item = Duration>) -> String {
-    cell(values.map(|d| d.as_secs_f64()), |s| format!("{s:.2}"), " s")
-}
-
-fn millis(values: impl Iterator<Item = u64>) -> String {
-    cell(values.map(|v| v as f64), |v| format!("{v:.0}"), " ms")
-}
-
-fn counts(values: impl Iterator<Item = u64>) -> String {
-    cell(values.map(|v| v as f64), |v| format!("{v}"), "")
-}
-
-fn secs(d: Duration) -> String {
-    format!("{:.2} s", d.as_secs_f64())
 }

@@ -87,6 +87,7 @@ impl TrailerCheck {
 }
 
 /// Streams `source` to `s3://bucket/key` in parts of `part_size` bytes (at least S3's 5 MiB).
+/// One part uploads while the next is read: memory holds at most two parts and a chunk.
 pub async fn upload(
     aws: &Aws,
     bucket: &str,
@@ -100,7 +101,7 @@ pub async fn upload(
         source,
     };
     let mut check = TrailerCheck::default();
-    let mut buffer: Vec<u8> = Vec::with_capacity(part_size);
+    let mut buffer: Vec<u8> = Vec::new();
     let mut multipart: Option<Multipart> = None;
     let outcome: Result<(), UploadError> = async {
         while let Some(chunk) = source.next_chunk().await.map_err(UploadError::Source)? {
@@ -109,22 +110,19 @@ pub async fn upload(
             // Keep the last part back until the end: it must not be empty, and a corrupt
             // snapshot is found before the part that would complete it.
             while buffer.len() > part_size {
-                let rest = buffer.split_off(part_size);
-                let part = std::mem::replace(&mut buffer, rest);
+                // A new buffer of a part's size, not one grown by doubling.
+                let mut part =
+                    std::mem::replace(&mut buffer, Vec::with_capacity(part_size + chunk.len()));
+                buffer.extend_from_slice(&part[part_size..]);
+                part.truncate(part_size);
                 let upload = match &mut multipart {
                     Some(m) => m,
-                    None => multipart.insert(Multipart {
-                        id: aws.create_multipart(bucket, key).await.map_err(s3)?,
-                        parts: Vec::new(),
-                    }),
+                    None => multipart.insert(Multipart::new(
+                        aws.create_multipart(bucket, key).await.map_err(s3)?,
+                    )),
                 };
-                let number = upload.parts.len() as i32 + 1;
-                let etag = aws
-                    .upload_part(bucket, key, &upload.id, number, part)
-                    .await
-                    .map_err(s3)?;
-                upload.parts.push((number, etag));
-                tracing::debug!(part = number, "uploaded a snapshot part");
+                upload.settle().await.map_err(s3)?;
+                upload.start(aws, bucket, key, part);
             }
         }
         Ok(())
@@ -138,8 +136,8 @@ pub async fn upload(
     let (size, sha256) = match checked {
         Ok(done) => done,
         Err(e) => {
-            if let Some(m) = &multipart {
-                abort(aws, bucket, key, &m.id).await;
+            if let Some(m) = multipart {
+                m.abort(aws, bucket, key).await;
             }
             return Err(e);
         }
@@ -155,14 +153,14 @@ pub async fn upload(
         }
         Some(mut m) => {
             let finished: Result<(), AwsError> = async {
-                let number = m.parts.len() as i32 + 1;
-                let etag = aws.upload_part(bucket, key, &m.id, number, buffer).await?;
-                m.parts.push((number, etag));
+                m.settle().await?;
+                m.start(aws, bucket, key, buffer);
+                m.settle().await?;
                 aws.complete_multipart(bucket, key, &m.id, &m.parts).await
             }
             .await;
             if let Err(e) = finished {
-                abort(aws, bucket, key, &m.id).await;
+                m.abort(aws, bucket, key).await;
                 return Err(s3(e));
             }
             Ok(Uploaded {
@@ -174,9 +172,60 @@ pub async fn upload(
     }
 }
 
+/// A multipart upload under way: the parts done, and the one uploading.
 struct Multipart {
     id: String,
     parts: Vec<(i32, String)>,
+    in_flight: Option<(i32, tokio::task::JoinHandle<Result<String, AwsError>>)>,
+}
+
+impl Multipart {
+    fn new(id: String) -> Self {
+        Multipart {
+            id,
+            parts: Vec::new(),
+            in_flight: None,
+        }
+    }
+
+    /// Starts uploading the next part (the one before must be settled).
+    fn start(&mut self, aws: &Aws, bucket: &str, key: &str, part: Vec<u8>) {
+        debug_assert!(self.in_flight.is_none());
+        let number = self.parts.len() as i32 + 1;
+        let (aws, bucket, key, id) = (
+            aws.clone(),
+            bucket.to_string(),
+            key.to_string(),
+            self.id.clone(),
+        );
+        let task =
+            tokio::spawn(async move { aws.upload_part(&bucket, &key, &id, number, part).await });
+        self.in_flight = Some((number, task));
+    }
+
+    /// Waits for the part uploading, if any, and records its ETag.
+    async fn settle(&mut self) -> Result<(), AwsError> {
+        let Some((number, task)) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let etag = task.await.map_err(|e| AwsError::Api {
+            operation: "UploadPart",
+            code: None,
+            source: Box::new(e),
+        })??;
+        self.parts.push((number, etag));
+        tracing::debug!(part = number, "uploaded a snapshot part");
+        Ok(())
+    }
+
+    /// Stops the part uploading and aborts the upload.
+    async fn abort(mut self, aws: &Aws, bucket: &str, key: &str) {
+        if let Some((_, task)) = self.in_flight.take() {
+            task.abort();
+            let _ = task.await;
+        }
+        abort(aws, bucket, key, &self.id).await;
+    }
 }
 
 /// Aborts a multipart upload, logging (not returning) a failure: the error that led here is the
