@@ -42,7 +42,7 @@ impl std::fmt::Display for Outcome {
             } => {
                 write!(
                     f,
-                    "backup {name}: {} bytes uploaded to {url} in {seconds:.1} s",
+                    "backup {name}: {} bytes uploaded to {url} in {seconds:.2} s",
                     uploaded.size
                 )?;
                 if uploaded.parts > 0 {
