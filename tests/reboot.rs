@@ -633,3 +633,75 @@ fn simulate_reboot_keeping_state(node: &Node) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The backup gate (SPEC §9, step 1): an hour later by the agent's clock, with changes since the
+/// newest backup, a node does not take the lock and says why; once the leader's timer run has
+/// taken a backup and the node's own run has seen it, it reboots.
+#[test]
+fn a_stale_backup_holds_the_reboot_back() {
+    let (world, _ca, mut nodes) = world_with_etcd_asg(3);
+    let _etcd = boot_cluster(&world, &nodes);
+    let run = nodes[0].run(&["etcd", "backup", "--force"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let all: Vec<&Node> = nodes.iter().collect();
+    tn_world::Inspector::new(&world, &nodes[0], &all)
+        .unwrap()
+        .put("/app/changed", "after the backup")
+        .unwrap();
+    for n in nodes.iter_mut() {
+        n.env
+            .push(("TN_AGENT_CLOCK_OFFSET_SECONDS".into(), "3600".into()));
+    }
+    let node = &nodes[0];
+    stage_update(&world, node, "").unwrap();
+    assert!(!watch_reboots_within(node, 0, Duration::from_secs(4)));
+    let state = reboot_state(node).unwrap();
+    assert_eq!(state["phase"], "waiting");
+    assert!(why_has(&state, "newest etcd backup"), "{state}");
+    let access = nodes[1].etcd_access().unwrap();
+    let lock = EtcdLock::new(&access, endpoints(&nodes), ETCD_GROUP);
+    assert_eq!(world.block_on(lock.read()).unwrap(), None, "nothing locked");
+
+    // The timer's tick: the leader uploads, the others look.
+    for n in &nodes {
+        let run = n.run(&["etcd", "backup"]).unwrap();
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    assert!(watch_reboots_within(node, 1, Duration::from_secs(30)));
+}
+
+/// A waiting node is woken by the lock's change, not by its check interval: with the default
+/// interval of a minute, a slot freed by its holder is taken within seconds.
+#[test]
+fn a_freed_slot_is_taken_at_once_not_at_the_next_interval() {
+    let (world, _ca, nodes) = world_with_etcd_asg(3);
+    let _etcd = boot_cluster(&world, &nodes);
+    let access = nodes[1].etcd_access().unwrap();
+    let lock = EtcdLock::new(&access, endpoints(&nodes), ETCD_GROUP);
+    world.block_on(lock.take(&nodes[1].id)).unwrap();
+    let node = &nodes[0];
+    stage_update(&world, node, "").unwrap();
+    let dropins = node.path("/etc/tn-agent/config.d");
+    std::fs::create_dir_all(&dropins).unwrap();
+    std::fs::write(
+        dropins.join("60-interval.toml"),
+        "[reboot]\ncheck_interval = \"60s\"\n",
+    )
+    .unwrap();
+    let mut watch = Watch::start(node, 0).unwrap();
+    await_state(node, Duration::from_secs(20), |s| {
+        s["phase"] == "waiting" && why_has(s, "every slot of reboot group etcd is held")
+    });
+    let released = std::time::Instant::now();
+    world.block_on(lock.release(&nodes[1].id)).unwrap();
+    while watch.exited().unwrap().is_none() {
+        assert!(
+            released.elapsed() < Duration::from_secs(15),
+            "still {:?}\n{}",
+            reboot_state(node),
+            watch.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(reboot_mark(node).exists(), "{}", watch.log());
+}

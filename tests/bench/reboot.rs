@@ -162,7 +162,7 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     for note in [
         "rolling reboot: an ASG of N booted and healthy; on every node a config with [reboot]",
-        "  check_interval = \"1s\" and a reboot command that leaves a mark, a boot id, and",
+        "  check_interval = \"60s\" (the default) and a reboot command that leaves a mark, a boot id, and",
         "  `reboot request`; timed from starting the N `reboot watch` processes together (so",
         "  each finds its update at its first look) until every node rebooted exactly once,",
         "  the lock was free and all N were healthy voters with a leader (looked every 20 ms).",
@@ -207,6 +207,13 @@ fn rolling_reboot(n: usize) -> Result<Sample> {
     for node in &nodes {
         stage_update(&world, node, &join)
             .with_context(|| format!("staging an update on {}", node.id))?;
+        // The production default: waiters are woken by the lock's changes, not by the interval.
+        let dropins = node.path("/etc/tn-agent/config.d");
+        std::fs::create_dir_all(&dropins)?;
+        std::fs::write(
+            dropins.join("60-bench.toml"),
+            "[reboot]\ncheck_interval = \"60s\"\n",
+        )?;
     }
     let lock = LockWatch::start(&nodes)?;
 

@@ -305,7 +305,10 @@ fn backup_and_restore(
         // Debian's etcd 3.4 has no etcdutl; its etcdctl restores snapshots (SPEC §10).
         let dir = node.path("/etc/tn-agent/config.d");
         std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("50-backup.toml"), "[backup]\nrestore_tool = \"etcdctl\"\n")?;
+        std::fs::write(
+            dir.join("50-backup.toml"),
+            "[backup]\nrestore_tool = \"etcdctl\"\n",
+        )?;
     }
     let check = inspector(world, nodes)?;
     check.put("/demo/orders", "backed up at the last backup")?;
@@ -314,12 +317,20 @@ fn backup_and_restore(
             .iter()
             .map(|n| s.spawn(move || n.run(&["etcd", "backup"])))
             .collect();
-        handles.into_iter().map(|h| h.join().expect("backup thread")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("backup thread"))
+            .collect()
     });
     for (node, run) in nodes.iter().zip(runs) {
         let run = run?;
         println!("{}: exit {}: {}", node.id, run.code, run.stdout.trim());
-        anyhow::ensure!(run.code == 0, "backup on {} failed: {}", node.id, run.stderr);
+        anyhow::ensure!(
+            run.code == 0,
+            "backup on {} failed: {}",
+            node.id,
+            run.stderr
+        );
     }
     let run = nodes[0].run(&["etcd", "backups"])?;
     println!("\ntn-agent etcd backups:");
@@ -353,7 +364,10 @@ fn backup_and_restore(
     anyhow::ensure!(run.code == 0, "restore failed: {}", run.stderr);
     let started = Instant::now();
     let mut restored = vec![nodes[0].start_etcd()?];
-    println!("etcd started on {}; the other nodes run their boot again:", nodes[0].id);
+    println!(
+        "etcd started on {}; the other nodes run their boot again:",
+        nodes[0].id
+    );
     for node in &nodes[1..] {
         restored.push(node.boot_etcd()?);
     }

@@ -1,6 +1,6 @@
 //! A snapshot on its way from etcd to S3: checked as it streams (etcd's SHA-256 trailer) and
-//! uploaded as it comes, one part at a time, so that memory stays bounded by one part whatever
-//! the snapshot's size. A snapshot that ends smaller than a part is one PutObject; a larger one
+//! uploaded as it comes, one part uploading while the next is read, so that memory stays
+//! bounded by two parts whatever the snapshot's size. A snapshot that ends smaller than a part is one PutObject; a larger one
 //! is a multipart upload, completed only after the trailer checked out and aborted on any
 //! failure: a reader never sees a partial or corrupt `snapshot.db`.
 

@@ -149,7 +149,7 @@ pub struct BackupSettings {
     /// `etcdutl` (or `etcdctl` on etcd 3.4): a name on PATH or a path.
     pub restore_tool: String,
     /// Bytes of one part of a multipart upload, from `part_size_mib`: snapshots larger than
-    /// this are uploaded in parts, and no more than one part is held in memory.
+    /// this are uploaded in parts, and no more than two parts are held in memory.
     pub part_size: usize,
 }
 

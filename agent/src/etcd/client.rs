@@ -414,6 +414,47 @@ impl EtcdAccess {
     }
 }
 
+impl EtcdAccess {
+    /// Waits until `key` changes after `revision` (its mod revision when last read; 0 for a key
+    /// that did not exist), at most `within`: `Ok(true)` on a change, `Ok(false)` when `within`
+    /// ran out. A change made after `revision` and before the watch started counts.
+    pub async fn wait_for_change(
+        &self,
+        endpoints: &[String],
+        key: &str,
+        revision: i64,
+        within: Duration,
+    ) -> Result<bool, EtcdError> {
+        let joined = endpoints.join(",");
+        let fail = |source| EtcdError::Call {
+            operation: "watch",
+            endpoints: joined.clone(),
+            source,
+        };
+        let work = async {
+            let mut client = Client::connect(endpoints, Some(self.connect_options()))
+                .await
+                .map_err(fail)?;
+            let mut opts = etcd_client::WatchOptions::new();
+            if revision > 0 {
+                opts = opts.with_start_revision(revision + 1);
+            }
+            let mut stream = client.watch(key, Some(opts)).await.map_err(fail)?;
+            loop {
+                match stream.message().await.map_err(fail)? {
+                    Some(resp) if !resp.events().is_empty() => return Ok(true),
+                    Some(_) => continue, // the watch's creation or a progress notice
+                    None => return Ok(false),
+                }
+            }
+        };
+        match tokio::time::timeout(within, work).await {
+            Ok(result) => result,
+            Err(_) => Ok(false),
+        }
+    }
+}
+
 /// A snapshot of one member's backend, as etcd streams it: chunks, the last 32 bytes of the
 /// whole being the SHA-256 of what comes before them.
 pub struct SnapshotStream {

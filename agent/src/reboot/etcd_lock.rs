@@ -42,6 +42,9 @@ pub enum LockError {
 }
 
 /// One group's lock in etcd.
+/// Pause before a lock watch tries the next member.
+const WATCH_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
+
 pub struct EtcdLock<'a> {
     access: &'a EtcdAccess,
     endpoints: Vec<String>,
@@ -121,6 +124,50 @@ impl<'a> EtcdLock<'a> {
             key,
             attempts: CAS_ATTEMPTS,
         })
+    }
+
+    /// Waits, at most `within`, until the document changes: at once when `free_now` and a slot
+    /// is free already (it was freed since it was found full). A failure to watch is logged
+    /// and waits out `within`: the caller looks again then anyway.
+    pub async fn wait_for_change(&self, within: std::time::Duration, free_now: bool) {
+        let key = self.key();
+        let started = tokio::time::Instant::now();
+        let revision = match self.access.get_versioned(&self.endpoints, &key).await {
+            Ok(None) => 0,
+            Ok(Some(v)) => {
+                if free_now && Semaphore::parse(&v.value).is_ok_and(|s| s.free() > 0) {
+                    return;
+                }
+                v.mod_revision
+            }
+            Err(e) => {
+                tracing::debug!(error = %crate::exit::one_line(&e), "cannot read the reboot lock to watch it");
+                tokio::time::sleep(within.saturating_sub(started.elapsed())).await;
+                return;
+            }
+        };
+        // One member at a time: the one a watch is on may be the one going down for its
+        // reboot; the watch resumes on the next from the same revision, so no change is missed.
+        let deadline = started + within;
+        for endpoint in self.endpoints.iter().cycle() {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match self
+                .access
+                .wait_for_change(std::slice::from_ref(endpoint), &key, revision, left)
+                .await
+            {
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::debug!(endpoint, error = %crate::exit::one_line(&e), "cannot watch the reboot lock there");
+                    tokio::time::sleep(WATCH_RETRY.min(left)).await;
+                }
+            }
+        }
+        // No endpoint at all: wait out the interval.
+        tokio::time::sleep(within.saturating_sub(started.elapsed())).await;
     }
 
     /// Takes a slot for `id` (a no-op when it holds one); [`Outcome::Full`] when all are held.

@@ -94,6 +94,7 @@ pub async fn watch(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Re
                 }
             }
         };
+        let failed = step.is_err();
         match step {
             Ok(Some(done)) => return Ok(done),
             Ok(None) => {}
@@ -102,12 +103,43 @@ pub async fn watch(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Re
                 st.enter(root, st.phase, Some(one_line(e.as_ref())))?;
             }
         }
-        match &mut engine {
-            Some(engine) => engine.wait(interval).await,
-            None => tokio::time::sleep(interval).await,
+        // Waiting for a slot or for the cluster: the lock's next change (a holder releasing
+        // after its boot) wakes the watch at once, not at the next interval.
+        let lock_changed = async {
+            match (st.phase, node.lock(&st.group).await) {
+                (Phase::Waiting | Phase::Locking, Ok(lock)) => {
+                    let free_now = st.why.as_deref().is_some_and(|w| w.starts_with(SLOTS_HELD));
+                    lock.wait_for_change(interval, free_now).await
+                }
+                _ => std::future::pending().await,
+            }
+        };
+        // After the boot this node holds the slot and the whole rollout waits on it; a step
+        // that failed (a member going down under a request) is worth another try soon: look
+        // again soon, not at the interval.
+        let pause = if failed || st.phase == Phase::Rebooting {
+            interval.min(RETRY_SOON)
+        } else {
+            interval
+        };
+        tokio::select! {
+            () = async {
+                match &mut engine {
+                    Some(engine) => engine.wait(pause).await,
+                    None => tokio::time::sleep(pause).await,
+                }
+            } => {}
+            () = lock_changed => {}
         }
     }
 }
+
+/// How soon a failed step is tried again, and how often a node that holds its slot after its
+/// boot looks whether it is healthy again.
+const RETRY_SOON: Duration = Duration::from_secs(2);
+
+/// How a wait for a held slot is worded (and recognised).
+const SLOTS_HELD: &str = "every slot of reboot group";
 
 /// Whether a reboot is wanted: update_engine says an update is staged, or the sentinel exists
 /// (Flatcar's postinstall, `reboot request`).
@@ -139,7 +171,7 @@ async fn lock_and_reboot(node: &Node<'_>, st: &mut RebootState) -> Result<Option
         }
         if let Outcome::Full { holders } = outcome {
             let why = format!(
-                "every slot of reboot group {} is held (by {})",
+                "{SLOTS_HELD} {} is held (by {})",
                 st.group,
                 holders.join(", ")
             );
