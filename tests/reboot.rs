@@ -705,3 +705,43 @@ fn a_freed_slot_is_taken_at_once_not_at_the_next_interval() {
     }
     assert!(reboot_mark(node).exists(), "{}", watch.log());
 }
+
+/// The learner and quorum gates, in a cluster of two: with a learner present, and then with no
+/// quorum left without this member, a node needing a reboot takes no slot, and `reboot status`
+/// says why.
+#[test]
+fn a_learner_or_a_lost_quorum_takes_no_slot() {
+    let (world, _ca, nodes) = world_with_etcd_asg(2);
+    let _etcd = boot_cluster(&world, &nodes);
+    let node = &nodes[0];
+    let access = node.etcd_access().unwrap();
+    let urls = endpoints(&nodes);
+    let lock = EtcdLock::new(&access, urls.clone(), ETCD_GROUP);
+    // A learner that never starts (its instance is still booting, say).
+    let peer = format!("https://{}:2380", world_spare_ip(&nodes));
+    let (learner, _) = world.block_on(access.add_learner(&urls, &peer)).unwrap();
+    stage_update(&world, node, "").unwrap();
+    let _watch = Watch::start(node, 0).unwrap();
+    await_state(node, Duration::from_secs(30), |s| {
+        s["phase"] == "waiting" && why_has(s, "(unstarted) has not started")
+    });
+    assert_eq!(world.block_on(lock.read()).unwrap(), None, "nothing locked");
+    let run = node.run(&["reboot", "status"]).unwrap();
+    assert!(run.stdout.contains("has not started"), "{}", run.stdout);
+
+    // Without the learner: two voters, and one left without this member is no quorum.
+    world.block_on(access.remove(&urls, learner)).unwrap();
+    await_state(node, Duration::from_secs(30), |s| {
+        s["phase"] == "waiting" && why_has(s, "quorum needs 2")
+    });
+    assert_eq!(world.block_on(lock.read()).unwrap(), None, "nothing locked");
+    let run = node.run(&["reboot", "status"]).unwrap();
+    assert!(run.stdout.contains("quorum needs 2"), "{}", run.stdout);
+    assert!(!reboot_mark(node).exists());
+}
+
+/// An address in the world's network that no node has.
+fn world_spare_ip(nodes: &[Node]) -> std::net::Ipv4Addr {
+    let o = nodes[0].ip.octets();
+    std::net::Ipv4Addr::new(o[0], o[1], 250, 250)
+}

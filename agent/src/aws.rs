@@ -152,6 +152,18 @@ pub struct Aws {
     fetched: Arc<Mutex<Vec<String>>>,
 }
 
+/// Timeouts for S3 calls that move a snapshot (a part of up to 512 MiB, the completion of a
+/// multipart upload of many parts): the defaults (10 s an attempt) suit small objects only.
+fn transfer_timeouts() -> aws_sdk_s3::config::Builder {
+    aws_sdk_s3::config::Builder::default().timeout_config(
+        TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .operation_attempt_timeout(Duration::from_secs(300))
+            .operation_timeout(Duration::from_secs(900))
+            .build(),
+    )
+}
+
 /// Largest page DescribeInstances allows.
 const MAX_PAGE: i32 = 1000;
 /// Most values one EC2 filter takes.
@@ -304,7 +316,8 @@ impl Aws {
         }
     }
 
-    /// Writes `key`, replacing whatever is there.
+    /// Writes `key`, replacing whatever is there (with the timeouts of a transfer: the body
+    /// may be a whole snapshot below the multipart size).
     pub async fn put_object(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), AwsError> {
         self.count();
         self.s3
@@ -312,6 +325,8 @@ impl Aws {
             .bucket(bucket)
             .key(key)
             .body(body.into())
+            .customize()
+            .config_override(transfer_timeouts())
             .send()
             .await
             .map_err(|e| AwsError::api("PutObject", e))?;
@@ -447,6 +462,8 @@ impl Aws {
             .upload_id(upload_id)
             .part_number(number)
             .body(body.into())
+            .customize()
+            .config_override(transfer_timeouts())
             .send()
             .await
             .map_err(|e| AwsError::api("UploadPart", e))?;
@@ -484,6 +501,8 @@ impl Aws {
                     .set_parts(Some(parts))
                     .build(),
             )
+            .customize()
+            .config_override(transfer_timeouts())
             .send()
             .await
             .map_err(|e| AwsError::api("CompleteMultipartUpload", e))?;
@@ -517,7 +536,14 @@ impl Aws {
         key: &str,
     ) -> Result<Option<(aws_sdk_s3::primitives::ByteStream, Option<u64>)>, AwsError> {
         self.count();
-        match self.s3.get_object().bucket(bucket).key(key).send().await {
+        let request = self
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .customize()
+            .config_override(transfer_timeouts());
+        match request.send().await {
             Ok(out) => {
                 let size = out.content_length().and_then(|n| u64::try_from(n).ok());
                 Ok(Some((out.body, size)))

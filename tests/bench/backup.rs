@@ -125,8 +125,8 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     for note in [
         "agent: `tn-agent etcd backup --force` as a whole: status, listing, marker, member list,",
-        "  the snapshot streamed and checked (sha256 trailer) while uploaded in 16 MiB parts,",
-        "  meta.json, retention. Its memory is bounded by one part whatever the snapshot's size.",
+        "  the snapshot streamed and checked (sha256 trailer) while uploaded in 16 MiB parts (one uploading while the next is read),",
+        "  meta.json, retention. It holds at most two parts in memory, whatever the snapshot's size.",
         "by hand: `etcdctl snapshot save` to a file on the same disk, then boto3's upload_file",
         "  (s3transfer, as `aws s3 cp`: 8 MiB parts, 10 threads) from that file.",
         "both upload to moto through the world's S3 proxy (one process, same machine): the",

@@ -338,8 +338,7 @@ fn backup_and_restore(
     let name = run
         .stdout
         .lines()
-        .filter(|l| l.starts_with("20"))
-        .last()
+        .rfind(|l| l.starts_with("20"))
         .and_then(|l| l.split_whitespace().next())
         .ok_or_else(|| anyhow::anyhow!("no backup listed"))?
         .to_string();
