@@ -603,5 +603,26 @@ fn a_destroyed_cluster_is_restored_from_its_backup() {
     assert!(!listing(&nodes[2].path("/var/lib/etcd"))
         .iter()
         .any(|e| e.starts_with("moved-")));
+
+    // The restored cluster's first backup: its revision may be the one of the backup it came
+    // from, but it is another cluster's data (the marker's new token): taken, not skipped.
+    let leader = leader_index(&world, &nodes);
+    let first = nodes[leader].run(&["etcd", "backup"]).unwrap();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(first.stdout.starts_with("backup "), "{}", first.stdout);
+    let first_name = first
+        .stdout
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(':');
+    let meta: serde_json::Value = serde_json::from_slice(
+        &world
+            .get_object(&format!("{PREFIX}{first_name}/meta.json"))
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(meta["marker_token"], marker["token"]);
     drop(etcd);
 }

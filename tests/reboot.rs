@@ -719,7 +719,18 @@ fn a_learner_or_a_lost_quorum_takes_no_slot() {
     let lock = EtcdLock::new(&access, urls.clone(), ETCD_GROUP);
     // A learner that never starts (its instance is still booting, say).
     let peer = format!("https://{}:2380", world_spare_ip(&nodes));
-    let (learner, _) = world.block_on(access.add_learner(&urls, &peer)).unwrap();
+    // etcd adds a member only once its leader has been connected to every voter for 5 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let learner = loop {
+        match world.block_on(access.add_learner(&urls, &peer)) {
+            Ok((id, _)) => break id,
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("member add: {e}; again");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e) => panic!("member add: {e:?}"),
+        }
+    };
     stage_update(&world, node, "").unwrap();
     let _watch = Watch::start(node, 0).unwrap();
     await_state(node, Duration::from_secs(30), |s| {

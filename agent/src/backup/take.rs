@@ -111,19 +111,26 @@ async fn take(
     }
     let catalog = store.backups().await.context("listing the backups")?;
     record.newest = catalog.newest().map(|n| SeenBackup::of(n, status.revision));
-    if let Some(newest) = catalog.newest() {
-        if !force && newest.revision == status.revision {
+    let marker = store
+        .marker()
+        .await
+        .context("reading the cluster marker")?
+        .context("the cluster has no marker (etcd/cluster.json): it was never seeded")?;
+    if let Some(newest) = catalog.newest().filter(|n| n.revision == status.revision) {
+        // The same revision in a cluster restored since (revisions start again from the
+        // backup's with etcd 3.4) is not the same data: the marker's token says whose it is.
+        let same_cluster = store
+            .backup_meta(newest)
+            .await
+            .context("reading the newest backup's meta.json")?
+            .is_some_and(|meta| meta.marker_token == marker.token);
+        if !force && same_cluster {
             return Ok(Outcome::Skipped(format!(
                 "the revision ({}) has not changed since backup {newest}",
                 status.revision
             )));
         }
     }
-    let marker = store
-        .marker()
-        .await
-        .context("reading the cluster marker")?
-        .context("the cluster has no marker (etcd/cluster.json): it was never seeded")?;
     let members = access
         .member_list(std::slice::from_ref(&own))
         .await

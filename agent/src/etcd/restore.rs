@@ -68,6 +68,15 @@ pub async fn restore(
              nothing changed"
         );
     }
+    // etcd that does not answer (its certificates broken, say) may still have its data open.
+    let db = local.data_dir.join("member/snap/db");
+    if in_use(&db) {
+        bail!(
+            "{} is open in a running etcd: stop it on this node first (systemctl stop \
+             etcd-member); nothing changed",
+            db.display()
+        );
+    }
 
     let aws = Aws::connect(&me.region).await;
     let store = Store::new(&aws, &settings.state_bucket, settings.cluster.as_str());
@@ -105,7 +114,7 @@ pub async fn restore(
         .recursive(true)
         .create(&work)
         .with_context(|| format!("creating {}", work.display()))?;
-    let result = restore_in(&local, &store, &aws, &name, &meta, tagged, &work, settings).await;
+    let result = restore_in(&local, &store, &aws, &name, &meta, tagged, &work).await;
     // The work directory holds a copy of the backup (still in S3) and, after a success, an
     // empty directory: removing it loses nothing.
     if let Err(e) = std::fs::remove_dir_all(&work) {
@@ -114,7 +123,6 @@ pub async fn restore(
     result
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn restore_in(
     local: &Local<'_>,
     store: &Store<'_>,
@@ -123,8 +131,8 @@ async fn restore_in(
     meta: &crate::backup::catalog::Meta,
     tagged: Option<(Marker, String)>,
     work: &Path,
-    settings: &Settings,
 ) -> Result<String> {
+    let settings = local.settings;
     let snapshot = work.join(SNAPSHOT_FILE);
     download(aws, store, name, meta, &snapshot).await?;
 
@@ -332,10 +340,46 @@ async fn run_restore_tool(
     Ok(())
 }
 
+/// Whether another process holds etcd's lock on its database (bbolt takes an exclusive
+/// `flock` on it while open).
+fn in_use(db: &Path) -> bool {
+    use nix::fcntl::{Flock, FlockArg};
+    let Ok(file) = std::fs::File::open(db) else {
+        return false;
+    };
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(_lock) => false,
+        Err((_, errno)) => errno == nix::errno::Errno::EWOULDBLOCK,
+    }
+}
+
 fn time_stamp() -> String {
     crate::clock::now()
         .format(time::macros::format_description!(
             "[year][month][day]T[hour][minute][second]Z"
         ))
         .expect("timestamp formats")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_locked_by_another_open_file_is_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        assert!(!in_use(&db), "no database");
+        std::fs::write(&db, b"bolt").unwrap();
+        assert!(!in_use(&db));
+        // What bbolt does while etcd has it open: an exclusive flock on its own descriptor.
+        let held = nix::fcntl::Flock::lock(
+            std::fs::File::open(&db).unwrap(),
+            nix::fcntl::FlockArg::LockExclusiveNonblock,
+        )
+        .unwrap();
+        assert!(in_use(&db));
+        drop(held);
+        assert!(!in_use(&db));
+    }
 }

@@ -43,33 +43,38 @@ pub fn assess(r: &Report) -> Vec<Problem> {
     out
 }
 
-/// A failed run here, a newest backup older than two intervals, or none at all.
+/// A failed run here, a newest backup that misses more than two intervals of changes, or none
+/// at all.
 fn backup_problems(b: &BackupReport, out: &mut Vec<Problem>) {
     if let Some(failure) = &b.last_failure {
         out.push(Problem::error(
             "backup_failed",
             format!(
-                "the last backup run here ({}) failed: {}; see `journalctl -u                  tn-agent-etcd-backup`",
+                "the last backup run here ({}) failed: {}; see `journalctl -u \
+                 tn-agent-etcd-backup`",
                 failure.at, failure.detail
             ),
         ));
     }
-    match (&b.newest, b.newest_age_seconds) {
-        (Some(newest), Some(age)) if age > 2 * b.interval_seconds as i64 => {
+    match (&b.newest, b.stale_seconds) {
+        (Some(newest), Some(stale)) if stale > 2 * b.interval_seconds as i64 => {
             out.push(Problem::error(
                 "backup_stale",
                 format!(
-                    "the newest etcd backup, {} (taken {}), is {} old: more than two backup                      intervals ({}); see `journalctl -u tn-agent-etcd-backup` on the member                      that leads",
+                    "the newest etcd backup, {} (taken {}), misses {} of changes: more than two \
+                     backup intervals ({}); see `journalctl -u tn-agent-etcd-backup` on the \
+                     member that leads",
                     newest.name,
                     newest.taken_at,
-                    human_age(age),
+                    human_age(stale),
                     human_age(b.interval_seconds as i64)
                 ),
             ))
         }
         (None, _) if b.last_failure.is_none() => out.push(Problem::warning(
             "no_backup",
-            "there is no etcd backup of this cluster in the bucket yet: the member that leads              takes one at its next `tn-agent-etcd-backup.timer` run"
+            "there is no etcd backup of this cluster in the bucket yet: the member that leads \
+             takes one at its next `tn-agent-etcd-backup.timer` run"
                 .to_string(),
         )),
         _ => {}

@@ -231,6 +231,38 @@ fn assess_table() {
             },
             &[(E, "cert_expires_soon"), (W, "cert_expiring")],
         ),
+        (
+            "backups fresh",
+            |r| r.backup = Some(backups(600, 600, false)),
+            &[],
+        ),
+        (
+            "a backup old but of the revision still current: fresh",
+            |r| r.backup = Some(backups(86_400, 300, false)),
+            &[],
+        ),
+        (
+            "the newest backup misses more than two intervals of changes",
+            |r| r.backup = Some(backups(1_900, 1_900, false)),
+            &[(E, "backup_stale")],
+        ),
+        (
+            "a failed run here, the newest backup still fresh",
+            |r| r.backup = Some(backups(600, 600, true)),
+            &[(E, "backup_failed")],
+        ),
+        (
+            "runs here, no backup in the bucket yet",
+            |r| {
+                r.backup = Some(BackupReport {
+                    newest: None,
+                    newest_age_seconds: None,
+                    stale_seconds: None,
+                    ..backups(0, 0, false)
+                })
+            },
+            &[(W, "no_backup")],
+        ),
     ];
     for (name, change, want) in cases {
         let mut r = healthy();
@@ -271,4 +303,27 @@ fn problems_say_what_and_what_to_do() {
         "{}",
         own.message
     );
+}
+
+/// A backup report with an interval of 15 minutes: the newest backup taken `age` seconds ago and
+/// last current `stale` seconds ago; a failed last run when `failed`.
+fn backups(age: i64, stale: i64, failed: bool) -> BackupReport {
+    let run = |outcome: &str| crate::backup::record::RunRecord {
+        at: "2025-06-01T00:00:00Z".into(),
+        outcome: outcome.into(),
+        detail: "x".into(),
+    };
+    BackupReport {
+        interval_seconds: 900,
+        newest: Some(crate::backup::record::SeenBackup {
+            name: "20250531T235000Z-r9".into(),
+            taken_at: "2025-05-31T23:50:00Z".into(),
+            revision: 9,
+            current_at: None,
+        }),
+        newest_age_seconds: Some(age),
+        stale_seconds: Some(stale),
+        last_run: Some(run(if failed { "failed" } else { "uploaded" })),
+        last_failure: failed.then(|| run("failed")),
+    }
 }
