@@ -60,6 +60,25 @@ fn uploads_in_progress(world: &World) -> usize {
     out.uploads().len()
 }
 
+/// The backup's name from what `etcd backup` printed: `backup <name>: ...`.
+fn uploaded_name(stdout: &str) -> String {
+    let name = stdout
+        .strip_prefix("backup ")
+        .and_then(|r| r.split_once(':'));
+    name.unwrap_or_else(|| panic!("no backup uploaded: {stdout}"))
+        .0
+        .to_string()
+}
+
+/// A backup's meta.json.
+fn meta_of(world: &World, name: &str) -> serde_json::Value {
+    let bytes = world
+        .get_object(&format!("{PREFIX}{name}/meta.json"))
+        .unwrap()
+        .unwrap_or_else(|| panic!("no meta.json for {name}"));
+    serde_json::from_slice(&bytes).unwrap()
+}
+
 fn leader_index(world: &World, nodes: &[Node]) -> usize {
     let all: Vec<&Node> = nodes.iter().collect();
     let view = Inspector::new(world, &nodes[0], &all)
@@ -125,13 +144,7 @@ fn only_the_leader_backs_up_and_only_when_something_changed() {
     assert_eq!(keys.len(), 2, "one backup: {keys:?}");
     let name = keys[0].split('/').next().unwrap().to_string();
     assert!(keys.contains(&format!("{name}/meta.json")), "{keys:?}");
-    let meta: serde_json::Value = serde_json::from_slice(
-        &world
-            .get_object(&format!("{PREFIX}{name}/meta.json"))
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
+    let meta = meta_of(&world, &name);
     let snapshot = world
         .get_object(&format!("{PREFIX}{name}/snapshot.db"))
         .unwrap()
@@ -383,13 +396,7 @@ fn retention_keeps_exactly_what_the_rules_say() {
 
     let run = nodes[0].run(&["etcd", "backup"]).unwrap();
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let real = run
-        .stdout
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .trim_end_matches(':')
-        .to_string();
+    let real = uploaded_name(&run.stdout);
 
     // The rules, counted independently: < 1 h; else the newest of its UTC hour when < 7 d;
     // else the newest of its UTC day when < 365 d. The real backup is the newest of all.
@@ -453,13 +460,7 @@ fn a_destroyed_cluster_is_restored_from_its_backup() {
         "multipart: {}",
         taken.stdout
     );
-    let name = taken
-        .stdout
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .trim_end_matches(':')
-        .to_string();
+    let name = uploaded_name(&taken.stdout);
     let revision: i64 = name.rsplit_once("-r").unwrap().1.parse().unwrap();
     inspector.put("/app/after", "lost").unwrap();
     let old_marker = world.get_object("demo/etcd/cluster.json").unwrap().unwrap();
@@ -610,19 +611,7 @@ fn a_destroyed_cluster_is_restored_from_its_backup() {
     let first = nodes[leader].run(&["etcd", "backup"]).unwrap();
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert!(first.stdout.starts_with("backup "), "{}", first.stdout);
-    let first_name = first
-        .stdout
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .trim_end_matches(':');
-    let meta: serde_json::Value = serde_json::from_slice(
-        &world
-            .get_object(&format!("{PREFIX}{first_name}/meta.json"))
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
+    let meta = meta_of(&world, &uploaded_name(&first.stdout));
     assert_eq!(meta["marker_token"], marker["token"]);
     drop(etcd);
 }

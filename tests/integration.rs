@@ -13,6 +13,7 @@ mod discovery;
 mod etcd;
 mod imds;
 mod kube;
+mod kube_api;
 mod pki_init;
 mod reboot;
 mod status;

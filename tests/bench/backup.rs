@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use tn_world::{boot_in_parallel, AwsProxy, Node, World};
 
-use crate::figures::cell;
+use crate::figures::{cell, table};
 use crate::Options;
 
 const ASG: &str = "demo-etcd";
@@ -67,13 +67,6 @@ pub fn run(opts: &Options) -> Result<()> {
         }
     }
 
-    let label_width = 36;
-    let col = 26;
-    let mut header = format!("{:label_width$}", "");
-    for m in &opts.backup_mib {
-        header.push_str(&format!("{:col$}", format!("{m} MiB keyspace")));
-    }
-    println!("{}", header.trim_end());
     let mibs = |v: f64| format!("{v:.0}");
     let rate = |mib: f64, d: Duration| mib / d.as_secs_f64();
     type Row = (&'static str, Box<dyn Fn(&[Sample]) -> String>);
@@ -116,13 +109,17 @@ pub fn run(opts: &Options) -> Result<()> {
             Box::new(move |s| cell(s.iter().map(|s| kib(s.upload.peak_rss_kib)), mibs, " MiB")),
         ),
     ];
-    for (label, cell) in rows {
-        let mut line = format!("{label:label_width$}");
-        for s in &samples {
-            line.push_str(&format!("{:col$}", cell(s)));
-        }
-        println!("{}", line.trim_end());
-    }
+    table(
+        36,
+        26,
+        &opts
+            .backup_mib
+            .iter()
+            .map(|m| format!("{m} MiB keyspace"))
+            .collect::<Vec<_>>(),
+        rows,
+        &samples,
+    );
     for note in [
         "agent: `tn-agent etcd backup --force` as a whole, with the environment of its unit",
         "  (MALLOC_MMAP_THRESHOLD_): status, listing, marker, member list,",

@@ -91,3 +91,26 @@ pub fn counts(values: impl Iterator<Item = u64>) -> String {
 pub fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
 }
+
+/// Prints a table: a header line of `columns`, then one line per row, each cell the row's
+/// figure over that column's samples.
+pub fn table<S, F: Fn(&[S]) -> String>(
+    label_width: usize,
+    col: usize,
+    columns: &[String],
+    rows: impl IntoIterator<Item = (&'static str, F)>,
+    samples: &[Vec<S>],
+) {
+    let mut header = format!("{:label_width$}", "");
+    for c in columns {
+        header.push_str(&format!("{c:col$}"));
+    }
+    println!("{}", header.trim_end());
+    for (label, cell) in rows {
+        let mut line = format!("{label:label_width$}");
+        for s in samples {
+            line.push_str(&format!("{:col$}", cell(s)));
+        }
+        println!("{}", line.trim_end());
+    }
+}

@@ -29,7 +29,7 @@ use tn_agent::pki::{Ca, LeafRequest, Usage};
 use tn_world::{boot_in_parallel, EtcdProcess, Inspector, Node, World};
 
 use self::figures::{
-    counts, cpu_model, durations, etcd_version, loadavg, median_of, millis, nproc, secs,
+    counts, cpu_model, durations, etcd_version, loadavg, median_of, millis, nproc, secs, table,
 };
 
 const ASG: &str = "demo-etcd";
@@ -231,13 +231,6 @@ fn formation(opts: &Options) -> Result<()> {
     }
     eprintln!();
 
-    let label_width = 31;
-    let col = 22;
-    let mut header = format!("{:label_width$}", "");
-    for n in &opts.sizes {
-        header.push_str(&format!("{:col$}", format!("N={n}")));
-    }
-    println!("{}", header.trim_end());
     type Row = (&'static str, fn(&[Sample]) -> String);
     let rows: [Row; 9] = [
         ("agent cold start to healthy", |s| {
@@ -270,13 +263,17 @@ fn formation(opts: &Options) -> Result<()> {
             millis(s.iter().map(|s| s.probe.as_millis() as u64))
         }),
     ];
-    for (label, cell) in rows {
-        let mut line = format!("{label:label_width$}");
-        for s in &samples {
-            line.push_str(&format!("{:col$}", cell(s)));
-        }
-        println!("{}", line.trim_end());
-    }
+    table(
+        31,
+        22,
+        &opts
+            .sizes
+            .iter()
+            .map(|n| format!("N={n}"))
+            .collect::<Vec<_>>(),
+        rows,
+        &samples,
+    );
     for note in [
         "cold start: from starting all N boots at once (bootstrap, etcd, promote per node)"
             .to_string(),

@@ -22,7 +22,7 @@ use tn_agent::reboot::semaphore::Semaphore;
 use tn_world::reboot::{reboot_mark, reboot_state, simulate_reboot, stage_update, Watch};
 use tn_world::{boot_in_parallel, EtcdProcess, Inspector, Node, World};
 
-use crate::figures::{counts, durations, millis, secs};
+use crate::figures::{counts, durations, millis, secs, table};
 use crate::{wait_healthy, Options, ASG, JOIN_TIMEOUT, POLL};
 
 /// How long a rolling reboot may take, per member, before the run fails (a member takes a few
@@ -96,13 +96,6 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     eprintln!();
 
-    let label_width = 36;
-    let col = 22;
-    let mut header = format!("{:label_width$}", "");
-    for n in &opts.sizes {
-        header.push_str(&format!("{:col$}", format!("N={n}")));
-    }
-    println!("{}", header.trim_end());
     type Row = (&'static str, fn(&[Sample]) -> String);
     let rows: [Row; 15] = [
         ("rolling reboot, start to healthy", |s| {
@@ -153,13 +146,17 @@ pub fn run(opts: &Options) -> Result<()> {
             ))
         }),
     ];
-    for (label, cell) in rows {
-        let mut line = format!("{label:label_width$}");
-        for s in &samples {
-            line.push_str(&format!("{:col$}", cell(s)));
-        }
-        println!("{}", line.trim_end());
-    }
+    table(
+        36,
+        22,
+        &opts
+            .sizes
+            .iter()
+            .map(|n| format!("N={n}"))
+            .collect::<Vec<_>>(),
+        rows,
+        &samples,
+    );
     for note in [
         "rolling reboot: an ASG of N booted and healthy; on every node a config with [reboot]",
         "  check_interval = \"60s\" (the default) and a reboot command that leaves a mark, a boot id, and",

@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod dbus;
 pub mod etcd;
 pub mod imds;
+pub mod kube_api;
 pub mod moto;
 pub mod process;
 pub mod proxy;
