@@ -252,6 +252,15 @@ impl Aws {
         bucket: &str,
         key: &str,
     ) -> Result<Option<(Vec<u8>, Option<std::time::SystemTime>)>, AwsError> {
+        Ok(self
+            .fetch(bucket, key)
+            .await?
+            .map(|f| (f.bytes, f.stored_at)))
+    }
+
+    /// GetObject of a whole object, recorded in [`Aws::fetched_keys`]; `None` when there is no
+    /// such key.
+    async fn fetch(&self, bucket: &str, key: &str) -> Result<Option<Fetched>, AwsError> {
         self.count();
         self.fetched
             .lock()
@@ -265,12 +274,17 @@ impl Aws {
         let stored_at = out
             .last_modified
             .and_then(|t| std::time::SystemTime::try_from(t).ok());
+        let etag = out.e_tag.unwrap_or_default();
         let body = out.body.collect().await.map_err(|e| AwsError::Api {
             operation: "GetObject",
             code: None,
             source: Box::new(e),
         })?;
-        Ok(Some((body.into_bytes().to_vec(), stored_at)))
+        Ok(Some(Fetched {
+            bytes: body.into_bytes().to_vec(),
+            stored_at,
+            etag,
+        }))
     }
 
     /// An object that must exist.
@@ -559,19 +573,7 @@ impl Aws {
         bucket: &str,
         key: &str,
     ) -> Result<Option<(Vec<u8>, String)>, AwsError> {
-        self.count();
-        let out = match self.s3.get_object().bucket(bucket).key(key).send().await {
-            Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(AwsError::api("GetObject", e)),
-        };
-        let etag = out.e_tag().unwrap_or_default().to_string();
-        let body = out.body.collect().await.map_err(|e| AwsError::Api {
-            operation: "GetObject",
-            code: None,
-            source: Box::new(e),
-        })?;
-        Ok(Some((body.into_bytes().to_vec(), etag)))
+        Ok(self.fetch(bucket, key).await?.map(|f| (f.bytes, f.etag)))
     }
 
     /// Replaces `key` only if its ETag is still `etag` (`If-Match`): `Ok(false)` when it changed
@@ -788,6 +790,13 @@ impl Aws {
             }
         }
     }
+}
+
+/// A whole object as GetObject gave it.
+struct Fetched {
+    bytes: Vec<u8>,
+    stored_at: Option<std::time::SystemTime>,
+    etag: String,
 }
 
 struct Ec2Facts {

@@ -9,6 +9,7 @@ pub mod agent;
 pub mod cluster;
 pub mod dbus;
 pub mod etcd;
+mod form;
 pub mod imds;
 pub mod kube_api;
 pub mod moto;

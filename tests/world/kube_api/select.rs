@@ -2,6 +2,8 @@
 
 use serde_json::Value;
 
+use crate::form::decode;
+
 /// `key=value` pairs of a query string, percent-decoded (`+` is a space).
 pub(super) fn parse_query(query: &str) -> Vec<(String, String)> {
     query
@@ -12,30 +14,6 @@ pub(super) fn parse_query(query: &str) -> Vec<(String, String)> {
             (decode(k), decode(v))
         })
         .collect()
-}
-
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = |b: u8| (b as char).to_digit(16);
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(hi), Some(lo)) => {
-                        out.push((hi * 16 + lo) as u8);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// One requirement of a field selector: `field=value`, `field==value` or `field!=value`.
