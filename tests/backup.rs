@@ -4,8 +4,6 @@
 //! large snapshots go up in parts, and a restore brings a destroyed cluster back with the
 //! backed-up data and without the later writes.
 
-use std::time::Duration;
-
 use sha2::{Digest, Sha256};
 use tn_agent::aws::Aws;
 use tn_agent::backup::upload::{self, ChunkSource, UploadError};
@@ -166,8 +164,13 @@ fn only_the_leader_backs_up_and_only_when_something_changed() {
     assert_eq!(backup_keys(&world).len(), 2);
 
     let follower = (leader + 1) % 3;
-    std::thread::sleep(Duration::from_millis(1100)); // another second: another name
-    let forced = nodes[follower].run(&["etcd", "backup", "--force"]).unwrap();
+    // A minute later by the agent's clock: another name, without waiting for one.
+    let forced = nodes[follower]
+        .agent()
+        .unwrap()
+        .env("TN_AGENT_CLOCK_OFFSET_SECONDS", "60")
+        .run(&["etcd", "backup", "--force"])
+        .unwrap();
     assert_eq!(forced.code, 0, "{}", forced.stderr);
     assert!(forced.stdout.starts_with("backup "), "{}", forced.stdout);
     assert_eq!(backup_keys(&world).len(), 4);
