@@ -14,6 +14,7 @@ mod etcd;
 mod imds;
 mod kube;
 mod kube_api;
+mod kube_reboot;
 mod pki_init;
 mod reboot;
 mod status;

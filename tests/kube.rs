@@ -301,6 +301,7 @@ fn a_master_writes_a_control_plane_that_reaches_etcd() {
         ("/etc/kubernetes/scheduler.conf", 0o600),
         ("/etc/kubernetes/kubelet.conf", 0o600),
         ("/etc/kubernetes/addons/tls-bootstrap.yaml", 0o600),
+        ("/etc/kubernetes/addons/reboot-locks.yaml", 0o644),
         ("/etc/kubernetes/encryption-config.yaml", 0o600),
         ("/etc/kubernetes/manifests/kube-apiserver.yaml", 0o644),
         (

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tn_agent::aws::Aws;
-use tn_agent::reboot::etcd_lock::{EtcdLock, ETCD_GROUP};
+use tn_agent::reboot::etcd_lock::EtcdLock;
+use tn_agent::reboot::lock::{GroupLock, ETCD_GROUP};
 use tn_agent::reboot::semaphore::{Outcome, Semaphore};
 use tn_world::reboot::{
     leave_phase, reboot_mark, reboot_state, simulate_reboot, stage_update, Watch,
@@ -51,7 +52,7 @@ fn many_takers_never_hold_more_slots_than_max() {
     let max = 3;
     let takers = 12;
     let violations = world.block_on(async {
-        let lock = EtcdLock::new(&access, urls.clone(), "pool-a");
+        let lock = GroupLock::Etcd(EtcdLock::new(&access, urls.clone(), "pool-a"));
         let (outcome, doc) = lock.set_max(max).await.unwrap();
         assert_eq!((outcome, doc.max), (Outcome::Changed, max));
         let done = Arc::new(AtomicBool::new(false));
@@ -59,7 +60,7 @@ fn many_takers_never_hold_more_slots_than_max() {
         let sampler = {
             let (access, urls, done) = (access.clone(), urls.clone(), done.clone());
             tokio::spawn(async move {
-                let lock = EtcdLock::new(&access, urls, "pool-a");
+                let lock = GroupLock::Etcd(EtcdLock::new(&access, urls, "pool-a"));
                 let mut over = Vec::new();
                 while !done.load(Ordering::Relaxed) {
                     let doc = lock.read().await.unwrap().unwrap();
@@ -76,7 +77,7 @@ fn many_takers_never_hold_more_slots_than_max() {
         for i in 0..takers {
             let (access, urls) = (access.clone(), urls.clone());
             tasks.push(tokio::spawn(async move {
-                let lock = EtcdLock::new(&access, urls, "pool-a");
+                let lock = GroupLock::Etcd(EtcdLock::new(&access, urls, "pool-a"));
                 let id = format!("i-{i:017x}");
                 for _ in 0..400 {
                     let (outcome, doc) = lock.take(&id).await.unwrap();
@@ -125,7 +126,7 @@ fn the_etcd_group_lock_reclaims_only_gone_holders_and_obeys_the_operator() {
         tn_world::Inspector::new(&world, &nodes[0], &nodes.iter().collect::<Vec<_>>()).unwrap();
     let access = nodes[0].etcd_access().unwrap();
     let urls = endpoints(&nodes);
-    let lock = EtcdLock::new(&access, urls.clone(), ETCD_GROUP);
+    let lock = GroupLock::Etcd(EtcdLock::new(&access, urls.clone(), ETCD_GROUP));
 
     let run = nodes[0].run(&["reboot", "status"]).unwrap();
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -257,7 +258,7 @@ fn members_needing_a_reboot_reboot_one_at_a_time() {
         let rt = tokio::runtime::Runtime::new().unwrap();
         std::thread::spawn(move || {
             rt.block_on(async {
-                let lock = EtcdLock::new(&access, urls, ETCD_GROUP);
+                let lock = GroupLock::Etcd(EtcdLock::new(&access, urls, ETCD_GROUP));
                 let (mut samples, mut most) = (0, 0);
                 while !done.load(Ordering::Relaxed) {
                     if let Ok(Some(doc)) = lock.read().await {
@@ -322,7 +323,7 @@ fn members_needing_a_reboot_reboot_one_at_a_time() {
     assert_eq!(most, 1, "at most one holder at any sample");
     assert_eq!(reboots, [1, 1, 1]);
     let access = nodes[0].etcd_access().unwrap();
-    let lock = EtcdLock::new(&access, endpoints(&nodes), ETCD_GROUP);
+    let lock = GroupLock::Etcd(EtcdLock::new(&access, endpoints(&nodes), ETCD_GROUP));
     assert_eq!(
         world.block_on(lock.read()).unwrap().unwrap(),
         Semaphore::new(1)
@@ -350,7 +351,7 @@ fn a_closed_gate_takes_no_slot_and_a_crash_after_the_take_leaks_none() {
     stage_update(&world, node, "").unwrap();
     let access = node.etcd_access().unwrap();
     // Through the members that stay up.
-    let lock = EtcdLock::new(&access, endpoints(&nodes[..2]), ETCD_GROUP);
+    let lock = GroupLock::Etcd(EtcdLock::new(&access, endpoints(&nodes[..2]), ETCD_GROUP));
     // A crash right after the take: the slot is held, the state says `locking`.
     world.block_on(lock.take(&node.id)).unwrap();
     leave_phase(node, "locking").unwrap();
@@ -523,7 +524,7 @@ fn update_engine_and_logind_over_d_bus() {
         why_has(s, "the booted version is 4230.2.0 but 4230.2.1 was staged")
     });
     let access = nodes[1].etcd_access().unwrap();
-    let lock = EtcdLock::new(&access, endpoints(&nodes[1..]), ETCD_GROUP);
+    let lock = GroupLock::Etcd(EtcdLock::new(&access, endpoints(&nodes[1..]), ETCD_GROUP));
     assert_eq!(
         world.block_on(lock.read()).unwrap().unwrap().holders,
         std::slice::from_ref(&node.id)
@@ -566,7 +567,7 @@ fn the_window_and_resuming_a_held_slot() {
     let _etcd = boot_cluster(&world, &nodes);
     let node = &nodes[0];
     let access = nodes[1].etcd_access().unwrap();
-    let lock = EtcdLock::new(&access, endpoints(&nodes), ETCD_GROUP);
+    let lock = GroupLock::Etcd(EtcdLock::new(&access, endpoints(&nodes), ETCD_GROUP));
     let now = time::OffsetDateTime::now_utc();
     let at = |t: time::OffsetDateTime| format!("{:02}:{:02}", t.hour(), t.minute());
     let window = |start: time::OffsetDateTime| {
@@ -659,7 +660,7 @@ fn a_stale_backup_holds_the_reboot_back() {
     assert_eq!(state["phase"], "waiting");
     assert!(why_has(&state, "newest etcd backup"), "{state}");
     let access = nodes[1].etcd_access().unwrap();
-    let lock = EtcdLock::new(&access, endpoints(&nodes), ETCD_GROUP);
+    let lock = GroupLock::Etcd(EtcdLock::new(&access, endpoints(&nodes), ETCD_GROUP));
     assert_eq!(world.block_on(lock.read()).unwrap(), None, "nothing locked");
 
     // The timer's tick: the leader uploads, the others look.
@@ -677,7 +678,7 @@ fn a_freed_slot_is_taken_at_once_not_at_the_next_interval() {
     let (world, _ca, nodes) = world_with_etcd_asg(3);
     let _etcd = boot_cluster(&world, &nodes);
     let access = nodes[1].etcd_access().unwrap();
-    let lock = EtcdLock::new(&access, endpoints(&nodes), ETCD_GROUP);
+    let lock = GroupLock::Etcd(EtcdLock::new(&access, endpoints(&nodes), ETCD_GROUP));
     world.block_on(lock.take(&nodes[1].id)).unwrap();
     let node = &nodes[0];
     stage_update(&world, node, "").unwrap();
@@ -716,7 +717,7 @@ fn a_learner_or_a_lost_quorum_takes_no_slot() {
     let node = &nodes[0];
     let access = node.etcd_access().unwrap();
     let urls = endpoints(&nodes);
-    let lock = EtcdLock::new(&access, urls.clone(), ETCD_GROUP);
+    let lock = GroupLock::Etcd(EtcdLock::new(&access, urls.clone(), ETCD_GROUP));
     // A learner that never starts (its instance is still booting, say).
     let peer = format!("https://{}:2380", world_spare_ip(&nodes));
     // etcd adds a member only once its leader has been connected to every voter for 5 s.

@@ -91,6 +91,8 @@ pub const SCHEDULER_KUBECONFIG: &str = "/etc/kubernetes/scheduler.conf";
 pub const ENCRYPTION_CONFIG: &str = "/etc/kubernetes/encryption-config.yaml";
 /// The bootstrap token's Secret and the TLS bootstrap RBAC, for an operator to apply (masters).
 pub const TLS_BOOTSTRAP_ADDON: &str = "/etc/kubernetes/addons/tls-bootstrap.yaml";
+/// The reboot locks' ConfigMaps and RBAC (SPEC §9), applied like the TLS bootstrap addon.
+pub const REBOOT_LOCKS_ADDON: &str = "/etc/kubernetes/addons/reboot-locks.yaml";
 
 /// Static pod manifests.
 pub const APISERVER_MANIFEST: &str = "/etc/kubernetes/manifests/kube-apiserver.yaml";

@@ -60,14 +60,17 @@ const fn unit(name: &'static str, enabled: bool, start: bool) -> Installed {
 /// The units the user data of `format` installs on a node of `role`, in the order it lists
 /// them.
 pub fn deployment(format: Format, role: &str) -> Vec<Installed> {
-    let mut units = vec![unit(BOOTSTRAP, true, false)];
+    // Every role reboots through tn-agent (SPEC §9).
+    let mut units = vec![
+        unit(BOOTSTRAP, true, false),
+        unit("tn-agent-reboot.service", true, false),
+    ];
     if role == "etcd" {
         units.push(unit("etcd-member.service", true, false));
         units.push(unit("tn-agent-etcd-promote.service", false, false));
         units.push(unit("tn-agent-etcd-leave.service", false, false));
         let start = format == Format::CloudConfig;
         units.push(unit("tn-agent-etcd-leave.timer", true, start));
-        units.push(unit("tn-agent-reboot.service", true, false));
         units.push(unit(BACKUP, false, false));
         units.push(unit(BACKUP_TIMER, true, start));
     } else {

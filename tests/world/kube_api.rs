@@ -563,6 +563,70 @@ impl KubeApi {
     }
 }
 
+impl KubeApi {
+    /// Applies a master's reboot-locks addon as an admin's `kubectl apply` would, for what the
+    /// fake models: its ConfigMaps are created (empty, an existing one left as it is) and its
+    /// Role becomes the RBAC rule nodes get ([`Policy::lock_names`] exactly the Role's
+    /// `resourceNames`, no create). The Role must grant `system:nodes` get and update on
+    /// ConfigMaps and nothing else, or this fails: the addon is checked, not trusted.
+    pub fn apply_reboot_locks_addon(&self, yaml: &str) -> Result<()> {
+        let mut names = None;
+        let mut bound = false;
+        let mut configmaps = Vec::new();
+        for doc in yaml.split("\n---\n") {
+            let v: Value = yaml_serde::from_str(doc).context("an addon document")?;
+            match v["kind"].as_str() {
+                Some("ConfigMap") => {
+                    ensure!(
+                        v["metadata"]["namespace"] == LOCK_NAMESPACE && v.get("data").is_none(),
+                        "a lock ConfigMap outside {LOCK_NAMESPACE} or with data: {v}"
+                    );
+                    configmaps.push(v);
+                }
+                Some("Role") => {
+                    let rules = v["rules"].as_array().context("rules")?;
+                    ensure!(rules.len() == 1, "one rule, not {rules:?}");
+                    let rule = &rules[0];
+                    ensure!(
+                        rule["apiGroups"] == serde_json::json!([""])
+                            && rule["resources"] == serde_json::json!(["configmaps"])
+                            && rule["verbs"] == serde_json::json!(["get", "update"]),
+                        "the Role grants more than get and update on ConfigMaps: {rule}"
+                    );
+                    let list: Vec<String> = rule["resourceNames"]
+                        .as_array()
+                        .context("resourceNames")?
+                        .iter()
+                        .map(|n| n.as_str().map(str::to_string).context("a name"))
+                        .collect::<Result<_>>()?;
+                    names = Some(list);
+                }
+                Some("RoleBinding") => {
+                    ensure!(
+                        v["subjects"]
+                            == serde_json::json!([{"apiGroup": "rbac.authorization.k8s.io",
+                                "kind": "Group", "name": NODES_GROUP}]),
+                        "the binding is not to {NODES_GROUP} alone: {v}"
+                    );
+                    bound = true;
+                }
+                other => anyhow::bail!("unexpected kind {other:?} in the addon"),
+            }
+        }
+        let names = names.context("no Role in the addon")?;
+        ensure!(bound, "no RoleBinding in the addon");
+        let mut store = self.shared.store();
+        for cm in configmaps {
+            let name = cm["metadata"]["name"].as_str().context("a name")?;
+            ensure!(names.iter().any(|n| n == name), "{name} is not in the Role");
+            store.ensure_configmap(LOCK_NAMESPACE, name, cm["metadata"]["labels"].clone());
+        }
+        store.policy.lock_names = LockNames::Exact(names);
+        store.policy.lock_create = LockCreate::Never;
+        Ok(())
+    }
+}
+
 impl Drop for KubeApi {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {

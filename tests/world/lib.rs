@@ -12,6 +12,7 @@ pub mod etcd;
 mod form;
 pub mod imds;
 pub mod kube_api;
+pub mod kube_reboot;
 pub mod moto;
 pub mod process;
 pub mod proxy;

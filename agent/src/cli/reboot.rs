@@ -1,21 +1,26 @@
 //! `tn-agent reboot ...` (SPEC §9): ask for a reboot, and look at or repair the groups' locks.
-//! On etcd nodes the locks live in etcd; masters' and workers' live in Kubernetes, which this
-//! version does not reach yet.
+//! On etcd nodes the locks live in etcd (every group there is listed); on masters and workers
+//! they live in ConfigMaps, read with the kubelet's credentials, which can read the groups by
+//! name only: this node's group, `master`, and the `[reboot] worker_groups` a master knows.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::Globals;
 use crate::config::Role;
+use crate::etcd::client::EtcdAccess;
 use crate::exit::BadInput;
 use crate::files;
 use crate::fsutil;
 use crate::identity::NodeIdentity;
 use crate::imds::Imds;
-use crate::reboot::etcd_lock::{self, EtcdLock, ETCD_GROUP};
+use crate::kube::client::KubeClient;
+use crate::reboot::etcd_lock::{self, EtcdLock};
+use crate::reboot::kube_lock::KubeLock;
+use crate::reboot::lock::{is_group_name, is_kube_group_name, GroupLock, LockError, MASTER_GROUP};
 use crate::reboot::phase::RebootState;
-use crate::reboot::semaphore::{is_instance_id, Outcome};
+use crate::reboot::semaphore::{is_instance_id, BadSemaphore, Outcome, Semaphore};
 
 #[derive(Debug, Subcommand)]
 pub enum Reboot {
@@ -81,34 +86,43 @@ impl Reboot {
             return Ok(crate::exit::OK);
         }
         let settings = globals.load_config()?;
-        if settings.role() != Role::Etcd {
-            bail!(
-                "the reboot locks of masters and workers live in Kubernetes (SPEC §9), which \
-                 this version of tn-agent does not reach yet; run this on an etcd node for the \
-                 etcd group"
-            );
-        }
         let me = NodeIdentity::from_imds(&Imds::from_env())
             .await
             .context("finding out who this node is from the instance metadata service")?;
         if let Reboot::Watch = self {
-            // A service: it waits for etcd itself rather than failing when it is not up yet.
+            // A service: it waits for etcd or the apiserver rather than failing when they are
+            // not up yet.
             let done = crate::reboot::watch::watch(&settings, &globals.root, &me).await?;
             println!("{done}");
             return Ok(crate::exit::OK);
         }
-        let (access, candidates) = crate::etcd::node_client(&settings, &globals.root, &me)?;
-        // Through the healthy voters: a client given a member that is down may fail on it.
-        let endpoints = access
-            .observe(&candidates)
-            .await
-            .context("no etcd member answers")?
-            .voter_endpoints();
+        let own = crate::reboot::watch::own_group(&settings, &globals.root, &me).await?;
+        let backend = match settings.role() {
+            Role::Etcd => {
+                let (access, candidates) = crate::etcd::node_client(&settings, &globals.root, &me)?;
+                // Through the healthy voters: a client given a member that is down may fail on it.
+                let endpoints = access
+                    .observe(&candidates)
+                    .await
+                    .context("no etcd member answers")?
+                    .voter_endpoints();
+                Backend::Etcd(access, endpoints)
+            }
+            Role::Master | Role::Worker => {
+                Backend::Kube(crate::reboot::watch::kubelet_client(&globals.root)?)
+            }
+        };
         let group = |g: Option<String>| -> Result<String> {
-            let g = g.unwrap_or_else(|| ETCD_GROUP.to_string());
-            if !etcd_lock::is_group_name(&g) {
+            let g = g.unwrap_or_else(|| own.clone());
+            let ok = match &backend {
+                Backend::Etcd(..) => is_group_name(&g),
+                Backend::Kube(_) => is_kube_group_name(&g),
+            };
+            if !ok {
                 return Err(BadInput(format!(
-                    "--group {g:?}: expected 1-255 characters without '/' or control characters"
+                    "--group {g:?}: expected 1-255 characters without '/' or control characters \
+                     (masters and workers: what may end a ConfigMap name, lowercase letters, \
+                     digits, '-' and '.')"
                 ))
                 .into());
             }
@@ -117,9 +131,7 @@ impl Reboot {
         match self {
             Reboot::Request | Reboot::Watch => unreachable!("handled above"),
             Reboot::Status(args) => {
-                let found = etcd_lock::groups(&access, &endpoints)
-                    .await
-                    .context("reading the reboot groups from etcd")?;
+                let found = backend.groups(&own, &settings.reboot.worker_groups).await?;
                 let report = GroupsReport {
                     groups: found
                         .into_iter()
@@ -136,7 +148,7 @@ impl Reboot {
                                 max: None,
                                 free: None,
                                 holders: Vec::new(),
-                                error: Some(e.to_string()),
+                                error: Some(e),
                             },
                         })
                         .collect(),
@@ -156,7 +168,7 @@ impl Reboot {
                     return Err(BadInput(format!("{id:?} is not an EC2 instance id")).into());
                 }
                 let g = group(g)?;
-                let lock = EtcdLock::new(&access, endpoints, &g);
+                let lock = backend.lock(&g);
                 let (outcome, doc) = lock
                     .release(&id)
                     .await
@@ -168,7 +180,7 @@ impl Reboot {
             }
             Reboot::SetMax { group: g, max } => {
                 let g = group(g)?;
-                let lock = EtcdLock::new(&access, endpoints, &g);
+                let lock = backend.lock(&g);
                 let (_, doc) = lock
                     .set_max(max)
                     .await
@@ -177,6 +189,66 @@ impl Reboot {
             }
         }
         Ok(crate::exit::OK)
+    }
+}
+
+/// Where this node's groups' locks are.
+enum Backend {
+    Etcd(EtcdAccess, Vec<String>),
+    Kube(KubeClient),
+}
+
+impl Backend {
+    fn lock(&self, group: &str) -> GroupLock<'_> {
+        match self {
+            Backend::Etcd(access, endpoints) => {
+                GroupLock::Etcd(EtcdLock::new(access, endpoints.clone(), group))
+            }
+            Backend::Kube(client) => GroupLock::Kube(KubeLock::new(client, group)),
+        }
+    }
+
+    /// The groups to show, each document parsed on its own (one bad document does not hide the
+    /// others): in etcd every group there is; in Kubernetes this node's, `master` and the
+    /// worker groups the config names, those not used yet shown as new.
+    async fn groups(
+        &self,
+        own: &str,
+        worker_groups: &[String],
+    ) -> Result<Vec<(String, Result<Semaphore, String>)>> {
+        let text = |r: Result<Semaphore, BadSemaphore>| r.map_err(|e| e.to_string());
+        match self {
+            Backend::Etcd(access, endpoints) => {
+                let found = etcd_lock::groups(access, endpoints)
+                    .await
+                    .context("reading the reboot groups from etcd")?;
+                Ok(found.into_iter().map(|(g, d)| (g, text(d))).collect())
+            }
+            Backend::Kube(_) => {
+                let mut names = vec![own.to_string(), MASTER_GROUP.to_string()];
+                names.extend(worker_groups.iter().cloned());
+                let mut seen = std::collections::BTreeSet::new();
+                names.retain(|n| seen.insert(n.clone()));
+                let mut out = Vec::new();
+                for name in names {
+                    let doc = match self.lock(&name).read().await {
+                        Ok(doc) => Ok(doc.unwrap_or_else(|| Semaphore::new(1))),
+                        Err(e @ (LockError::Bad { .. } | LockError::NoGroup { .. })) => {
+                            Err(crate::exit::one_line(&e))
+                        }
+                        Err(LockError::Kube(e)) if e.code() == Some(403) => {
+                            Err(crate::exit::one_line(&e))
+                        }
+                        Err(e) => {
+                            return Err(anyhow::Error::new(e)
+                                .context(format!("reading reboot group {name}")))
+                        }
+                    };
+                    out.push((name, doc));
+                }
+                Ok(out)
+            }
+        }
     }
 }
 

@@ -138,6 +138,9 @@ pub struct RebootSettings {
     pub command: Option<Vec<String>>,
     /// How often `reboot watch` looks again.
     pub check_interval: Duration,
+    /// The worker pools' reboot groups, whose lock ConfigMaps and RBAC a master writes into
+    /// its addon (a master's own group, `master`, is always there).
+    pub worker_groups: Vec<String>,
 }
 
 /// `[backup]` (SPEC §10).

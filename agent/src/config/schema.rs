@@ -41,6 +41,7 @@ pub(super) struct RawReboot {
     pub(super) drain_timeout: Option<String>,
     pub(super) command: Option<Vec<String>>,
     pub(super) check_interval: Option<String>,
+    pub(super) worker_groups: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -139,6 +140,7 @@ const REBOOT: &[Field] = &[
     field("drain_timeout", Kind::String),
     field("command", Kind::StringArray),
     field("check_interval", Kind::String),
+    field("worker_groups", Kind::StringArray),
 ];
 
 const BACKUP: &[Field] = &[

@@ -814,6 +814,33 @@ fn the_reboot_table() {
         let e = parse(&dropin(ETCD_MIN, extra)).unwrap_err().to_string();
         assert!(e.contains(error), "{extra}: {e}");
     }
+    // Masters and workers: groups end a ConfigMap name; a master lists the worker pools'.
+    let s = parse(&dropin(
+        MASTER,
+        "[reboot]\nworker_groups = [\"prod-workers-a\", \"gpu.b\"]\n",
+    ))
+    .unwrap();
+    assert_eq!(s.reboot.worker_groups, ["prod-workers-a", "gpu.b"]);
+    assert!(parse(&main(WORKER))
+        .unwrap()
+        .reboot
+        .worker_groups
+        .is_empty());
+    for (base, extra, error) in [
+        (
+            WORKER,
+            "[reboot]\ngroup = \"Pool A\"\n",
+            "key `reboot.group`: expected a group name that ends a ConfigMap name",
+        ),
+        (
+            MASTER,
+            "[reboot]\nworker_groups = [\"ok\", \"Not_ok\"]\n",
+            "key `reboot.worker_groups`: expected a group name that ends a ConfigMap name",
+        ),
+    ] {
+        let e = parse(&dropin(base, extra)).unwrap_err().to_string();
+        assert!(e.contains(error), "{extra}: {e}");
+    }
 }
 
 #[test]

@@ -109,7 +109,7 @@ pub(super) fn validate(
         check_vpc_number(raw.vpc_number.unwrap_or(0)).map_err(ctx.invalid("vpc_number"))?;
 
     let bootstrap = validate_bootstrap(raw.bootstrap.unwrap_or_default(), ctx)?;
-    let reboot = validate_reboot(raw.reboot.unwrap_or_default(), ctx)?;
+    let reboot = validate_reboot(raw.reboot.unwrap_or_default(), role, ctx)?;
     let backup = validate_backup(raw.backup.unwrap_or_default(), ctx)?;
     let (etcd, etcd_asg) = validate_etcd(raw.etcd.unwrap_or_default(), role, ctx)?;
     let kubernetes = |raw: Option<RawKubernetes>| {
@@ -225,13 +225,23 @@ fn validate_backup(raw: RawBackup, ctx: &Context) -> Result<BackupSettings, Conf
     })
 }
 
-fn validate_reboot(raw: RawReboot, ctx: &Context) -> Result<RebootSettings, ConfigError> {
+fn validate_reboot(
+    raw: RawReboot,
+    role: Role,
+    ctx: &Context,
+) -> Result<RebootSettings, ConfigError> {
+    use crate::reboot::lock::{is_group_name, is_kube_group_name};
     use crate::reboot::window::{parse_duration, Window};
     let string = |key: &str, got: &str, expected: String| {
         ctx.invalid_at(key, key, InvalidValue::string(expected, got))
     };
+    const KUBE_GROUP_RULE: &str = "a group name that ends a ConfigMap name tn-reboot-<group>: \
+                                   lowercase letters, digits, '-' and '.', ending alphanumeric";
     let group = match raw.group {
-        Some(g) if crate::reboot::etcd_lock::is_group_name(&g) => Some(g),
+        Some(g) if role != Role::Etcd && !is_kube_group_name(&g) => {
+            return Err(string("reboot.group", &g, KUBE_GROUP_RULE.into()))
+        }
+        Some(g) if is_group_name(&g) => Some(g),
         Some(g) => {
             return Err(string(
                 "reboot.group",
@@ -241,6 +251,10 @@ fn validate_reboot(raw: RawReboot, ctx: &Context) -> Result<RebootSettings, Conf
         }
         None => None,
     };
+    let worker_groups = raw.worker_groups.unwrap_or_default();
+    if let Some(bad) = worker_groups.iter().find(|g| !is_kube_group_name(g)) {
+        return Err(string("reboot.worker_groups", bad, KUBE_GROUP_RULE.into()));
+    }
     let window = match (&raw.window_start, &raw.window_length) {
         (None, None) => None,
         (Some(start), Some(length)) => Some(
@@ -304,6 +318,7 @@ fn validate_reboot(raw: RawReboot, ctx: &Context) -> Result<RebootSettings, Conf
         drain_timeout,
         command,
         check_interval,
+        worker_groups,
     })
 }
 

@@ -4,6 +4,7 @@
 //! leaves the node's files as they were.
 
 pub mod certs;
+pub mod client;
 pub mod fetch;
 pub mod kubeconfig;
 pub mod kubelet_config;
@@ -140,6 +141,17 @@ async fn master(
         files::TLS_BOOTSTRAP_ADDON,
         addon.as_bytes(),
         MODE_SECRET,
+    )?;
+    let mut groups = vec![crate::reboot::lock::MASTER_GROUP.to_string()];
+    groups.extend(settings.reboot.worker_groups.iter().cloned());
+    let mut seen = std::collections::BTreeSet::new();
+    groups.retain(|g| seen.insert(g.clone()));
+    files::write(
+        root,
+        state,
+        files::REBOOT_LOCKS_ADDON,
+        render::reboot_locks_addon(&groups).as_bytes(),
+        MODE_PUBLIC,
     )?;
     if let Some(config) = &encryption {
         files::write(

@@ -357,6 +357,46 @@ pub fn tls_bootstrap_addon(
     docs.iter().map(yaml).collect::<Vec<_>>().join("---\n")
 }
 
+/// The reboot locks' addon (SPEC §9): one empty ConfigMap `kube-system/tn-reboot-<group>` per
+/// group (nodes write the `semaphore` key at first use; an apply leaves a written key alone), and
+/// a Role letting group `system:nodes` get and update exactly those ConfigMaps, bound to it.
+/// Nothing else: cordoning its own Node, listing its own pods and evicting them, a node may do
+/// already (the Node authorizer), and NodeRestriction keeps it to its own.
+pub fn reboot_locks_addon(groups: &[String]) -> String {
+    use crate::reboot::kube_lock::{configmap_name, NAMESPACE};
+    let names: Vec<String> = groups.iter().map(|g| configmap_name(g)).collect();
+    let labels = json!({ "app.kubernetes.io/managed-by": "tn-agent" });
+    let mut docs: Vec<serde_json::Value> = names
+        .iter()
+        .map(|name| {
+            json!({
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": { "name": name, "namespace": NAMESPACE, "labels": labels },
+            })
+        })
+        .collect();
+    docs.push(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": { "name": "tn-agent:reboot-locks", "namespace": NAMESPACE, "labels": labels },
+        "rules": [{
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": names,
+            "verbs": ["get", "update"],
+        }],
+    }));
+    docs.push(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": { "name": "tn-agent:reboot-locks", "namespace": NAMESPACE, "labels": labels },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tn-agent:reboot-locks" },
+        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:nodes" }],
+    }));
+    docs.iter().map(yaml).collect::<Vec<_>>().join("---\n")
+}
+
 /// The apiserver's EncryptionConfiguration: Secrets written with secretbox (XSalsa20-Poly1305)
 /// under the cluster's key; `identity` second, so Secrets written before encryption was on
 /// stay readable (they are encrypted when next written).

@@ -17,8 +17,12 @@ pub enum Phase {
     Waiting,
     /// About to take the group's lock (a take is re-entrant: resuming takes it again).
     Locking,
-    /// Holds the lock: next the leadership hand-off, then the reboot.
+    /// Holds the lock: next the leadership hand-off (etcd) or the cordon (kube), then the
+    /// reboot.
     Locked,
+    /// A Kubernetes node holding the lock, cordoned (by this agent if `cordoned`) and having its
+    /// pods evicted; `since` is when the drain began (`[reboot] drain_timeout` counts from it).
+    Draining,
     /// The reboot command was started on boot `boot_id`. On another boot: check health, release.
     Rebooting,
 }
@@ -39,6 +43,10 @@ pub struct RebootState {
     /// The version update_engine staged, when it said (checked after the boot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staged_version: Option<String>,
+    /// This agent cordoned the node (it was schedulable): it uncordons it after the boot or
+    /// when the drain gives up. A node an operator cordoned stays cordoned.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cordoned: bool,
     /// When the last reboot through this node's lock finished (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reboot: Option<String>,
@@ -53,6 +61,7 @@ impl RebootState {
             why: None,
             boot_id: None,
             staged_version: None,
+            cordoned: false,
             last_reboot: None,
         }
     }
@@ -79,7 +88,7 @@ impl RebootState {
         }
     }
 
-    /// Moves to `phase` (keeping the group, the boot id and the last reboot) with what it
+    /// Moves to `phase` (keeping the group, the boot id, the cordon and the last reboot) with what it
     /// waits for, and saves. `since` changes with the phase only.
     pub fn enter(&mut self, root: &Root, phase: Phase, why: Option<String>) -> anyhow::Result<()> {
         if self.phase != phase || self.why != why {

@@ -1,98 +1,166 @@
-//! `tn-agent reboot watch` on etcd nodes (SPEC §9): when a reboot is needed, wait for the window
-//! and the gates, take the `etcd` group's lock, hand leadership away, reboot; after the boot,
-//! wait until this member is a healthy, caught-up voter, then release. Every step is written to
-//! `reboot.json` before it is taken ([`RebootState`]), so a restart resumes where it was.
+//! `tn-agent reboot watch` (SPEC §9): when a reboot is needed, wait for the window and the
+//! gates, take a slot of the group's lock, make ready (an etcd member hands leadership away; a
+//! Kubernetes node is cordoned and drained), reboot; after the boot, wait until the node is
+//! healthy again (an etcd member a caught-up voter; a Node `Ready`), uncordon what this agent
+//! cordoned, release. Every step is written to `reboot.json` before it is taken
+//! ([`RebootState`]), so a restart resumes where it was.
 
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
 use super::dbus::{logind_reboot, UpdateEngine};
-use super::etcd_lock::{EtcdLock, ETCD_GROUP};
+use super::drain;
+use super::etcd_lock::EtcdLock;
 use super::gates::etcd_gates;
+use super::kube_lock::KubeLock;
+use super::lock::{GroupLock, ETCD_GROUP, MASTER_GROUP};
 use super::phase::{boot_id, booted_version, Phase, RebootState};
 use super::semaphore::Outcome;
 use crate::aws::Aws;
-use crate::config::Settings;
+use crate::config::{Role, Settings};
 use crate::etcd::client::EtcdAccess;
 use crate::etcd::model::{ClusterView, Me};
 use crate::exit::one_line;
 use crate::files;
 use crate::fsutil::Root;
 use crate::identity::NodeIdentity;
+use crate::kube::client::{Eviction, KubeClient};
 
 /// How long the leadership hand-off may take before it is tried again.
 const HANDOFF_WAIT: Duration = Duration::from_secs(30);
 
-/// What the watch needs about this etcd node.
+/// The node whose reboot the watch manages.
 struct Node<'a> {
     settings: &'a Settings,
     root: &'a Root,
     ident: &'a NodeIdentity,
-    access: EtcdAccess,
-    endpoints: Vec<String>,
-    me: Me,
+    side: Side,
+}
+
+/// What differs between an etcd member and a Kubernetes node.
+enum Side {
+    Etcd {
+        access: EtcdAccess,
+        endpoints: Vec<String>,
+        me: Me,
+    },
+    /// A master or a worker: its Node's name, and its credentials, read again at each use (the
+    /// kubelet writes them after its TLS bootstrap and rotates them).
+    Kube { node_name: String },
 }
 
 impl Node<'_> {
-    /// The group's lock, reached through the healthy voters (a client given a member that is
-    /// down may send a request there and fail).
-    async fn lock(&self, group: &str) -> Result<EtcdLock<'_>> {
-        let view = self
-            .access
-            .observe(&self.endpoints)
-            .await
-            .context("no etcd member answers")?;
-        Ok(EtcdLock::new(&self.access, view.voter_endpoints(), group))
+    /// The group's lock: in etcd through the healthy voters (a client given a member that is
+    /// down may send a request there and fail), or in Kubernetes.
+    async fn lock<'c>(
+        &'c self,
+        group: &str,
+        kube: &'c Option<KubeClient>,
+    ) -> Result<GroupLock<'c>> {
+        Ok(match (&self.side, kube) {
+            (
+                Side::Etcd {
+                    access, endpoints, ..
+                },
+                _,
+            ) => {
+                let view = access
+                    .observe(endpoints)
+                    .await
+                    .context("no etcd member answers")?;
+                GroupLock::Etcd(EtcdLock::new(access, view.voter_endpoints(), group))
+            }
+            (Side::Kube { .. }, Some(client)) => GroupLock::Kube(KubeLock::new(client, group)),
+            (Side::Kube { .. }, None) => bail!("no Kubernetes client"),
+        })
     }
+
+    /// The kubelet's credentials as they are now (`None` on an etcd node).
+    fn kube_client(&self) -> Result<Option<KubeClient>> {
+        match self.side {
+            Side::Etcd { .. } => Ok(None),
+            Side::Kube { .. } => kubelet_client(self.root).map(Some),
+        }
+    }
+}
+
+/// A client with the kubelet's credentials (`/etc/kubernetes/kubelet.conf`).
+pub fn kubelet_client(root: &Root) -> Result<KubeClient> {
+    let path = root.path(files::KUBELET_KUBECONFIG);
+    KubeClient::from_kubeconfig(&path)
+        .context("the node's Kubernetes credentials (the kubelet writes them once it has joined)")
+}
+
+/// The reboot group of this node: `[reboot] group`, else `etcd`, `master` or (a worker) its
+/// ASG's name, as the last bootstrap recorded it (else AWS says).
+pub async fn own_group(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Result<String> {
+    if let Some(g) = &settings.reboot.group {
+        return Ok(g.clone());
+    }
+    Ok(match settings.role() {
+        Role::Etcd => ETCD_GROUP.to_string(),
+        Role::Master => MASTER_GROUP.to_string(),
+        Role::Worker => {
+            let recorded = crate::state::BootState::load(root)
+                .ok()
+                .flatten()
+                .and_then(|s| s.asg)
+                .map(|a| a.name);
+            let asg = match recorded {
+                Some(name) => name,
+                None => Aws::connect(&ident.region)
+                    .await
+                    .asg_of(&ident.instance_id)
+                    .await
+                    .context("finding this worker's autoscaling group")?,
+            };
+            if !super::lock::is_kube_group_name(&asg) {
+                bail!(
+                    "this worker's autoscaling group {asg:?} cannot name a reboot group's \
+                     ConfigMap (tn-reboot-<group>: lowercase letters, digits, '-' and '.'); \
+                     set `[reboot] group`"
+                );
+            }
+            asg
+        }
+    })
 }
 
 /// Runs until this node's reboot command has been started (returns what it did), or forever
 /// while no reboot is needed.
 pub async fn watch(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Result<String> {
-    let (access, endpoints) = crate::etcd::node_client(settings, root, ident)?;
-    let me = Me::new(&ident.instance_id, ident.private_ip, access.endpoints());
+    let side = match settings.role() {
+        Role::Etcd => {
+            let (access, endpoints) = crate::etcd::node_client(settings, root, ident)?;
+            let me = Me::new(&ident.instance_id, ident.private_ip, access.endpoints());
+            Side::Etcd {
+                access,
+                endpoints,
+                me,
+            }
+        }
+        Role::Master | Role::Worker => Side::Kube {
+            node_name: crate::kube::certs::node_name(ident),
+        },
+    };
     let node = Node {
         settings,
         root,
         ident,
-        access,
-        endpoints,
-        me,
+        side,
     };
-    let group = settings
-        .reboot
-        .group
-        .clone()
-        .unwrap_or_else(|| ETCD_GROUP.to_string());
+    let group = own_group(settings, root, ident).await?;
     let mut st = RebootState::load(root, &group)?;
     let interval = settings.reboot.check_interval;
     let mut engine = UpdateEngine::connect().await;
     loop {
-        let this_boot = boot_id(root);
-        let step = match st.phase {
-            Phase::Rebooting if this_boot.is_some() && this_boot == st.boot_id => {
-                // Same boot: the command failed or the machine is still going down. Again.
-                reboot(&node, &mut st).await
+        let (kube, step) = match node.kube_client() {
+            Ok(kube) => {
+                let step = step(&node, &mut st, &group, engine.as_ref(), &kube).await;
+                (kube, step)
             }
-            Phase::Rebooting => after_boot(&node, &mut st).await.map(|()| None),
-            Phase::Locking | Phase::Locked => lock_and_reboot(&node, &mut st).await,
-            Phase::Idle | Phase::Waiting => {
-                if !needed(root, engine.as_ref()) {
-                    if st.phase != Phase::Idle {
-                        st.enter(root, Phase::Idle, None)?;
-                    }
-                    Ok(None)
-                } else {
-                    st.group = group.clone();
-                    st.staged_version = engine
-                        .as_ref()
-                        .and_then(UpdateEngine::last)
-                        .filter(|s| s.needs_reboot() && !s.new_version.is_empty())
-                        .map(|s| s.new_version.clone());
-                    lock_and_reboot(&node, &mut st).await
-                }
-            }
+            Err(e) => (None, Err(e)),
         };
         let failed = step.is_err();
         match step {
@@ -106,7 +174,7 @@ pub async fn watch(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Re
         // Waiting for a slot or for the cluster: the lock's next change (a holder releasing
         // after its boot) wakes the watch at once, not at the next interval.
         let lock_changed = async {
-            match (st.phase, node.lock(&st.group).await) {
+            match (st.phase, node.lock(&st.group, &kube).await) {
                 (Phase::Waiting | Phase::Locking, Ok(lock)) => {
                     let free_now = st.why.as_deref().is_some_and(|w| w.starts_with(SLOTS_HELD));
                     lock.wait_for_change(interval, free_now).await
@@ -114,10 +182,10 @@ pub async fn watch(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Re
                 _ => std::future::pending().await,
             }
         };
-        // After the boot this node holds the slot and the whole rollout waits on it; a step
-        // that failed (a member going down under a request) is worth another try soon: look
-        // again soon, not at the interval.
-        let pause = if failed || st.phase == Phase::Rebooting {
+        // After the boot this node holds the slot and the whole rollout waits on it; a drain
+        // waits on evictions; a step that failed (a member going down under a request) is
+        // worth another try soon: look again soon, not at the interval.
+        let pause = if failed || matches!(st.phase, Phase::Rebooting | Phase::Draining) {
             interval.min(RETRY_SOON)
         } else {
             interval
@@ -134,12 +202,58 @@ pub async fn watch(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Re
     }
 }
 
-/// How soon a failed step is tried again, and how often a node that holds its slot after its
-/// boot looks whether it is healthy again.
+/// How soon a failed step is tried again, how often a drain looks at its pods (and retries an
+/// eviction a budget refused), and how often a node that holds its slot after its boot looks
+/// whether it is healthy again.
 const RETRY_SOON: Duration = Duration::from_secs(2);
 
 /// How a wait for a held slot is worded (and recognised).
 const SLOTS_HELD: &str = "every slot of reboot group";
+/// How a wait after a drain that gave up is worded (and recognised).
+const DRAIN_GAVE_UP: &str = "the drain did not finish within";
+
+/// One step from where the state is. `Ok(Some(..))`: the reboot command ran.
+async fn step(
+    node: &Node<'_>,
+    st: &mut RebootState,
+    group: &str,
+    engine: Option<&UpdateEngine>,
+    kube: &Option<KubeClient>,
+) -> Result<Option<String>> {
+    let this_boot = boot_id(node.root);
+    match st.phase {
+        Phase::Rebooting if this_boot.is_some() && this_boot == st.boot_id => {
+            // Same boot: the command failed or the machine is still going down. Again.
+            reboot(node, st).await
+        }
+        Phase::Rebooting => after_boot(node, st, kube).await.map(|()| None),
+        Phase::Locking | Phase::Locked | Phase::Draining => lock_and_reboot(node, st, kube).await,
+        Phase::Idle | Phase::Waiting => {
+            if !needed(node.root, engine) {
+                if st.phase != Phase::Idle {
+                    st.enter(node.root, Phase::Idle, None)?;
+                }
+                return Ok(None);
+            }
+            if st
+                .why
+                .as_deref()
+                .is_some_and(|w| w.starts_with(DRAIN_GAVE_UP))
+                && elapsed_since(&st.since) < node.settings.reboot.drain_timeout
+            {
+                // After a drain gave up, the slot stays free for the others as long as the
+                // drain held it, before this node tries again.
+                return Ok(None);
+            }
+            st.group = group.to_string();
+            st.staged_version = engine
+                .and_then(UpdateEngine::last)
+                .filter(|s| s.needs_reboot() && !s.new_version.is_empty())
+                .map(|s| s.new_version.clone());
+            lock_and_reboot(node, st, kube).await
+        }
+    }
+}
 
 /// Whether a reboot is wanted: update_engine says an update is staged, or the sentinel exists
 /// (Flatcar's postinstall, `reboot request`).
@@ -150,17 +264,22 @@ fn needed(root: &Root, engine: Option<&UpdateEngine>) -> bool {
         || root.path(files::REBOOT_SENTINEL).exists()
 }
 
-/// Window, gates, lock, gates again, hand-off, reboot. `Ok(None)`: not now (the state says why).
-async fn lock_and_reboot(node: &Node<'_>, st: &mut RebootState) -> Result<Option<String>> {
-    let lock = node.lock(&st.group).await?;
-    if st.phase != Phase::Locked {
+/// Window, gates, lock, gates again, hand-off or drain, reboot. `Ok(None)`: not now (the state
+/// says why).
+async fn lock_and_reboot(
+    node: &Node<'_>,
+    st: &mut RebootState,
+    kube: &Option<KubeClient>,
+) -> Result<Option<String>> {
+    let lock = node.lock(&st.group, kube).await?;
+    if !matches!(st.phase, Phase::Locked | Phase::Draining) {
         if let Some(window) = node.settings.reboot.window {
             if !window.is_open(crate::clock::now()) {
                 let why = format!("outside the reboot window ({window})");
                 return wait(node, st, &lock, why).await;
             }
         }
-        if let Err(why) = gates(node).await {
+        if let Err(why) = gates(node, kube).await {
             return wait(node, st, &lock, why).await;
         }
         st.enter(node.root, Phase::Locking, None)?;
@@ -179,12 +298,20 @@ async fn lock_and_reboot(node: &Node<'_>, st: &mut RebootState) -> Result<Option
         }
         tracing::info!(group = %st.group, "took the reboot lock");
         // The cluster may have changed while the lock was taken.
-        if let Err(why) = gates(node).await {
+        if let Err(why) = gates(node, kube).await {
             return wait(node, st, &lock, why).await;
         }
         st.enter(node.root, Phase::Locked, None)?;
     }
-    hand_off_leadership(node).await?;
+    match (&node.side, kube) {
+        (Side::Etcd { .. }, _) => hand_off_leadership(node).await?,
+        (Side::Kube { node_name }, Some(client)) => {
+            if !drain(node, st, &lock, client, node_name).await? {
+                return Ok(None);
+            }
+        }
+        (Side::Kube { .. }, None) => bail!("no Kubernetes client"),
+    }
     reboot(node, st).await
 }
 
@@ -193,7 +320,7 @@ async fn lock_and_reboot(node: &Node<'_>, st: &mut RebootState) -> Result<Option
 async fn wait(
     node: &Node<'_>,
     st: &mut RebootState,
-    lock: &EtcdLock<'_>,
+    lock: &GroupLock<'_>,
     why: String,
 ) -> Result<Option<String>> {
     if st.phase == Phase::Locking {
@@ -204,29 +331,95 @@ async fn wait(
 }
 
 /// `Err(why)` when a gate is closed.
-async fn gates(node: &Node<'_>) -> Result<(), String> {
-    let view = node
-        .access
-        .observe(&node.endpoints)
+async fn gates(node: &Node<'_>, kube: &Option<KubeClient>) -> Result<(), String> {
+    match (&node.side, kube) {
+        (
+            Side::Etcd {
+                access,
+                endpoints,
+                me,
+            },
+            _,
+        ) => {
+            let view = access
+                .observe(endpoints)
+                .await
+                .ok_or_else(|| "no etcd member answers".to_string())?;
+            let alarms = access
+                .alarms(&view.voter_endpoints())
+                .await
+                .map_err(|e| format!("cannot read etcd's alarms: {}", one_line(&e)))?;
+            etcd_gates(&view, me, &alarms).map_err(|c| c.to_string())?;
+            let record = crate::backup::record::BackupRecord::load(node.root);
+            crate::backup::record::fresh_enough(
+                record.as_ref(),
+                crate::clock::now(),
+                node.settings.backup.interval,
+            )
+        }
+        (Side::Kube { .. }, Some(client)) if node.settings.role() == Role::Master => {
+            other_apiservers_ready(node, client).await
+        }
+        (Side::Kube { .. }, _) => Ok(()),
+    }
+}
+
+/// A master's gate: the apiserver of every other in-service master answers `/readyz`, so that
+/// the cluster keeps an API while this one is down. A master alone passes.
+async fn other_apiservers_ready(node: &Node<'_>, client: &KubeClient) -> Result<(), String> {
+    let port = node
+        .settings
+        .kubernetes()
+        .map(|k| k.apiserver.port())
+        .ok_or("a master without [kubernetes]")?;
+    let aws = Aws::connect(&node.ident.region).await;
+    let own = own_asg(node, &aws)
         .await
-        .ok_or_else(|| "no etcd member answers".to_string())?;
-    let alarms = node
-        .access
-        .alarms(&view.voter_endpoints())
+        .map_err(|e| one_line(e.as_ref()))?;
+    let view = aws
+        .describe_asg(&own)
         .await
-        .map_err(|e| format!("cannot read etcd's alarms: {}", one_line(&e)))?;
-    etcd_gates(&view, &node.me, &alarms).map_err(|c| c.to_string())?;
-    let record = crate::backup::record::BackupRecord::load(node.root);
-    crate::backup::record::fresh_enough(
-        record.as_ref(),
-        crate::clock::now(),
-        node.settings.backup.interval,
-    )
+        .map_err(|e| format!("cannot list the masters' group {own}: {}", one_line(&e)))?;
+    for other in view
+        .instances
+        .iter()
+        .filter(|i| i.in_service() && i.instance_id != node.ident.instance_id)
+    {
+        let Some(ip) = other.private_ip else {
+            return Err(format!(
+                "master {} has no private IP yet",
+                other.instance_id
+            ));
+        };
+        let server = format!("https://{ip}:{port}");
+        if let Err(e) = client.with_server(&server).ready().await {
+            return Err(format!(
+                "the apiserver of master {} is not ready: {}",
+                other.instance_id,
+                one_line(&e)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// This node's ASG as the last bootstrap recorded it, else as AWS says.
+async fn own_asg(node: &Node<'_>, aws: &Aws) -> Result<String> {
+    if let Some(asg) = crate::state::BootState::load(node.root)
+        .ok()
+        .flatten()
+        .and_then(|s| s.asg)
+    {
+        return Ok(asg.name);
+    }
+    aws.asg_of(&node.ident.instance_id)
+        .await
+        .context("finding this node's autoscaling group")
 }
 
 /// Frees the slots of holders whose instances are gone (EC2 says so); `true` when it freed
 /// one. A failure to ask is logged: it only delays a reclaim.
-async fn reclaim(node: &Node<'_>, lock: &EtcdLock<'_>) -> bool {
+async fn reclaim(node: &Node<'_>, lock: &GroupLock<'_>) -> bool {
     let aws = Aws::connect(&node.ident.region).await;
     match lock.reclaim_gone(&aws).await {
         Ok(gone) if !gone.is_empty() => {
@@ -241,16 +434,134 @@ async fn reclaim(node: &Node<'_>, lock: &EtcdLock<'_>) -> bool {
     }
 }
 
+/// One round of a Kubernetes node's drain: cordon (only a node that was schedulable, and
+/// remember that it did), evict what must go, and say whether the node is drained. A drain
+/// that outlasts `[reboot] drain_timeout` gives up: uncordon what it cordoned, release the
+/// slot, try again later. `Ok(false)`: not drained yet (the state says why).
+async fn drain(
+    node: &Node<'_>,
+    st: &mut RebootState,
+    lock: &GroupLock<'_>,
+    client: &KubeClient,
+    node_name: &str,
+) -> Result<bool> {
+    let view = client.node(node_name).await?;
+    if st.phase == Phase::Locked {
+        // Decided once, before the cordon, and saved: a restart never takes an operator's
+        // cordon for its own, nor its own for an operator's.
+        st.cordoned = !view.unschedulable;
+        st.enter(node.root, Phase::Draining, None)?;
+    }
+    if st.cordoned && !view.unschedulable {
+        client.set_unschedulable(node_name, true).await?;
+        tracing::info!(node = node_name, "cordoned");
+    }
+    let pods = client.pods_on(node_name).await?;
+    let plan = drain::plan(&pods);
+    if plan.done() {
+        tracing::info!(node = node_name, "drained");
+        return Ok(true);
+    }
+    let mut refused = Vec::new();
+    for pod in &plan.evict {
+        match client.evict(&pod.namespace, &pod.name).await? {
+            Eviction::Started => tracing::info!(pod = %pod.key(), "evicting"),
+            Eviction::Gone => {}
+            Eviction::Refused(why) => {
+                tracing::info!(pod = %pod.key(), %why, "eviction refused");
+                refused.push(pod.key());
+            }
+        }
+    }
+    let drained_for = elapsed_since(&st.since);
+    let limit = node.settings.reboot.drain_timeout;
+    if drained_for >= limit {
+        let mut left = Vec::new();
+        if !refused.is_empty() {
+            left.push(format!(
+                "eviction refused for {} by a PodDisruptionBudget",
+                refused.join(", ")
+            ));
+        }
+        if !plan.terminating.is_empty() {
+            let keys: Vec<String> = plan.terminating.iter().map(|p| p.key()).collect();
+            left.push(format!("{} still terminating", keys.join(", ")));
+        }
+        if left.is_empty() {
+            left.push("pods were still being evicted".to_string());
+        }
+        return give_up_drain(node, st, lock, client, node_name, &left.join("; ")).await;
+    }
+    let mut why = format!(
+        "draining {node_name}: {} pod(s) to evict, {} terminating",
+        plan.evict.len(),
+        plan.terminating.len()
+    );
+    if !refused.is_empty() {
+        why.push_str(&format!(
+            "; refused by a PodDisruptionBudget: {} (retried until {} from the drain's start)",
+            refused.join(", "),
+            crate::reboot::window::format_duration(limit)
+        ));
+    }
+    st.enter(node.root, Phase::Draining, Some(why))?;
+    Ok(false)
+}
+
+/// The drain took too long: uncordon if this agent cordoned, release the slot, and wait as long
+/// as the drain took before the next attempt (a new drain), so that the others get the slot.
+/// The pods a budget protects are left running.
+async fn give_up_drain(
+    node: &Node<'_>,
+    st: &mut RebootState,
+    lock: &GroupLock<'_>,
+    client: &KubeClient,
+    node_name: &str,
+    left: &str,
+) -> Result<bool> {
+    let cordoned = st.cordoned;
+    if cordoned {
+        client.set_unschedulable(node_name, false).await?;
+        tracing::info!(node = node_name, "uncordoned: the drain gave up");
+    }
+    lock.release(&node.ident.instance_id).await?;
+    st.cordoned = false;
+    let limit = crate::reboot::window::format_duration(node.settings.reboot.drain_timeout);
+    let why = format!(
+        "{DRAIN_GAVE_UP} {limit} ([reboot] drain_timeout): {left}; {}slot released, trying \
+         again in {limit}",
+        if cordoned { "uncordoned, " } else { "" }
+    );
+    tracing::warn!(%why, "drain gave up");
+    st.enter(node.root, Phase::Waiting, Some(why))?;
+    Ok(false)
+}
+
+/// Time since an RFC 3339 instant on the agent's clock; zero when it cannot be read.
+fn elapsed_since(rfc3339: &str) -> Duration {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .and_then(|t| Duration::try_from(crate::clock::now() - t).ok())
+        .unwrap_or_default()
+}
+
 /// When this member leads, asks it to hand leadership to a healthy voter and waits until it
 /// has, so that the reboot costs no election.
 async fn hand_off_leadership(node: &Node<'_>) -> Result<()> {
-    let view = node
-        .access
-        .observe(&node.endpoints)
+    let Side::Etcd {
+        access,
+        endpoints,
+        me,
+    } = &node.side
+    else {
+        return Ok(());
+    };
+    let view = access
+        .observe(endpoints)
         .await
         .context("no etcd member answers")?;
     let mine = view
-        .find_me(&node.me)
+        .find_me(me)
         .context("this node is not an etcd member")?;
     if view.leader != Some(mine.id) {
         return Ok(());
@@ -262,11 +573,11 @@ async fn hand_off_leadership(node: &Node<'_>) -> Result<()> {
     else {
         bail!("no other healthy voter to hand leadership to");
     };
-    let own = node.access.client_url(node.me.ip);
-    node.access.move_leader(&own, target.id).await?;
+    let own = access.client_url(me.ip);
+    access.move_leader(&own, target.id).await?;
     let deadline = tokio::time::Instant::now() + HANDOFF_WAIT;
     while tokio::time::Instant::now() < deadline {
-        if let Some(v) = node.access.observe(&node.endpoints).await {
+        if let Some(v) = access.observe(endpoints).await {
             if v.leader.is_some() && v.leader != Some(mine.id) {
                 tracing::info!(to = %target.display_name(), "handed etcd leadership over");
                 return Ok(());
@@ -306,14 +617,14 @@ async fn reboot(node: &Node<'_>, st: &mut RebootState) -> Result<Option<String>>
     )))
 }
 
-/// After the reboot: wait until this member is a healthy voter caught up with the leader, then
-/// release the slot. `Err` (retried) while it is not.
-async fn after_boot(node: &Node<'_>, st: &mut RebootState) -> Result<()> {
-    let view = node
-        .access
-        .observe(&node.endpoints)
-        .await
-        .context("no etcd member answers yet")?;
+/// After the reboot: wait until the node is healthy (an etcd member a voter caught up with the
+/// leader; a Kubernetes node `Ready`), uncordon what this agent cordoned, then release the
+/// slot. `Err` (retried) while it is not.
+async fn after_boot(
+    node: &Node<'_>,
+    st: &mut RebootState,
+    kube: &Option<KubeClient>,
+) -> Result<()> {
     if let (Some(staged), Some(booted)) = (&st.staged_version, booted_version(node.root)) {
         if *staged != booted {
             bail!(
@@ -323,8 +634,37 @@ async fn after_boot(node: &Node<'_>, st: &mut RebootState) -> Result<()> {
             );
         }
     }
-    caught_up(node, &view).await?;
-    let lock = EtcdLock::new(&node.access, view.voter_endpoints(), &st.group);
+    let lock = match (&node.side, kube) {
+        (
+            Side::Etcd {
+                access, endpoints, ..
+            },
+            _,
+        ) => {
+            let view = access
+                .observe(endpoints)
+                .await
+                .context("no etcd member answers yet")?;
+            caught_up(node, &view).await?;
+            GroupLock::Etcd(EtcdLock::new(access, view.voter_endpoints(), &st.group))
+        }
+        (Side::Kube { node_name }, Some(client)) => {
+            let view = client.node(node_name).await?;
+            if !view.ready {
+                bail!("Node {node_name} is not Ready yet");
+            }
+            if st.cordoned {
+                if view.unschedulable {
+                    client.set_unschedulable(node_name, false).await?;
+                }
+                tracing::info!(node = %node_name, "uncordoned");
+                st.cordoned = false;
+                st.save(node.root)?;
+            }
+            GroupLock::Kube(KubeLock::new(client, &st.group))
+        }
+        (Side::Kube { .. }, None) => bail!("no Kubernetes client"),
+    };
     let (_, doc) = lock.release(&node.ident.instance_id).await?;
     tracing::info!(group = %st.group, lock = %doc, "back and healthy: released the reboot lock");
     let started = st.since.clone();
@@ -338,8 +678,11 @@ async fn after_boot(node: &Node<'_>, st: &mut RebootState) -> Result<()> {
 
 /// This member is a healthy voter whose raft index has reached the leader's (read first).
 async fn caught_up(node: &Node<'_>, view: &ClusterView) -> Result<()> {
+    let Side::Etcd { access, me, .. } = &node.side else {
+        bail!("not an etcd node");
+    };
     let mine = view
-        .find_me(&node.me)
+        .find_me(me)
         .context("this node is not an etcd member")?;
     if mine.is_learner || !mine.healthy {
         bail!("this member is not a healthy voter yet");
@@ -352,11 +695,8 @@ async fn caught_up(node: &Node<'_>, view: &ClusterView) -> Result<()> {
         .client_urls
         .first()
         .context("the leader has no client URL")?;
-    let leader_index = node.access.status(leader_url).await?.raft_index;
-    let own = node
-        .access
-        .status(&node.access.client_url(node.me.ip))
-        .await?;
+    let leader_index = access.status(leader_url).await?.raft_index;
+    let own = access.status(&access.client_url(me.ip)).await?;
     if own.raft_index < leader_index {
         bail!(
             "this member is catching up (raft index {} of the leader's {leader_index})",

@@ -96,12 +96,27 @@ impl fmt::Display for Window {
         }
         write!(
             f,
-            "{:02}:{:02} UTC for {}s",
+            "{:02}:{:02} UTC for {}",
             self.minute / 60,
             self.minute % 60,
-            self.length.as_secs()
+            format_duration(self.length)
         )
     }
+}
+
+/// A duration the way the config writes them: `1h30m`, `15m`, `90s` as `1m30s`, `0s`.
+pub fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    let mut out = String::new();
+    for (n, unit) in [(s / 3600, 'h'), (s / 60 % 60, 'm'), (s % 60, 's')] {
+        if n > 0 {
+            out.push_str(&format!("{n}{unit}"));
+        }
+    }
+    if out.is_empty() {
+        out.push_str("0s");
+    }
+    out
 }
 
 /// A duration as `90s`, `15m`, `1h30m` (hours, minutes, seconds, in that order, each at most

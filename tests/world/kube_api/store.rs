@@ -394,6 +394,18 @@ impl Store {
         object
     }
 
+    /// Creates an empty ConfigMap with these labels unless one exists (as `kubectl apply`
+    /// leaves the data of an existing one alone when the manifest has none).
+    pub fn ensure_configmap(&mut self, namespace: &str, name: &str, labels: Value) {
+        let map_key = (namespace.to_string(), name.to_string());
+        if !self.configmaps.contains_key(&map_key) {
+            let mut meta = self.new_meta(name, Some(namespace));
+            meta.insert("labels".into(), labels);
+            let cm = json!({"kind": "ConfigMap", "apiVersion": "v1", "metadata": meta});
+            self.configmaps.insert(map_key, cm);
+        }
+    }
+
     pub fn put_configmap_value(&mut self, namespace: &str, name: &str, key: &str, value: &str) {
         let map_key = (namespace.to_string(), name.to_string());
         if !self.configmaps.contains_key(&map_key) {
