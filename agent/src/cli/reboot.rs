@@ -25,8 +25,9 @@ use crate::reboot::semaphore::{is_instance_id, BadSemaphore, Outcome, Semaphore}
 #[derive(Debug, Subcommand)]
 pub enum Reboot {
     /// The node's reboot manager (tn-agent-reboot.service): when a reboot is needed, wait for
-    /// the window and the gates, take a slot of the group's lock, reboot; after the boot, wait
-    /// until the node is healthy and release. Exits 0 once the reboot command has run.
+    /// the window and the gates, take a slot of the group's lock, hand etcd leadership away or
+    /// cordon and drain the Node, reboot; after the boot, wait until the node is healthy,
+    /// uncordon what it cordoned, and release. Exits 0 once the reboot command has run.
     Watch,
     /// Mark this node as needing a reboot (creates /run/reboot-required, as Flatcar's
     /// postinstall does when it stages an update).

@@ -23,6 +23,9 @@ pub fn render_text(r: &Report) -> String {
                 .map(|w| format!(": {w}"))
                 .unwrap_or_default()
         ));
+        if st.cordoned {
+            out.push_str("  cordoned by tn-agent for this reboot (uncordoned after it)\n");
+        }
     }
     if let Some(b) = &r.backup {
         out.push_str("backups\n");
