@@ -46,7 +46,7 @@ pub enum LockError {
     #[error(
         "{place} does not exist: list group {group:?} in the masters' `[reboot] worker_groups` \
          (masters' own group is always there) and apply /etc/kubernetes/addons/reboot-locks.yaml \
-         from a master (docs/node.md, "Masters and workers")"
+         from a master (docs/node.md, \"Masters and workers reboot themselves\")"
     )]
     NoGroup { place: String, group: String },
     #[error("finding which holders' instances are gone")]
