@@ -406,7 +406,14 @@ fn a_nodes_credentials_reach_only_the_named_locks_and_its_own_node() {
     // A group the addon does not name: forbidden, and said how to fix.
     let run = b.run(&["reboot", "set-max", "2"]).unwrap();
     assert_eq!(run.code, 1, "{}", run.stdout);
-    assert!(run.stderr.contains("forbidden"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("forbidden")
+            && run
+                .stderr
+                .contains("list group \"pool-f\" in the masters' `[reboot] worker_groups`"),
+        "{}",
+        run.stderr
+    );
     let run = a
         .run(&["reboot", "unlock", &a.id, "--group", "pool-f"])
         .unwrap();

@@ -234,12 +234,11 @@ impl Backend {
                 for name in names {
                     let doc = match self.lock(&name).read().await {
                         Ok(doc) => Ok(doc.unwrap_or_else(|| Semaphore::new(1))),
-                        Err(e @ (LockError::Bad { .. } | LockError::NoGroup { .. })) => {
-                            Err(crate::exit::one_line(&e))
-                        }
-                        Err(LockError::Kube(e)) if e.code() == Some(403) => {
-                            Err(crate::exit::one_line(&e))
-                        }
+                        Err(
+                            e @ (LockError::Bad { .. }
+                            | LockError::NoGroup { .. }
+                            | LockError::Forbidden { .. }),
+                        ) => Err(crate::exit::one_line(&e)),
                         Err(e) => {
                             return Err(anyhow::Error::new(e)
                                 .context(format!("reading reboot group {name}")))

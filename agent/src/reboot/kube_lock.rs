@@ -42,7 +42,17 @@ impl Store for KubeLock<'_> {
 
     async fn load(&self) -> Result<(Option<Vec<u8>>, ConfigMap), LockError> {
         let name = configmap_name(&self.group);
-        let Some(cm) = self.client.configmap(NAMESPACE, &name).await? else {
+        let found = match self.client.configmap(NAMESPACE, &name).await {
+            Err(source) if source.code() == Some(403) => {
+                return Err(LockError::Forbidden {
+                    place: self.place(),
+                    group: self.group.clone(),
+                    source,
+                })
+            }
+            found => found?,
+        };
+        let Some(cm) = found else {
             return Err(LockError::NoGroup {
                 place: self.place(),
                 group: self.group.clone(),

@@ -49,6 +49,18 @@ pub enum LockError {
          from a master (docs/node.md, \"Masters and workers reboot themselves\")"
     )]
     NoGroup { place: String, group: String },
+    /// The apiserver refuses this node the group's ConfigMap (403): the addon does not name it.
+    #[error(
+        "this node may not use {place}: list group {group:?} in the masters' `[reboot] \
+         worker_groups` and apply /etc/kubernetes/addons/reboot-locks.yaml from a master \
+         (docs/node.md, \"Masters and workers reboot themselves\")"
+    )]
+    Forbidden {
+        place: String,
+        group: String,
+        #[source]
+        source: KubeError,
+    },
     #[error("finding which holders' instances are gone")]
     Aws(#[source] AwsError),
 }
