@@ -3,8 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use tn_agent::etcd::model::ClusterView;
+use tn_agent::pki::Ca;
+use tn_world::kube_api::{admin_cert, Amount, Budget, KubeApi, Pdb, PodSeed, LOCALHOST};
+use tn_world::kube_reboot::{
+    first_boot, node_name, reboot_table, request_reboot, simulate_kube_reboot,
+    write_kubelet_credentials,
+};
 use tn_world::reboot::{reboot_state, simulate_reboot, stage_update, Watch};
 use tn_world::{boot_in_parallel, EtcdProcess, Inspector, Node, World};
 
@@ -26,12 +32,12 @@ const POOLS: &[Pool] = &[
         asg: "demo-master",
         role: "master",
         size: 1,
-        extra_config: "[etcd]\nasg = \"demo-etcd\"\n[kubernetes]\nversion = \"v1.31.4\"\n",
+        extra_config: "[etcd]\nasg = \"demo-etcd\"\n[reboot]\nworker_groups = [\"demo-worker-general\", \"demo-worker-gpu\"]\n[kubernetes]\nversion = \"v1.31.4\"\n",
     },
     Pool {
         asg: "demo-worker-general",
         role: "worker",
-        size: 2,
+        size: 4,
         extra_config: "[kubernetes]\nversion = \"v1.31.4\"\nnode_labels = { \"node.kubernetes.io/pool\" = \"general\" }\n",
     },
     Pool {
@@ -91,10 +97,23 @@ fn run() -> Result<()> {
     let check = inspector(&world, &etcd_nodes)?;
     check.put("/demo/greeting", "written before the replacement")?;
 
+    // The cluster's API: a fake kube-apiserver trusting the cluster CA `pki init` made (no
+    // kube-apiserver can run in this world); the nodes' `kubernetes.apiserver` points at it.
+    let operator = world.dir().join("operator");
+    let read = |name: &str| {
+        std::fs::read_to_string(operator.join(name)).with_context(|| format!("operator/{name}"))
+    };
+    let ca = Ca::from_pem(&read("ca.crt")?, &read("ca.key")?)?;
+    let api = KubeApi::start(&ca, LOCALHOST)?;
+
     section("the master and the workers boot: tn-agent bootstrap");
     let mut others = Vec::new();
     for (pool, inst) in instances.iter().filter(|(p, _)| p.role != "etcd") {
-        let node = world.node(inst, &world.config(pool.role, pool.extra_config))?;
+        let config = world.config(
+            pool.role,
+            &format!("{}apiserver = \"{}\"\n", pool.extra_config, api.url()),
+        );
+        let node = world.node(inst, &config)?;
         let run = node.run(&["bootstrap"])?;
         println!(
             "{} ({}, {}): bootstrap exit {}",
@@ -117,19 +136,23 @@ fn run() -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        others.push(node);
+        others.push(Kube {
+            node,
+            pool: pool.asg,
+        });
     }
     println!(
         "\n(kube-apiserver, the kubelets and containerd do not run in this world: their files are \
          written, and checked by the tests)"
     );
+    join_kubernetes(&api, &ca, &others)?;
 
     section("tn-agent status on an etcd node");
     status(&etcd_nodes[0], true)?;
     section("tn-agent status on the master");
-    status(&others[0], true)?;
+    status(&others[0].node, true)?;
     section("tn-agent status everywhere");
-    for node in etcd_nodes.iter().chain(&others) {
+    for node in etcd_nodes.iter().chain(others.iter().map(|k| &k.node)) {
         status(node, false)?;
     }
 
@@ -180,12 +203,15 @@ fn run() -> Result<()> {
     status(etcd_nodes.last().expect("the newcomer"), true)?;
 
     let etcd = rolling_reboot(&world, &etcd_nodes, etcd)?;
+    kube_rolling_reboot(&api, &ca, &others)?;
     let etcd = backup_and_restore(&world, &etcd_nodes, etcd)?;
 
     println!(
-        "\nStopping the world: etcd processes, moto_server, fake IMDS servers, node directories."
+        "\nStopping the world: etcd processes, moto_server, fake IMDS and kube-apiserver, node \
+         directories."
     );
     drop(etcd);
+    drop(api);
     drop(world);
     println!("Done; nothing left running.");
     Ok(())
@@ -385,6 +411,252 @@ fn backup_and_restore(
         check.get("/demo/after-backup")?
     );
     Ok(restored)
+}
+
+/// A master or worker of the demo: its node and its ASG.
+struct Kube {
+    node: Node,
+    pool: &'static str,
+}
+
+/// What the kubelets and the operator do once the masters and workers booted, simulated: each
+/// kubelet registers its Node (workers after their TLS bootstrap, whose certificate the world
+/// signs with the cluster CA as the controller-manager would), the operator applies the master's
+/// reboot-locks addon, and workloads get scheduled: a ReplicaSet `web` of 6 pods with a budget
+/// of one disruption, a `kube-proxy` DaemonSet pod on every node.
+fn join_kubernetes(api: &KubeApi, ca: &Ca, nodes: &[Kube]) -> Result<()> {
+    section("the kubelets join; the operator applies the master's addons");
+    for k in nodes {
+        let name = node_name(&k.node);
+        if k.pool.contains("worker") {
+            write_kubelet_credentials(&k.node, api, ca, &name)?;
+        }
+        api.add_node(&name, &[("tn.example/pool", k.pool)])?;
+        api.add_pod(
+            PodSeed::new("kube-system", &format!("kube-proxy-{}", k.node.id), &name)
+                .daemonset("kube-proxy"),
+        )?;
+        first_boot(&k.node)?;
+    }
+    let master = nodes
+        .iter()
+        .find(|k| k.pool == "demo-master")
+        .context("a master")?;
+    let addon =
+        std::fs::read_to_string(master.node.path("/etc/kubernetes/addons/reboot-locks.yaml"))?;
+    api.apply_reboot_locks_addon(&addon)?;
+    println!("$ kubectl apply -f reboot-locks.yaml   (written by the master's bootstrap)");
+    for line in addon
+        .lines()
+        .filter(|l| l.contains("name: tn-reboot-") || l.contains("kind:"))
+    {
+        println!("  {}", line.trim());
+    }
+    let general: Vec<String> = nodes
+        .iter()
+        .filter(|k| k.pool == "demo-worker-general")
+        .map(|k| node_name(&k.node))
+        .collect();
+    for i in 0..6 {
+        let on = &general[i % general.len()];
+        api.add_pod(
+            PodSeed::new("default", &format!("web-{i}"), on)
+                .label("app", "web")
+                .replicaset("web-7d9c"),
+        )?;
+    }
+    api.add_pdb(Pdb::new(
+        "default",
+        "web",
+        &[("app", "web")],
+        Budget::MaxUnavailable(Amount::Count(1)),
+    ))?;
+    println!("\n$ kubectl get nodes; kubectl get pods -A -o wide");
+    kubectl(api, ca, &["get", "nodes"])?;
+    kubectl(api, ca, &["get", "pods", "-A", "-o", "wide"])?;
+    Ok(())
+}
+
+/// The real kubectl as the operator (an admin certificate), its output indented.
+fn kubectl(api: &KubeApi, ca: &Ca, args: &[&str]) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("admin.conf");
+    std::fs::write(&config, api.kubeconfig(&admin_cert(ca)?))?;
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&config)
+        .args(args)
+        .env("HOME", dir.path())
+        .output()
+        .context("running kubectl")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "kubectl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    print_indented(&String::from_utf8_lossy(&out.stdout));
+    Ok(())
+}
+
+/// The update reaches the masters and workers: the master first, then both worker pools at
+/// once, the general pool two at a time (`reboot set-max 2`) and the gpu pool alone. The world
+/// plays the kubelet (NotReady, Ready) and the web ReplicaSet with its scheduler (an evicted pod
+/// is replaced on a schedulable node of its pool).
+fn kube_rolling_reboot(api: &KubeApi, ca: &Ca, nodes: &[Kube]) -> Result<()> {
+    // The reboot command of the world and a 1 s interval, as a drop-in over the node's config.
+    let stage = |k: &Kube| -> Result<()> {
+        let dropin = k.node.path("/etc/tn-agent/config.d/50-reboot.toml");
+        std::fs::create_dir_all(dropin.parent().context("a parent")?)?;
+        std::fs::write(&dropin, reboot_table(&k.node))?;
+        request_reboot(&k.node)
+    };
+    let (masters, workers): (Vec<&Kube>, Vec<&Kube>) =
+        nodes.iter().partition(|k| k.pool == "demo-master");
+    section("the update reaches the master: drain, reboot, Ready, uncordon (group master, max 1)");
+    for k in &masters {
+        stage(k)?;
+    }
+    drive_kube_reboots(api, &masters, None)?;
+
+    section(
+        "then every worker: pool demo-worker-general two at a time, demo-worker-gpu alone; pods \
+         move",
+    );
+    let general = workers
+        .iter()
+        .find(|k| k.pool == "demo-worker-general")
+        .context("a general worker")?;
+    let run = general.node.run(&["reboot", "set-max", "2"])?;
+    println!("$ tn-agent reboot set-max 2    (on {})", general.node.id);
+    print_indented(&run.stdout);
+    anyhow::ensure!(run.code == 0, "set-max: {}", run.stderr);
+    for k in &workers {
+        stage(k)?;
+    }
+    drive_kube_reboots(api, &workers, Some(&general.node))?;
+    println!("\n$ kubectl get nodes; kubectl get pods -A -o wide");
+    kubectl(api, ca, &["get", "nodes"])?;
+    kubectl(api, ca, &["get", "pods", "-A", "-o", "wide"])?;
+    Ok(())
+}
+
+/// Runs the nodes' watches until each has rebooted once and is idle again, printing each phase
+/// change, each eviction and where its replacement went; `reboot status` on `show_on` once two
+/// of its group hold slots.
+fn drive_kube_reboots(api: &KubeApi, nodes: &[&Kube], show_on: Option<&Node>) -> Result<()> {
+    let started = Instant::now();
+    let mut watches = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, k)| Watch::start(&k.node, 30 + i))
+        .collect::<Result<Vec<_>>>()?;
+    let mut last = vec![String::new(); nodes.len()];
+    let mut seen_evictions = api.evictions().len();
+    let mut replacements = 0;
+    let mut shown = show_on.is_none();
+    let names: Vec<String> = nodes.iter().map(|k| node_name(&k.node)).collect();
+    let all_nodes = |pool: &str| -> Vec<String> {
+        nodes
+            .iter()
+            .filter(|k| k.pool == pool)
+            .map(|k| node_name(&k.node))
+            .collect()
+    };
+    while !nodes.iter().all(|k| {
+        reboot_state(&k.node).is_some_and(|s| s["phase"] == "idle" && s["last_reboot"].is_string())
+    }) {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(300),
+            "the rolling reboot of the Kubernetes nodes did not finish"
+        );
+        let t = started.elapsed().as_secs_f64();
+        for (i, k) in nodes.iter().enumerate() {
+            let phase = reboot_state(&k.node)
+                .map(|s| {
+                    let why = s["why"]
+                        .as_str()
+                        .map(|w| format!(": {w}"))
+                        .unwrap_or_default();
+                    format!("{}{why}", s["phase"].as_str().unwrap_or("?"))
+                })
+                .unwrap_or_default();
+            if phase != last[i] && !phase.is_empty() {
+                println!("{t:>5.1} s  {} ({})  {phase}", k.node.id, k.pool);
+                last[i] = phase;
+            }
+            if watches[i].exited()? == Some(false) {
+                anyhow::bail!("the watch on {} failed:\n{}", k.node.id, watches[i].log());
+            }
+            if watches[i].exited()? == Some(true) {
+                println!(
+                    "{t:>5.1} s  {} ({})  ran its reboot command: the kubelet stops (NotReady), \
+                     the node reboots, the kubelet is back (Ready)",
+                    k.node.id, k.pool
+                );
+                simulate_kube_reboot(&k.node, api, &mut watches[i])?;
+                watches[i] = Watch::start(&k.node, 40 + i)?;
+            }
+        }
+        // The ReplicaSet and the scheduler: an evicted web pod comes back on a schedulable
+        // node of the same pool.
+        let evictions = api.evictions();
+        for e in &evictions[seen_evictions..] {
+            let pool = nodes
+                .iter()
+                .find(|k| node_name(&k.node) == e.node)
+                .map(|k| k.pool)
+                .unwrap_or_default();
+            // A schedulable node of the pool, those already through their reboot first (as a
+            // scheduler spreading by free capacity would, roughly).
+            let done = |n: &String| {
+                nodes.iter().any(|k| {
+                    node_name(&k.node) == *n
+                        && reboot_state(&k.node).is_some_and(|s| s["last_reboot"].is_string())
+                })
+            };
+            let mut candidates: Vec<String> = all_nodes(pool)
+                .into_iter()
+                .filter(|n| *n != e.node && !api.unschedulable(n))
+                .collect();
+            candidates.sort_by_key(|n| !done(n));
+            let target = candidates.into_iter().next();
+            match (e.name.starts_with("web-"), target) {
+                (true, Some(target)) => {
+                    let name = format!("web-r{replacements}");
+                    replacements += 1;
+                    api.add_pod(
+                        PodSeed::new("default", &name, &target)
+                            .label("app", "web")
+                            .replicaset("web-7d9c"),
+                    )?;
+                    println!(
+                        "{t:>5.1} s  evicted {}/{} from {}; its ReplicaSet starts {name} on {target}",
+                        e.namespace, e.name, e.node
+                    );
+                }
+                _ => println!(
+                    "{t:>5.1} s  evicted {}/{} from {}",
+                    e.namespace, e.name, e.node
+                ),
+            }
+        }
+        seen_evictions = evictions.len();
+        if let (false, Some(on)) = (shown, show_on) {
+            let cordoned = names.iter().filter(|n| api.unschedulable(n)).count();
+            if cordoned >= 2 {
+                println!("         tn-agent reboot status on {}:", on.id);
+                print_indented(&on.run(&["reboot", "status"])?.stdout);
+                shown = true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!(
+        "{:>5.1} s  every node rebooted once and is idle; uncordoned, locks free",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 fn all_idle(nodes: &[Node]) -> bool {

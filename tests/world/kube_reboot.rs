@@ -35,7 +35,6 @@ pub fn kube_node(
     reboot_extra: &str,
 ) -> Result<Node> {
     let node = world.node(instance, "")?;
-    let mark = reboot_mark(&node);
     // Masters name the etcd ASG (their bootstrap needs it; the reboot does not).
     let etcd = match role {
         "master" => "[etcd]\nasg = \"etcd\"\n",
@@ -44,26 +43,39 @@ pub fn kube_node(
     node.write_config(&world.config(
         role,
         &format!(
-            "{etcd}[kubernetes]\nversion = \"v1.31.4\"\napiserver = \"{}\"\n\
-             [reboot]\ncheck_interval = \"1s\"\n\
-             command = [\"/bin/sh\", \"-c\", \"touch {}\"]\n{reboot_extra}\n",
+            "{etcd}[kubernetes]\nversion = \"v1.31.4\"\napiserver = \"{}\"\n{}{reboot_extra}\n",
             api.url(),
-            mark.display()
+            reboot_table(&node)
         ),
     ))?;
     let name = node_name(&node);
     write_kubelet_credentials(&node, api, ca, &name)?;
+    first_boot(&node)?;
+    api.add_node(&name, &[])?;
+    Ok(node)
+}
+
+/// The `[reboot]` table of a world node (to end its config with, more keys may follow): look
+/// every second, reboot by leaving [`reboot_mark`].
+pub fn reboot_table(node: &Node) -> String {
+    format!(
+        "[reboot]\ncheck_interval = \"1s\"\ncommand = [\"/bin/sh\", \"-c\", \"touch {}\"]\n",
+        reboot_mark(node).display()
+    )
+}
+
+/// The kernel's boot id of the node's first boot.
+pub fn first_boot(node: &Node) -> Result<()> {
     let boot_id = node.path(BOOT_ID);
     std::fs::create_dir_all(boot_id.parent().expect("a parent"))?;
     std::fs::write(&boot_id, "boot-1\n")?;
-    api.add_node(&name, &[])?;
-    Ok(node)
+    Ok(())
 }
 
 /// What the kubelet leaves after its TLS bootstrap: `/etc/kubernetes/kubelet.conf` naming the
 /// CA file and `/var/lib/kubelet/pki/kubelet-client-current.pem` (certificate and key in one
 /// file), paths under the node's root as every path a node's files carry.
-fn write_kubelet_credentials(node: &Node, api: &KubeApi, ca: &Ca, name: &str) -> Result<()> {
+pub fn write_kubelet_credentials(node: &Node, api: &KubeApi, ca: &Ca, name: &str) -> Result<()> {
     let leaf = node_cert(ca, name)?;
     let pem = node.path("/var/lib/kubelet/pki/kubelet-client-current.pem");
     let ca_file = node.path("/etc/kubernetes/pki/ca.crt");
