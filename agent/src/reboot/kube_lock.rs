@@ -47,7 +47,7 @@ impl Store for KubeLock<'_> {
                 return Err(LockError::Forbidden {
                     place: self.place(),
                     group: self.group.clone(),
-                    source,
+                    source: Box::new(source),
                 })
             }
             found => found?,

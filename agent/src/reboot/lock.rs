@@ -59,7 +59,7 @@ pub enum LockError {
         place: String,
         group: String,
         #[source]
-        source: KubeError,
+        source: Box<KubeError>,
     },
     #[error("finding which holders' instances are gone")]
     Aws(#[source] AwsError),
