@@ -138,10 +138,15 @@ fn own_cordons(api: &KubeApi, node: &str) -> usize {
 /// A pool of 4 with max 2, all needing a reboot: never more than 2 cordoned or holding a slot,
 /// and 2 at once at some point; each node drained (only its DaemonSet pod left) when its reboot
 /// command runs; at the end all Ready and schedulable, the lock free with max 2 kept, every
-/// workload pod evicted and none deleted.
+/// workload pod evicted and none deleted. Under the Node authorizer of Kubernetes 1.32 and later
+/// (a node reads only its own Node and lists only its own pods).
 #[test]
 fn a_pool_of_four_reboots_two_at_a_time_each_drained_first() {
-    let c = Cluster::start(&["pool-a"], Policy::default());
+    let policy = Policy {
+        node_selectors: true,
+        ..Policy::default()
+    };
+    let c = Cluster::start(&["pool-a"], policy);
     let nodes = c.pool("pool-a", "worker", 4, "");
     let names: Vec<String> = nodes.iter().map(node_name).collect();
     for (i, name) in names.iter().enumerate() {
@@ -493,4 +498,49 @@ fn a_master_waits_for_the_other_apiservers() {
     .unwrap();
     await_mark(me, &watch, Duration::from_secs(30));
     assert_eq!(c.lock("master").holders, [me.id.as_str()]);
+}
+
+/// A worker terminated while it held its pool's only slot (a spot instance reclaimed in the
+/// middle of its reboot): the next worker finds every slot held, asks EC2, frees the slot of the
+/// instance that is gone, and reboots. A live holder's slot is never freed.
+#[test]
+fn the_slot_of_a_terminated_worker_is_freed_and_only_that() {
+    let c = Cluster::start(&["pool-g"], Policy::default());
+    let nodes = c.pool("pool-g", "worker", 3, "");
+    let (gone, live, next) = (&nodes[0], &nodes[1], &nodes[2]);
+    let held = |ids: &[&str]| {
+        format!(
+            r#"{{"semaphore":{},"max":1,"holders":{}}}"#,
+            1 - ids.len() as i64,
+            serde_json::to_string(ids).unwrap()
+        )
+    };
+    // A live holder: the next one waits.
+    c.api.put_configmap_value(
+        "kube-system",
+        "tn-reboot-pool-g",
+        "semaphore",
+        &held(&[&live.id]),
+    );
+    request_reboot(next).unwrap();
+    let watch = Watch::start(next, 1).unwrap();
+    await_state(next, &watch, Duration::from_secs(30), |s| {
+        s["phase"] == "waiting" && why_has(s, &format!("held (by {})", live.id))
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        c.lock("pool-g").holders,
+        [live.id.as_str()],
+        "a live holder keeps it"
+    );
+    // A holder whose instance is gone: freed, and the next one goes.
+    c.api.put_configmap_value(
+        "kube-system",
+        "tn-reboot-pool-g",
+        "semaphore",
+        &held(&[&gone.id]),
+    );
+    c.world.terminate(&gone.id).unwrap();
+    await_mark(next, &watch, Duration::from_secs(30));
+    assert_eq!(c.lock("pool-g").holders, [next.id.as_str()]);
 }

@@ -40,48 +40,58 @@ struct Node<'a> {
 
 /// What differs between an etcd member and a Kubernetes node.
 enum Side {
-    Etcd {
-        access: EtcdAccess,
-        endpoints: Vec<String>,
-        me: Me,
+    Etcd(EtcdMember),
+    /// A master or a worker, by its Node's name.
+    Kube {
+        node_name: String,
     },
-    /// A master or a worker: its Node's name, and its credentials, read again at each use (the
-    /// kubelet writes them after its TLS bootstrap and rotates them).
-    Kube { node_name: String },
+}
+
+/// An etcd node: its client, the members' client URLs, and which member it is.
+struct EtcdMember {
+    access: EtcdAccess,
+    endpoints: Vec<String>,
+    me: Me,
+}
+
+/// What one round of the watch reaches the cluster with: etcd, or the apiserver with the
+/// kubelet's credentials as they are now (the kubelet writes them after its TLS bootstrap and
+/// rotates them, so they are read again each round).
+enum Reach<'a> {
+    Etcd(&'a EtcdMember),
+    Kube {
+        node_name: &'a str,
+        client: KubeClient,
+    },
 }
 
 impl Node<'_> {
-    /// The group's lock: in etcd through the healthy voters (a client given a member that is
-    /// down may send a request there and fail), or in Kubernetes.
-    async fn lock<'c>(
-        &'c self,
-        group: &str,
-        kube: &'c Option<KubeClient>,
-    ) -> Result<GroupLock<'c>> {
-        Ok(match (&self.side, kube) {
-            (
-                Side::Etcd {
-                    access, endpoints, ..
-                },
-                _,
-            ) => {
-                let view = access
-                    .observe(endpoints)
-                    .await
-                    .context("no etcd member answers")?;
-                GroupLock::Etcd(EtcdLock::new(access, view.voter_endpoints(), group))
-            }
-            (Side::Kube { .. }, Some(client)) => GroupLock::Kube(KubeLock::new(client, group)),
-            (Side::Kube { .. }, None) => bail!("no Kubernetes client"),
+    fn reach(&self) -> Result<Reach<'_>> {
+        Ok(match &self.side {
+            Side::Etcd(member) => Reach::Etcd(member),
+            Side::Kube { node_name } => Reach::Kube {
+                node_name,
+                client: kubelet_client(self.root)?,
+            },
         })
     }
+}
 
-    /// The kubelet's credentials as they are now (`None` on an etcd node).
-    fn kube_client(&self) -> Result<Option<KubeClient>> {
-        match self.side {
-            Side::Etcd { .. } => Ok(None),
-            Side::Kube { .. } => kubelet_client(self.root).map(Some),
-        }
+impl Reach<'_> {
+    /// The group's lock: in etcd through the healthy voters (a client given a member that is
+    /// down may send a request there and fail), or in Kubernetes.
+    async fn lock(&self, group: &str) -> Result<GroupLock<'_>> {
+        Ok(match self {
+            Reach::Etcd(m) => {
+                let view = m
+                    .access
+                    .observe(&m.endpoints)
+                    .await
+                    .context("no etcd member answers")?;
+                GroupLock::Etcd(EtcdLock::new(&m.access, view.voter_endpoints(), group))
+            }
+            Reach::Kube { client, .. } => GroupLock::Kube(KubeLock::new(client, group)),
+        })
     }
 }
 
@@ -134,11 +144,11 @@ pub async fn watch(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Re
         Role::Etcd => {
             let (access, endpoints) = crate::etcd::node_client(settings, root, ident)?;
             let me = Me::new(&ident.instance_id, ident.private_ip, access.endpoints());
-            Side::Etcd {
+            Side::Etcd(EtcdMember {
                 access,
                 endpoints,
                 me,
-            }
+            })
         }
         Role::Master | Role::Worker => Side::Kube {
             node_name: crate::kube::certs::node_name(ident),
@@ -155,12 +165,16 @@ pub async fn watch(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Re
     let interval = settings.reboot.check_interval;
     let mut engine = UpdateEngine::connect().await;
     loop {
-        let (kube, step) = match node.kube_client() {
-            Ok(kube) => {
-                let step = step(&node, &mut st, &group, engine.as_ref(), &kube).await;
-                (kube, step)
-            }
-            Err(e) => (None, Err(e)),
+        // An idle node with nothing to do does not reach for its cluster (a worker's kubelet
+        // may not have joined yet).
+        let reach = match st.phase == Phase::Idle && !needed(root, engine.as_ref()) {
+            true => None,
+            false => Some(node.reach()),
+        };
+        let step = match &reach {
+            None => Ok(None),
+            Some(Ok(reach)) => step(&node, reach, &mut st, &group, engine.as_ref()).await,
+            Some(Err(e)) => Err(anyhow::anyhow!("{e:#}")),
         };
         let failed = step.is_err();
         match step {
@@ -174,12 +188,18 @@ pub async fn watch(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Re
         // Waiting for a slot or for the cluster: the lock's next change (a holder releasing
         // after its boot) wakes the watch at once, not at the next interval.
         let lock_changed = async {
-            match (st.phase, node.lock(&st.group, &kube).await) {
-                (Phase::Waiting | Phase::Locking, Ok(lock)) => {
+            let lock = match (st.phase, &reach) {
+                (Phase::Waiting | Phase::Locking, Some(Ok(reach))) => {
+                    reach.lock(&st.group).await.ok()
+                }
+                _ => None,
+            };
+            match lock {
+                Some(lock) => {
                     let free_now = st.why.as_deref().is_some_and(|w| w.starts_with(SLOTS_HELD));
                     lock.wait_for_change(interval, free_now).await
                 }
-                _ => std::future::pending().await,
+                None => std::future::pending().await,
             }
         };
         // After the boot this node holds the slot and the whole rollout waits on it; a drain
@@ -215,10 +235,10 @@ const DRAIN_GAVE_UP: &str = "the drain did not finish within";
 /// One step from where the state is. `Ok(Some(..))`: the reboot command ran.
 async fn step(
     node: &Node<'_>,
+    reach: &Reach<'_>,
     st: &mut RebootState,
     group: &str,
     engine: Option<&UpdateEngine>,
-    kube: &Option<KubeClient>,
 ) -> Result<Option<String>> {
     let this_boot = boot_id(node.root);
     match st.phase {
@@ -226,8 +246,8 @@ async fn step(
             // Same boot: the command failed or the machine is still going down. Again.
             reboot(node, st).await
         }
-        Phase::Rebooting => after_boot(node, st, kube).await.map(|()| None),
-        Phase::Locking | Phase::Locked | Phase::Draining => lock_and_reboot(node, st, kube).await,
+        Phase::Rebooting => after_boot(node, reach, st).await.map(|()| None),
+        Phase::Locking | Phase::Locked | Phase::Draining => lock_and_reboot(node, reach, st).await,
         Phase::Idle | Phase::Waiting => {
             if !needed(node.root, engine) {
                 if st.phase != Phase::Idle {
@@ -242,7 +262,13 @@ async fn step(
                 && elapsed_since(&st.since) < node.settings.reboot.drain_timeout
             {
                 // After a drain gave up, the slot stays free for the others as long as the
-                // drain held it, before this node tries again.
+                // drain held it, before this node tries again. (Released again: the release
+                // may not have happened if the watch stopped right after recording this.)
+                reach
+                    .lock(&st.group)
+                    .await?
+                    .release(&node.ident.instance_id)
+                    .await?;
                 return Ok(None);
             }
             st.group = group.to_string();
@@ -250,7 +276,7 @@ async fn step(
                 .and_then(UpdateEngine::last)
                 .filter(|s| s.needs_reboot() && !s.new_version.is_empty())
                 .map(|s| s.new_version.clone());
-            lock_and_reboot(node, st, kube).await
+            lock_and_reboot(node, reach, st).await
         }
     }
 }
@@ -268,10 +294,10 @@ fn needed(root: &Root, engine: Option<&UpdateEngine>) -> bool {
 /// says why).
 async fn lock_and_reboot(
     node: &Node<'_>,
+    reach: &Reach<'_>,
     st: &mut RebootState,
-    kube: &Option<KubeClient>,
 ) -> Result<Option<String>> {
-    let lock = node.lock(&st.group, kube).await?;
+    let lock = reach.lock(&st.group).await?;
     if !matches!(st.phase, Phase::Locked | Phase::Draining) {
         if let Some(window) = node.settings.reboot.window {
             if !window.is_open(crate::clock::now()) {
@@ -279,7 +305,7 @@ async fn lock_and_reboot(
                 return wait(node, st, &lock, why).await;
             }
         }
-        if let Err(why) = gates(node, kube).await {
+        if let Err(why) = gates(node, reach).await {
             return wait(node, st, &lock, why).await;
         }
         st.enter(node.root, Phase::Locking, None)?;
@@ -298,19 +324,18 @@ async fn lock_and_reboot(
         }
         tracing::info!(group = %st.group, "took the reboot lock");
         // The cluster may have changed while the lock was taken.
-        if let Err(why) = gates(node, kube).await {
+        if let Err(why) = gates(node, reach).await {
             return wait(node, st, &lock, why).await;
         }
         st.enter(node.root, Phase::Locked, None)?;
     }
-    match (&node.side, kube) {
-        (Side::Etcd { .. }, _) => hand_off_leadership(node).await?,
-        (Side::Kube { node_name }, Some(client)) => {
+    match reach {
+        Reach::Etcd(member) => hand_off_leadership(member).await?,
+        Reach::Kube { node_name, client } => {
             if !drain(node, st, &lock, client, node_name).await? {
                 return Ok(None);
             }
         }
-        (Side::Kube { .. }, None) => bail!("no Kubernetes client"),
     }
     reboot(node, st).await
 }
@@ -331,25 +356,20 @@ async fn wait(
 }
 
 /// `Err(why)` when a gate is closed.
-async fn gates(node: &Node<'_>, kube: &Option<KubeClient>) -> Result<(), String> {
-    match (&node.side, kube) {
-        (
-            Side::Etcd {
-                access,
-                endpoints,
-                me,
-            },
-            _,
-        ) => {
-            let view = access
-                .observe(endpoints)
+async fn gates(node: &Node<'_>, reach: &Reach<'_>) -> Result<(), String> {
+    match reach {
+        Reach::Etcd(m) => {
+            let view = m
+                .access
+                .observe(&m.endpoints)
                 .await
                 .ok_or_else(|| "no etcd member answers".to_string())?;
-            let alarms = access
+            let alarms = m
+                .access
                 .alarms(&view.voter_endpoints())
                 .await
                 .map_err(|e| format!("cannot read etcd's alarms: {}", one_line(&e)))?;
-            etcd_gates(&view, me, &alarms).map_err(|c| c.to_string())?;
+            etcd_gates(&view, &m.me, &alarms).map_err(|c| c.to_string())?;
             let record = crate::backup::record::BackupRecord::load(node.root);
             crate::backup::record::fresh_enough(
                 record.as_ref(),
@@ -357,10 +377,10 @@ async fn gates(node: &Node<'_>, kube: &Option<KubeClient>) -> Result<(), String>
                 node.settings.backup.interval,
             )
         }
-        (Side::Kube { .. }, Some(client)) if node.settings.role() == Role::Master => {
+        Reach::Kube { client, .. } if node.settings.role() == Role::Master => {
             other_apiservers_ready(node, client).await
         }
-        (Side::Kube { .. }, _) => Ok(()),
+        Reach::Kube { .. } => Ok(()),
     }
 }
 
@@ -524,7 +544,6 @@ async fn give_up_drain(
         client.set_unschedulable(node_name, false).await?;
         tracing::info!(node = node_name, "uncordoned: the drain gave up");
     }
-    lock.release(&node.ident.instance_id).await?;
     st.cordoned = false;
     let limit = crate::reboot::window::format_duration(node.settings.reboot.drain_timeout);
     let why = format!(
@@ -533,7 +552,10 @@ async fn give_up_drain(
         if cordoned { "uncordoned, " } else { "" }
     );
     tracing::warn!(%why, "drain gave up");
+    // Recorded before the release: a watch stopped in between resumes in this wait, which
+    // releases again; the other order could resume a drain without a slot.
     st.enter(node.root, Phase::Waiting, Some(why))?;
+    lock.release(&node.ident.instance_id).await?;
     Ok(false)
 }
 
@@ -547,15 +569,12 @@ fn elapsed_since(rfc3339: &str) -> Duration {
 
 /// When this member leads, asks it to hand leadership to a healthy voter and waits until it
 /// has, so that the reboot costs no election.
-async fn hand_off_leadership(node: &Node<'_>) -> Result<()> {
-    let Side::Etcd {
+async fn hand_off_leadership(member: &EtcdMember) -> Result<()> {
+    let EtcdMember {
         access,
         endpoints,
         me,
-    } = &node.side
-    else {
-        return Ok(());
-    };
+    } = member;
     let view = access
         .observe(endpoints)
         .await
@@ -620,11 +639,7 @@ async fn reboot(node: &Node<'_>, st: &mut RebootState) -> Result<Option<String>>
 /// After the reboot: wait until the node is healthy (an etcd member a voter caught up with the
 /// leader; a Kubernetes node `Ready`), uncordon what this agent cordoned, then release the
 /// slot. `Err` (retried) while it is not.
-async fn after_boot(
-    node: &Node<'_>,
-    st: &mut RebootState,
-    kube: &Option<KubeClient>,
-) -> Result<()> {
+async fn after_boot(node: &Node<'_>, reach: &Reach<'_>, st: &mut RebootState) -> Result<()> {
     if let (Some(staged), Some(booted)) = (&st.staged_version, booted_version(node.root)) {
         if *staged != booted {
             bail!(
@@ -634,21 +649,17 @@ async fn after_boot(
             );
         }
     }
-    let lock = match (&node.side, kube) {
-        (
-            Side::Etcd {
-                access, endpoints, ..
-            },
-            _,
-        ) => {
-            let view = access
-                .observe(endpoints)
+    let lock = match reach {
+        Reach::Etcd(m) => {
+            let view = m
+                .access
+                .observe(&m.endpoints)
                 .await
                 .context("no etcd member answers yet")?;
-            caught_up(node, &view).await?;
-            GroupLock::Etcd(EtcdLock::new(access, view.voter_endpoints(), &st.group))
+            caught_up(m, &view).await?;
+            GroupLock::Etcd(EtcdLock::new(&m.access, view.voter_endpoints(), &st.group))
         }
-        (Side::Kube { node_name }, Some(client)) => {
+        Reach::Kube { node_name, client } => {
             let view = client.node(node_name).await?;
             if !view.ready {
                 bail!("Node {node_name} is not Ready yet");
@@ -663,7 +674,6 @@ async fn after_boot(
             }
             GroupLock::Kube(KubeLock::new(client, &st.group))
         }
-        (Side::Kube { .. }, None) => bail!("no Kubernetes client"),
     };
     let (_, doc) = lock.release(&node.ident.instance_id).await?;
     tracing::info!(group = %st.group, lock = %doc, "back and healthy: released the reboot lock");
@@ -677,10 +687,8 @@ async fn after_boot(
 }
 
 /// This member is a healthy voter whose raft index has reached the leader's (read first).
-async fn caught_up(node: &Node<'_>, view: &ClusterView) -> Result<()> {
-    let Side::Etcd { access, me, .. } = &node.side else {
-        bail!("not an etcd node");
-    };
+async fn caught_up(member: &EtcdMember, view: &ClusterView) -> Result<()> {
+    let EtcdMember { access, me, .. } = member;
     let mine = view
         .find_me(me)
         .context("this node is not an etcd member")?;
