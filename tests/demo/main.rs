@@ -252,15 +252,7 @@ fn rolling_reboot(
             "the rolling reboot did not finish"
         );
         for (i, node) in nodes.iter().enumerate() {
-            let phase = reboot_state(node)
-                .map(|s| {
-                    let why = s["why"]
-                        .as_str()
-                        .map(|w| format!(": {w}"))
-                        .unwrap_or_default();
-                    format!("{}{why}", s["phase"].as_str().unwrap_or("?"))
-                })
-                .unwrap_or_default();
+            let phase = phase_line(node);
             if phase != last[i] && !phase.is_empty() {
                 println!(
                     "{:>5.1} s  {}  {phase}",
@@ -572,15 +564,7 @@ fn drive_kube_reboots(api: &KubeApi, nodes: &[&Kube], show_on: Option<&Node>) ->
         );
         let t = started.elapsed().as_secs_f64();
         for (i, k) in nodes.iter().enumerate() {
-            let phase = reboot_state(&k.node)
-                .map(|s| {
-                    let why = s["why"]
-                        .as_str()
-                        .map(|w| format!(": {w}"))
-                        .unwrap_or_default();
-                    format!("{}{why}", s["phase"].as_str().unwrap_or("?"))
-                })
-                .unwrap_or_default();
+            let phase = phase_line(&k.node);
             if phase != last[i] && !phase.is_empty() {
                 println!("{t:>5.1} s  {} ({})  {phase}", k.node.id, k.pool);
                 last[i] = phase;
@@ -657,6 +641,19 @@ fn drive_kube_reboots(api: &KubeApi, nodes: &[&Kube], show_on: Option<&Node>) ->
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The node's reboot phase and what it waits for, as one line (empty before its first state).
+fn phase_line(node: &Node) -> String {
+    reboot_state(node)
+        .map(|s| {
+            let why = s["why"]
+                .as_str()
+                .map(|w| format!(": {w}"))
+                .unwrap_or_default();
+            format!("{}{why}", s["phase"].as_str().unwrap_or("?"))
+        })
+        .unwrap_or_default()
 }
 
 fn all_idle(nodes: &[Node]) -> bool {

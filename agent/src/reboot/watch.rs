@@ -20,7 +20,7 @@ use super::semaphore::Outcome;
 use crate::aws::Aws;
 use crate::config::{Role, Settings};
 use crate::etcd::client::EtcdAccess;
-use crate::etcd::model::{ClusterView, Me};
+use crate::etcd::model::{ClusterView, Me, MemberInfo};
 use crate::exit::one_line;
 use crate::files;
 use crate::fsutil::Root;
@@ -52,6 +52,22 @@ struct EtcdMember {
     access: EtcdAccess,
     endpoints: Vec<String>,
     me: Me,
+}
+
+impl EtcdMember {
+    /// The cluster as it answers now, and this node's member in it.
+    async fn observe_me(&self, when: &str) -> Result<(ClusterView, MemberInfo)> {
+        let view = self
+            .access
+            .observe(&self.endpoints)
+            .await
+            .with_context(|| format!("no etcd member answers{when}"))?;
+        let mine = view
+            .find_me(&self.me)
+            .context("this node is not an etcd member")?
+            .clone();
+        Ok((view, mine))
+    }
 }
 
 /// What one round of the watch reaches the cluster with: etcd, or the apiserver with the
@@ -570,18 +586,12 @@ fn elapsed_since(rfc3339: &str) -> Duration {
 /// When this member leads, asks it to hand leadership to a healthy voter and waits until it
 /// has, so that the reboot costs no election.
 async fn hand_off_leadership(member: &EtcdMember) -> Result<()> {
+    let (view, mine) = member.observe_me("").await?;
     let EtcdMember {
         access,
         endpoints,
         me,
     } = member;
-    let view = access
-        .observe(endpoints)
-        .await
-        .context("no etcd member answers")?;
-    let mine = view
-        .find_me(me)
-        .context("this node is not an etcd member")?;
     if view.leader != Some(mine.id) {
         return Ok(());
     }
@@ -649,16 +659,8 @@ async fn after_boot(node: &Node<'_>, reach: &Reach<'_>, st: &mut RebootState) ->
             );
         }
     }
-    let lock = match reach {
-        Reach::Etcd(m) => {
-            let view = m
-                .access
-                .observe(&m.endpoints)
-                .await
-                .context("no etcd member answers yet")?;
-            caught_up(m, &view).await?;
-            GroupLock::Etcd(EtcdLock::new(&m.access, view.voter_endpoints(), &st.group))
-        }
+    match reach {
+        Reach::Etcd(member) => caught_up(member).await?,
         Reach::Kube { node_name, client } => {
             let view = client.node(node_name).await?;
             if !view.ready {
@@ -672,9 +674,9 @@ async fn after_boot(node: &Node<'_>, reach: &Reach<'_>, st: &mut RebootState) ->
                 st.cordoned = false;
                 st.save(node.root)?;
             }
-            GroupLock::Kube(KubeLock::new(client, &st.group))
         }
-    };
+    }
+    let lock = reach.lock(&st.group).await?;
     let (_, doc) = lock.release(&node.ident.instance_id).await?;
     tracing::info!(group = %st.group, lock = %doc, "back and healthy: released the reboot lock");
     let started = st.since.clone();
@@ -687,11 +689,9 @@ async fn after_boot(node: &Node<'_>, reach: &Reach<'_>, st: &mut RebootState) ->
 }
 
 /// This member is a healthy voter whose raft index has reached the leader's (read first).
-async fn caught_up(member: &EtcdMember, view: &ClusterView) -> Result<()> {
+async fn caught_up(member: &EtcdMember) -> Result<()> {
+    let (view, mine) = member.observe_me(" yet").await?;
     let EtcdMember { access, me, .. } = member;
-    let mine = view
-        .find_me(me)
-        .context("this node is not an etcd member")?;
     if mine.is_learner || !mine.healthy {
         bail!("this member is not a healthy voter yet");
     }
