@@ -981,3 +981,111 @@ fn secrets_are_encrypted_at_rest_and_the_key_is_never_swapped_under_a_master() {
     );
     assert_eq!(snapshot(&master), before);
 }
+
+/// The apiserver's `--etcd-servers`, as the manifest lists them.
+fn manifest_servers(master: &Node) -> Vec<String> {
+    let text = read(master, "/etc/kubernetes/manifests/kube-apiserver.yaml");
+    tn_agent::kube::render::manifest_etcd_servers(&text).unwrap()
+}
+
+/// SPEC §11: every etcd member replaced one at a time, as an AMI roll does. After each
+/// replacement, and before the master's reconcile, the manifest still lists live members; the
+/// reconcile then makes it list exactly the voters' client URLs, and says so in `state.json`
+/// and `status`. A second run changes nothing. With every member down, a reconcile fails,
+/// leaves the manifest as it was, and `status` warns.
+#[test]
+fn reconcile_keeps_the_apiserver_on_the_etcd_voters_through_an_etcd_roll() {
+    let world = World::start().unwrap();
+    upload_pki(&world);
+    world.create_asg(ETCD_ASG, "etcd", 3).unwrap();
+    let mut nodes = world.etcd_nodes(ETCD_ASG, 60).unwrap();
+    let mut etcd = tn_world::boot_in_parallel(&nodes.iter().collect::<Vec<_>>()).unwrap();
+    let settle = |nodes: &[Node]| {
+        let all: Vec<&Node> = nodes.iter().collect();
+        tn_world::Inspector::new(&world, &nodes[0], &all)
+            .unwrap()
+            .expect_nodes(&all, std::time::Duration::from_secs(60))
+            .unwrap();
+    };
+    settle(&nodes);
+    let urls = |nodes: &[Node]| {
+        let mut urls: Vec<String> = nodes.iter().map(Node::client_url).collect();
+        urls.sort();
+        urls
+    };
+    let master = node_of_new_asg(&world, MASTER_ASG, "master", &master_config(&world));
+    bootstrap_ok(&master);
+    assert_eq!(manifest_servers(&master), urls(&nodes));
+    let unchanged = master.run(&["reconcile"]).unwrap();
+    assert_eq!(unchanged.code, 0, "{}", unchanged.stderr);
+    assert_eq!(unchanged.stdout.trim(), "reconciled: nothing to change");
+
+    for round in 0..3 {
+        let old = nodes.remove(0);
+        etcd.remove(0).kill();
+        world.terminate(&old.id).unwrap();
+        let newcomer = world.instances_besides(ETCD_ASG, &nodes).unwrap()[0].clone();
+        let node = world.node(&newcomer, &world.etcd_config(60)).unwrap();
+        etcd.push(node.boot_etcd().unwrap());
+        nodes.push(node);
+        settle(&nodes);
+        let live = urls(&nodes);
+        let listed = manifest_servers(&master);
+        assert!(
+            listed.iter().any(|u| live.contains(u)),
+            "round {round}: {listed:?} lists no live member of {live:?}"
+        );
+        let run = master.run(&["reconcile"]).unwrap();
+        assert_eq!(run.code, 0, "round {round}: {}", run.stderr);
+        assert!(
+            run.stdout.contains("apiserver etcd servers"),
+            "{}",
+            run.stdout
+        );
+        assert_eq!(manifest_servers(&master), live, "round {round}");
+        let state = master.state().unwrap();
+        let rec = state.last_reconcile.unwrap();
+        assert!(rec.ok && rec.changes.len() == 1, "{rec:?}");
+        assert_eq!(state.etcd_servers, live);
+    }
+    // Every original member is gone; the manifest names only the replacements.
+    let again = master.run(&["reconcile"]).unwrap();
+    assert_eq!(again.stdout.trim(), "reconciled: nothing to change");
+    // A bootstrap (a reboot) keeps the record of the last reconcile.
+    bootstrap_ok(&master);
+    assert!(master.state().unwrap().last_reconcile.is_some());
+
+    let before = read(&master, "/etc/kubernetes/manifests/kube-apiserver.yaml");
+    for mut e in etcd {
+        e.kill();
+    }
+    let down = master.run(&["reconcile"]).unwrap();
+    assert_eq!(down.code, 1, "{}", down.stdout);
+    assert!(
+        down.stderr.contains("no etcd member answers"),
+        "{}",
+        down.stderr
+    );
+    assert_eq!(
+        read(&master, "/etc/kubernetes/manifests/kube-apiserver.yaml"),
+        before
+    );
+    let status = master.run(&["status"]).unwrap();
+    assert!(
+        status.stdout.contains("failed: no etcd member answers"),
+        "{}",
+        status.stdout
+    );
+    let json = master.run(&["status", "--json"]).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(report["reconcile"]["ok"], false);
+    assert!(
+        report["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["kind"] == "reconcile_failed" && p["severity"] == "warning"),
+        "{}",
+        json.stdout
+    );
+}

@@ -19,6 +19,7 @@ pub mod logging;
 pub mod node;
 pub mod pki;
 pub mod reboot;
+pub mod reconcile;
 pub mod retry;
 pub mod state;
 pub mod status;

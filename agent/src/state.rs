@@ -55,6 +55,9 @@ pub struct BootState {
     /// 1) or were killed: the next run waits longer before trying again.
     #[serde(default)]
     pub consecutive_failures: u32,
+    /// The last `tn-agent reconcile` (SPEC §11); kept across bootstrap runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reconcile: Option<crate::reconcile::ReconcileRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +88,7 @@ impl BootState {
             bootstrap_token_expires: None,
             last_known_good: None,
             consecutive_failures: 0,
+            last_reconcile: None,
         }
     }
 

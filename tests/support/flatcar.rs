@@ -74,6 +74,11 @@ pub fn deployment(format: Format, role: &str) -> Vec<Installed> {
         units.push(unit(BACKUP, false, false));
         units.push(unit(BACKUP_TIMER, true, start));
     } else {
+        if role == "master" {
+            let start = format == Format::CloudConfig;
+            units.push(unit("tn-agent-reconcile.service", false, false));
+            units.push(unit("tn-agent-reconcile.timer", true, start));
+        }
         units.push(unit("kubelet.service", true, false));
     }
     if format == Format::CloudConfig {

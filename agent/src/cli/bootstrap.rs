@@ -27,6 +27,7 @@ impl Bootstrap {
         });
         let mut state = BootState::new(settings.cluster.as_str(), settings.role());
         state.consecutive_failures = failures_before(previous.as_ref());
+        state.last_reconcile = previous.as_ref().and_then(|p| p.last_reconcile.clone());
         if settings.role() == Role::Master {
             // The apiserver manifest and the addon keep them until this run writes them again.
             if let Some(p) = previous {

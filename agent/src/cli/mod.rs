@@ -4,6 +4,7 @@ mod bootstrap;
 mod etcd;
 mod pki;
 mod reboot;
+mod reconcile;
 mod status;
 
 use std::path::PathBuf;
@@ -57,6 +58,8 @@ pub enum Command {
     /// Reboots after OS updates, one safe slot at a time: requests and the groups' locks.
     #[command(subcommand)]
     Reboot(reboot::Reboot),
+    /// Day-2 pass (a timer): masters' apiserver follows the etcd voters.
+    Reconcile(reconcile::Reconcile),
 }
 
 /// What every subcommand gets from the global flags.
@@ -87,6 +90,7 @@ impl Cli {
             Command::Status(cmd) => cmd.run(&globals).await,
             Command::Pki(cmd) => cmd.run(&globals).await,
             Command::Reboot(cmd) => cmd.run(&globals).await,
+            Command::Reconcile(cmd) => cmd.run(&globals).await,
         }
     }
 }

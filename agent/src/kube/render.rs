@@ -480,6 +480,45 @@ fn static_pod(pod: &Pod) -> String {
     }))
 }
 
+/// The `--etcd-servers` of an apiserver manifest [`apiserver_pod`] wrote.
+pub fn manifest_etcd_servers(manifest: &str) -> Result<Vec<String>, String> {
+    let pod: Value = yaml_serde::from_str(manifest).map_err(|e| format!("not YAML: {e}"))?;
+    let flag = etcd_servers_flag(&pod)?;
+    let (_, servers) = pod["spec"]["containers"][0]["command"][flag]
+        .as_str()
+        .and_then(|a| a.split_once('='))
+        .ok_or("no --etcd-servers")?;
+    Ok(servers.split(',').map(str::to_string).collect())
+}
+
+/// The manifest with `--etcd-servers` set to `servers`, everything else as it was written.
+pub fn with_etcd_servers(manifest: &str, servers: &[String]) -> Result<String, String> {
+    let mut pod: Value = yaml_serde::from_str(manifest).map_err(|e| format!("not YAML: {e}"))?;
+    let flag = etcd_servers_flag(&pod)?;
+    pod["spec"]["containers"][0]["command"][flag] =
+        json!(format!("--etcd-servers={}", servers.join(",")));
+    Ok(yaml(&pod))
+}
+
+/// Where `--etcd-servers=` is in the kube-apiserver container's command: exactly once.
+fn etcd_servers_flag(pod: &Value) -> Result<usize, String> {
+    let container = &pod["spec"]["containers"][0];
+    if container["name"] != "kube-apiserver" {
+        return Err("not a kube-apiserver static pod".into());
+    }
+    let command = container["command"].as_array().ok_or("no command")?;
+    let found: Vec<usize> = command
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.as_str().is_some_and(|a| a.starts_with("--etcd-servers=")))
+        .map(|(i, _)| i)
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(*one),
+        _ => Err(format!("{} --etcd-servers flags, not one", found.len())),
+    }
+}
+
 /// An HTTPS `/healthz` probe on the loopback (those components allow it unauthenticated).
 fn healthz(port: u16) -> Value {
     json!({ "httpGet": { "host": "127.0.0.1", "path": "/healthz", "port": port, "scheme": "HTTPS" } })

@@ -438,3 +438,37 @@ fn the_addon_holds_the_token_secret_and_the_bootstrap_rbac() {
         ]
     );
 }
+
+#[test]
+fn the_etcd_servers_of_a_manifest_are_read_and_replaced_and_nothing_else_changes() {
+    let plan = AddressPlan::for_vpc_number(4).unwrap();
+    let root = Root::new(ROOT);
+    let etcd = vec![
+        "https://10.4.2.5:2379".to_string(),
+        "https://10.4.3.5:2379".to_string(),
+    ];
+    let text = apiserver_pod(&control_plane(&plan, &etcd, true), &root);
+    let servers = manifest_etcd_servers(&text).unwrap();
+    assert_eq!(servers, etcd);
+    assert_eq!(
+        with_etcd_servers(&text, &servers).unwrap(),
+        text,
+        "a round trip"
+    );
+    let new = vec![
+        "https://10.4.2.7:2379".to_string(),
+        "https://10.4.2.8:2379".to_string(),
+    ];
+    assert_eq!(
+        with_etcd_servers(&text, &new).unwrap(),
+        apiserver_pod(&control_plane(&plan, &new, true), &root),
+        "as if rendered with them"
+    );
+    let scheduler = scheduler_pod(&control_plane(&plan, &etcd, true), &root);
+    assert!(manifest_etcd_servers(&scheduler)
+        .unwrap_err()
+        .contains("not a kube-apiserver"));
+    assert!(manifest_etcd_servers("a: [")
+        .unwrap_err()
+        .contains("not YAML"));
+}

@@ -39,6 +39,16 @@ pub fn assess(r: &Report) -> Vec<Problem> {
     if let Some(backup) = &r.backup {
         backup_problems(backup, &mut out);
     }
+    if let Some(rec) = r.reconcile.as_ref().filter(|rec| !rec.ok) {
+        out.push(Problem::warning(
+            "reconcile_failed",
+            format!(
+                "the last reconcile ({}) failed: {}; see `journalctl -u tn-agent-reconcile`",
+                rec.at,
+                rec.error.as_deref().unwrap_or("no detail")
+            ),
+        ));
+    }
     out.sort_by_key(|p| p.severity);
     out
 }

@@ -46,6 +46,7 @@ pub async fn gather(settings: &Settings, root: &Root) -> Report {
         certificates: certificates(root, now),
         files: file_reports(settings, root),
         reboot: reboot_state(root),
+        reconcile: state.as_ref().and_then(|s| s.last_reconcile.clone()),
         backup: match settings.role() {
             Role::Etcd => backup_report(settings, root, now),
             _ => None,

@@ -47,6 +47,8 @@ pub struct Report {
     pub files: Vec<FileReport>,
     /// This node's reboot (SPEC §9, `reboot.json`); `None` when it never had one.
     pub reboot: Option<crate::reboot::phase::RebootState>,
+    /// The last `reconcile` (SPEC §11, from `state.json`); `None` before the first.
+    pub reconcile: Option<crate::reconcile::ReconcileRecord>,
     /// etcd nodes: the backups as this node's `etcd backup` runs saw them (SPEC §10); `None`
     /// when no backup run happened here yet.
     pub backup: Option<BackupReport>,

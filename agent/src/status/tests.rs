@@ -104,6 +104,7 @@ pub(super) fn healthy() -> Report {
             })
             .collect(),
         reboot: None,
+        reconcile: None,
         backup: None,
         healthy: false,
         problems: Vec::new(),

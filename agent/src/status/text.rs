@@ -27,6 +27,18 @@ pub fn render_text(r: &Report) -> String {
             out.push_str("  cordoned by tn-agent for this reboot (uncordoned after it)\n");
         }
     }
+    if let Some(rec) = &r.reconcile {
+        out.push_str(&format!(
+            "reconcile\n  last {} ({} ms): {}\n",
+            rec.at,
+            rec.duration_ms,
+            match (&rec.error, rec.changes.is_empty()) {
+                (Some(e), _) => format!("failed: {e}"),
+                (None, true) => "nothing to change".to_string(),
+                (None, false) => rec.changes.join("; "),
+            }
+        ));
+    }
     if let Some(b) = &r.backup {
         out.push_str("backups\n");
         match (&b.newest, b.newest_age_seconds) {

@@ -1,0 +1,149 @@
+//! `tn-agent reconcile` (SPEC §11), run by `tn-agent-reconcile.timer` after the bootstrap and then
+//! hourly: the day-2 pass that keeps a node right while the cluster changes under it.
+//!
+//! This version does the masters' part that keeps the control plane up through an etcd AMI roll:
+//! the apiserver's `--etcd-servers` follows the etcd voters' client URLs. It asks etcd itself
+//! (with the apiserver's own etcd client certificate, from the node's disk), through the servers
+//! the manifest lists and the etcd ASG's instances, and rewrites the manifest only when the set
+//! of voters changed: never to an empty list, never with a learner, and never from a guess (when
+//! no member answers, the manifest stays as it is and the run fails). The kubelet restarts the
+//! apiserver when its manifest changes.
+//!
+//! Each run is recorded in `state.json` (`last_reconcile`: when, the outcome, what changed) and
+//! shown by `status`.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use anyhow::{anyhow, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::aws::Aws;
+use crate::config::{Role, Settings};
+use crate::etcd::client::{ClientTls, EtcdAccess};
+use crate::files;
+use crate::fsutil::{self, Root};
+use crate::identity::NodeIdentity;
+use crate::kube::render;
+use crate::state::BootState;
+
+/// One reconcile run, as `state.json` keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcileRecord {
+    /// When it finished (RFC 3339).
+    pub at: String,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What it changed, a sentence each; empty when everything was right.
+    pub changes: Vec<String>,
+    pub duration_ms: u64,
+}
+
+/// Runs the role's reconcile and records it in `state.json`; the run's error, if any, is
+/// returned after it is recorded.
+pub async fn run(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Result<Vec<String>> {
+    let started = Instant::now();
+    let mut changes = Vec::new();
+    let result = match settings.role() {
+        Role::Master => follow_etcd_voters(settings, root, ident, &mut changes).await,
+        Role::Etcd | Role::Worker => Ok(None),
+    };
+    let record = ReconcileRecord {
+        at: crate::state::now_rfc3339(),
+        ok: result.is_ok(),
+        error: result.as_ref().err().map(|e| format!("{e:#}")),
+        changes: changes.clone(),
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    let mut state = BootState::load(root)?
+        .ok_or_else(|| anyhow!("this node has not run `tn-agent bootstrap` yet"))?;
+    state.last_reconcile = Some(record);
+    if let Ok(Some(servers)) = &result {
+        state.etcd_servers = servers.clone();
+    }
+    state.save(root)?;
+    result.map(|_| changes)
+}
+
+/// A master: `--etcd-servers` of the apiserver manifest set to the voters' client URLs when
+/// they changed; `Some(servers)` when it rewrote the manifest.
+async fn follow_etcd_voters(
+    settings: &Settings,
+    root: &Root,
+    ident: &NodeIdentity,
+    changes: &mut Vec<String>,
+) -> Result<Option<Vec<String>>> {
+    let manifest_path = root.path(files::APISERVER_MANIFEST);
+    let manifest = std::fs::read_to_string(&manifest_path)
+        .with_context(|| format!("reading {}", manifest_path.display()))?;
+    let listed = render::manifest_etcd_servers(&manifest)
+        .map_err(|e| anyhow!("{}: {e}", manifest_path.display()))?;
+    let endpoints = crate::etcd::endpoints(&settings.etcd);
+    let access = EtcdAccess::new(apiserver_etcd_tls(settings, root)?, endpoints);
+    // The ASG's instances too: when every member the manifest lists is gone, the new ones are
+    // found there. Without AWS, the listed servers alone (one live member lists them all).
+    let mut candidates = listed.clone();
+    if let Some(asg) = settings.etcd_asg() {
+        let aws = Aws::connect(&ident.region).await;
+        match aws.describe_asg(asg).await {
+            Ok(view) => candidates.extend(crate::kube::etcd_urls_of(&view, &endpoints)),
+            Err(e) => tracing::warn!(
+                error = %crate::exit::one_line(&e),
+                "cannot list the etcd ASG; asking the listed etcd servers only"
+            ),
+        }
+    }
+    candidates.sort();
+    candidates.dedup();
+    let view = access.observe(&candidates).await.ok_or_else(|| {
+        anyhow!(
+            "no etcd member answers at {}: the apiserver's etcd servers stay {}",
+            candidates.join(","),
+            listed.join(",")
+        )
+    })?;
+    let voters: BTreeSet<String> = view
+        .voters()
+        .flat_map(|m| m.client_urls.iter().cloned())
+        .collect();
+    if voters.is_empty() {
+        return Err(anyhow!(
+            "the etcd member list has no voter with a client URL: the apiserver's etcd servers \
+             stay {}",
+            listed.join(",")
+        ));
+    }
+    if voters == listed.iter().cloned().collect::<BTreeSet<_>>() {
+        return Ok(None);
+    }
+    let servers: Vec<String> = voters.into_iter().collect();
+    let updated = render::with_etcd_servers(&manifest, &servers)
+        .map_err(|e| anyhow!("{}: {e}", manifest_path.display()))?;
+    fsutil::write_atomic(&manifest_path, updated.as_bytes(), fsutil::MODE_PUBLIC)
+        .with_context(|| format!("writing {}", manifest_path.display()))?;
+    let change = format!(
+        "apiserver etcd servers {} -> {} (the etcd voters)",
+        listed.join(","),
+        servers.join(",")
+    );
+    tracing::info!(%change, "reconciled");
+    changes.push(change);
+    Ok(Some(servers))
+}
+
+/// The apiserver's etcd client TLS from the master's disk (`None` when etcd runs without TLS).
+fn apiserver_etcd_tls(settings: &Settings, root: &Root) -> Result<Option<ClientTls>> {
+    if !settings.etcd.tls {
+        return Ok(None);
+    }
+    let read = |p: &str| {
+        let path = root.path(p);
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+    };
+    Ok(Some(ClientTls {
+        ca_pem: read(files::ETCD_CA_CERT)?,
+        cert_pem: read(files::APISERVER_ETCD_CLIENT.cert)?,
+        key_pem: read(files::APISERVER_ETCD_CLIENT.key)?,
+    }))
+}
