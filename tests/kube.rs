@@ -1089,3 +1089,200 @@ fn reconcile_keeps_the_apiserver_on_the_etcd_voters_through_an_etcd_roll() {
         json.stdout
     );
 }
+
+/// Reissues the leaf at `cert` (its key beside it, `.key`) with the same names and usages,
+/// signed by whichever of `cas` signed it, valid 29 days more: a certificate near the end of its
+/// year.
+fn near_expiry(node: &Node, cert: &str, cas: &[Ca]) {
+    use tn_agent::pki::{LeafRequest, Usage};
+    let pem = read(node, cert);
+    let info = tn_agent::pki::inspect(&pem).unwrap();
+    let ca = cas
+        .iter()
+        .find(|ca| tn_agent::pki::verifies(&pem, ca.cert_pem()))
+        .expect("a known CA signed it");
+    let mut usages = Vec::new();
+    if info.server_auth {
+        usages.push(Usage::ServerAuth);
+    }
+    if info.client_auth {
+        usages.push(Usage::ClientAuth);
+    }
+    let req = LeafRequest {
+        common_name: info.subject_cn.unwrap(),
+        organization: info.organizations.first().cloned(),
+        dns_names: info.dns_names.into_iter().collect(),
+        ips: info.ips.into_iter().collect(),
+        usages,
+    };
+    let now = std::time::SystemTime::now();
+    let day = std::time::Duration::from_secs(86_400);
+    let leaf = ca
+        .issue_with_validity(&req, now - day, now + 29 * day)
+        .unwrap();
+    let key = cert.replace(".crt", ".key");
+    std::fs::write(node.path(&key), &leaf.key_pem).unwrap();
+    std::fs::write(node.path(cert), &leaf.cert_pem).unwrap();
+}
+
+/// The node's configuration files (the etcd data dir and logs left out), path → contents.
+fn config_files(node: &Node) -> BTreeMap<String, (Vec<u8>, u32)> {
+    snapshot(node)
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with("var/lib/etcd") && !p.ends_with(".log"))
+        .collect()
+}
+
+/// Days until the certificate at `cert` expires.
+fn days_left(node: &Node, cert: &str) -> i64 {
+    let info = tn_agent::pki::inspect(&read(node, cert)).unwrap();
+    (info.not_after - time::OffsetDateTime::now_utc()).whole_days()
+}
+
+/// SPEC §11: every leaf tn-agent issued, 29 days from expiry, on an etcd node (with etcd
+/// running) and a master; a worker has none. `reconcile` renews exactly those (and rewrites the
+/// kubeconfigs that embed one), nothing else changes, etcd keeps serving with its new
+/// certificates, and a second run changes nothing.
+#[test]
+fn reconcile_renews_certificates_near_expiry_and_nothing_else() {
+    let world = World::start().unwrap();
+    let pki = upload_pki(&world);
+    let s3 = |name: &str| {
+        String::from_utf8(
+            world
+                .get_object(&format!("demo/pki/{name}"))
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let cas = [
+        Ca::from_pem(&s3("ca.crt"), &pki.ca_key).unwrap(),
+        Ca::from_pem(&s3("etcd-ca.crt"), &pki.etcd_ca_key).unwrap(),
+        Ca::from_pem(&s3("front-proxy-ca.crt"), &pki.front_proxy_ca_key).unwrap(),
+    ];
+    world.create_asg(ETCD_ASG, "etcd", 1).unwrap();
+    let etcd_node = world.etcd_nodes(ETCD_ASG, 60).unwrap().remove(0);
+    let _etcd = etcd_node.boot_etcd().unwrap();
+    let master = node_of_new_asg(&world, MASTER_ASG, "master", &master_config(&world));
+    bootstrap_ok(&master);
+    let worker = node_of_new_asg(
+        &world,
+        "demo-workers",
+        "worker",
+        &worker_config(&world, "", ""),
+    );
+    bootstrap_ok(&worker);
+
+    let etcd_leaves = ["/etc/etcd/pki/server.crt", "/etc/etcd/pki/peer.crt"];
+    let master_leaves: Vec<String> = [
+        "apiserver",
+        "apiserver-etcd-client",
+        "apiserver-kubelet-client",
+        "front-proxy-client",
+        "controller-manager",
+        "scheduler",
+        "kubelet-client",
+    ]
+    .iter()
+    .map(|n| format!("/etc/kubernetes/pki/{n}.crt"))
+    .collect();
+    for cert in etcd_leaves {
+        near_expiry(&etcd_node, cert, &cas);
+    }
+    for cert in &master_leaves {
+        near_expiry(&master, cert, &cas);
+    }
+    let nodes = [&etcd_node, &master, &worker];
+    let before: Vec<_> = nodes.iter().map(|n| config_files(n)).collect();
+    for node in nodes {
+        let run = node.run(&["reconcile"]).unwrap();
+        assert_eq!(run.code, 0, "{}: {}", node.id, run.stderr);
+    }
+    let changed = |i: usize| -> Vec<String> {
+        let after = config_files(nodes[i]);
+        let mut paths: Vec<String> = after
+            .iter()
+            .filter(|(p, v)| before[i].get(*p) != Some(v))
+            .map(|(p, _)| format!("/{p}"))
+            .collect();
+        paths.extend(
+            before[i]
+                .keys()
+                .filter(|p| !after.contains_key(*p))
+                .map(|p| format!("/{p} (gone)")),
+        );
+        paths.sort();
+        paths
+    };
+    let pairs = |certs: &[&str]| {
+        let mut v: Vec<String> = certs
+            .iter()
+            .flat_map(|c| [c.to_string(), c.replace(".crt", ".key")])
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(changed(0), pairs(&etcd_leaves));
+    let mut want: Vec<String> =
+        pairs(&master_leaves.iter().map(String::as_str).collect::<Vec<_>>());
+    want.extend(
+        [
+            "/etc/kubernetes/controller-manager.conf",
+            "/etc/kubernetes/kubelet.conf",
+            "/etc/kubernetes/scheduler.conf",
+        ]
+        .map(String::from),
+    );
+    want.sort();
+    assert_eq!(changed(1), want);
+    assert!(changed(2).is_empty(), "{:?}", changed(2));
+    for cert in etcd_leaves {
+        assert!(days_left(&etcd_node, cert) > 360, "{cert}");
+    }
+    for cert in &master_leaves {
+        assert!(days_left(&master, cert) > 360, "{cert}");
+    }
+    let rec = master.state().unwrap().last_reconcile.unwrap();
+    assert_eq!(rec.changes.len(), master_leaves.len(), "{rec:?}");
+    assert!(
+        rec.changes.iter().all(|c| c.starts_with("issued ")),
+        "{rec:?}"
+    );
+    // etcd serves its new certificate without a restart (it reads the files at each
+    // handshake), and the node reaches it with the new one as its client.
+    let served = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("{}:2379", etcd_node.ip)])
+        .args([
+            "-cert",
+            etcd_node.path("/etc/etcd/pki/server.crt").to_str().unwrap(),
+        ])
+        .args([
+            "-key",
+            etcd_node.path("/etc/etcd/pki/server.key").to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let served = String::from_utf8_lossy(&served.stdout).into_owned();
+    let served_pem = tn_agent::pki::pem_certificates(&served);
+    assert_eq!(
+        served_pem.first().map(|p| pem_body(p)),
+        Some(pem_body(&read(&etcd_node, "/etc/etcd/pki/server.crt"))),
+        "{served}"
+    );
+    let status = etcd_node.run(&["status", "--json"]).unwrap();
+    assert_eq!(status.code, 0, "{}", status.stdout);
+
+    let after: Vec<_> = nodes.iter().map(|n| config_files(n)).collect();
+    for (i, node) in nodes.iter().enumerate() {
+        let run = node.run(&["reconcile"]).unwrap();
+        assert_eq!(
+            run.stdout.trim(),
+            "reconciled: nothing to change",
+            "{}",
+            node.id
+        );
+        assert_eq!(config_files(node), after[i], "{}", node.id);
+    }
+}

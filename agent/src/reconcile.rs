@@ -1,8 +1,14 @@
 //! `tn-agent reconcile` (SPEC §11), run by `tn-agent-reconcile.timer` after the bootstrap and then
 //! hourly: the day-2 pass that keeps a node right while the cluster changes under it.
 //!
-//! This version does the masters' part that keeps the control plane up through an etcd AMI roll:
-//! the apiserver's `--etcd-servers` follows the etcd voters' client URLs. It asks etcd itself
+//! Certificates: the leaves tn-agent issued on this node (an etcd node's server and peer
+//! certificates; a master's) are renewed by bootstrap's rules once one is within 30 days of
+//! expiry, written atomically; etcd and the apiserver read their certificate files again by
+//! themselves, so nothing restarts. A node whose leaves are far from expiry makes no AWS call for
+//! this. Workers have no such leaves: their kubelet renews its own.
+//!
+//! Masters: the apiserver's `--etcd-servers` follows the etcd voters' client URLs, which keeps
+//! the control plane up through an etcd AMI roll. It asks etcd itself
 //! (with the apiserver's own etcd client certificate, from the node's disk), through the servers
 //! the manifest lists and the etcd ASG's instances, and rewrites the manifest only when the set
 //! of voters changed: never to an empty list, never with a learner, and never from a guess (when
@@ -19,13 +25,14 @@ use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::aws::Aws;
-use crate::config::{Role, Settings};
+use crate::config::{Role, RoleSettings, Settings};
 use crate::etcd::client::{ClientTls, EtcdAccess};
 use crate::files;
 use crate::fsutil::{self, Root};
 use crate::identity::NodeIdentity;
 use crate::kube::render;
 use crate::state::BootState;
+use crate::store::Store;
 
 /// One reconcile run, as `state.json` keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,10 +52,12 @@ pub struct ReconcileRecord {
 pub async fn run(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Result<Vec<String>> {
     let started = Instant::now();
     let mut changes = Vec::new();
-    let result = match settings.role() {
-        Role::Master => follow_etcd_voters(settings, root, ident, &mut changes).await,
-        Role::Etcd | Role::Worker => Ok(None),
-    };
+    let mut result = renew_certificates(settings, root, ident, &mut changes)
+        .await
+        .map(|()| None);
+    if result.is_ok() && settings.role() == Role::Master {
+        result = follow_etcd_voters(settings, root, ident, &mut changes).await;
+    }
     let record = ReconcileRecord {
         at: crate::state::now_rfc3339(),
         ok: result.is_ok(),
@@ -64,6 +73,73 @@ pub async fn run(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Resu
     }
     state.save(root)?;
     result.map(|_| changes)
+}
+
+/// The leaves this node's bootstrap issued, by certificate path.
+fn own_leaves(settings: &Settings, ident: &NodeIdentity) -> Vec<&'static str> {
+    match &settings.role_settings {
+        RoleSettings::Etcd { .. } if settings.etcd.tls => {
+            vec![files::ETCD_SERVER.cert, files::ETCD_PEER.cert]
+        }
+        RoleSettings::Master(master) => {
+            crate::kube::certs::master_leaves(settings, &master.kubernetes, ident)
+                .iter()
+                .map(|leaf| leaf.files.cert)
+                .collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Renews this node's leaves when one is within [`files::RENEW_BEFORE`] of expiry (or cannot
+/// be read), with bootstrap's rules: the ones that still fit are kept.
+async fn renew_certificates(
+    settings: &Settings,
+    root: &Root,
+    ident: &NodeIdentity,
+    changes: &mut Vec<String>,
+) -> Result<()> {
+    let now = time::OffsetDateTime::now_utc();
+    let due: Vec<&str> = own_leaves(settings, ident)
+        .into_iter()
+        .filter(|cert| {
+            std::fs::read_to_string(root.path(cert))
+                .ok()
+                .and_then(|pem| crate::pki::inspect(&pem).ok())
+                .is_none_or(|info| info.not_after - now < files::RENEW_BEFORE)
+        })
+        .collect();
+    if due.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(certificates = ?due, "renewing certificates near expiry");
+    let aws = Aws::connect(&ident.region).await;
+    let mut record = BootState::new(settings.cluster.as_str(), settings.role());
+    match &settings.role_settings {
+        RoleSettings::Etcd { .. } => {
+            let store = Store::new(&aws, &settings.state_bucket, settings.cluster.as_str());
+            crate::etcd::tls::prepare(&store, root, ident, &mut record).await?;
+        }
+        RoleSettings::Master(master) => {
+            crate::kube::renew_master_certificates(
+                settings,
+                master,
+                root,
+                ident,
+                &aws,
+                &mut record,
+            )
+            .await?;
+        }
+        RoleSettings::Worker { .. } => {}
+    }
+    changes.extend(
+        record
+            .decisions
+            .iter()
+            .map(|d| format!("{}: {}", d.what, d.why)),
+    );
+    Ok(())
 }
 
 /// A master: `--etcd-servers` of the apiserver manifest set to the voters' client URLs when

@@ -60,10 +60,16 @@ const fn unit(name: &'static str, enabled: bool, start: bool) -> Installed {
 /// The units the user data of `format` installs on a node of `role`, in the order it lists
 /// them.
 pub fn deployment(format: Format, role: &str) -> Vec<Installed> {
-    // Every role reboots through tn-agent (SPEC §9).
+    // Every role reboots through tn-agent (SPEC §9) and reconciles (SPEC §11).
     let mut units = vec![
         unit(BOOTSTRAP, true, false),
         unit("tn-agent-reboot.service", true, false),
+        unit("tn-agent-reconcile.service", false, false),
+        unit(
+            "tn-agent-reconcile.timer",
+            true,
+            format == Format::CloudConfig,
+        ),
     ];
     if role == "etcd" {
         units.push(unit("etcd-member.service", true, false));
@@ -74,11 +80,6 @@ pub fn deployment(format: Format, role: &str) -> Vec<Installed> {
         units.push(unit(BACKUP, false, false));
         units.push(unit(BACKUP_TIMER, true, start));
     } else {
-        if role == "master" {
-            let start = format == Format::CloudConfig;
-            units.push(unit("tn-agent-reconcile.service", false, false));
-            units.push(unit("tn-agent-reconcile.timer", true, start));
-        }
         units.push(unit("kubelet.service", true, false));
     }
     if format == Format::CloudConfig {

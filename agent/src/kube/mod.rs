@@ -184,6 +184,28 @@ async fn master(
     Ok(())
 }
 
+/// Renews a master's leaf certificates by bootstrap's rules (reconcile, SPEC §11): the cluster's
+/// PKI fetched and checked, every leaf kept while it fits and reissued otherwise, and the
+/// kubeconfigs that embed a client certificate rewritten when theirs changed. Nothing else is
+/// touched: not the static pods (they name the files, which the components read again), not
+/// the addons. What was issued is recorded in `state` as bootstrap records it.
+pub async fn renew_master_certificates(
+    settings: &Settings,
+    master: &MasterSettings,
+    root: &Root,
+    me: &NodeIdentity,
+    aws: &Aws,
+    state: &mut BootState,
+) -> Result<()> {
+    let store = crate::store::Store::new(aws, &settings.state_bucket, settings.cluster.as_str());
+    let pki = MasterPki::fetch(&store, settings.etcd.tls)
+        .await
+        .with_context(|| store.pki_context())?;
+    let kube = &master.kubernetes;
+    let issued = write_master_pki(settings, kube, root, me, &pki, state)?;
+    write_master_kubeconfigs(settings, kube, root, &pki, &issued, me, state)
+}
+
 /// `etcd.asg`: not the master's own group.
 fn etcd_asg<'a>(name: &'a str, own_asg: &AsgView) -> Result<&'a str> {
     if name == own_asg.name {
