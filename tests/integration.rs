@@ -15,6 +15,7 @@ mod imds;
 mod kube;
 mod kube_api;
 mod kube_reboot;
+mod metrics;
 mod pki_init;
 mod reboot;
 mod status;

@@ -261,6 +261,7 @@ fn the_agent_units_are_sandboxed() {
         "tn-agent-etcd-promote.service",
         "tn-agent-etcd-leave.service",
         "tn-agent-reboot.service",
+        "tn-agent-reconcile.service",
         BACKUP,
     ] {
         let path = units_dir().join(name);
@@ -292,6 +293,7 @@ fn the_agent_units_are_sandboxed() {
         writable,
         [
             "-/var/lib/etcd",
+            "-/var/lib/node_exporter",
             "/etc/etcd",
             "/etc/kubernetes",
             "/var/lib/kubelet",
@@ -301,8 +303,19 @@ fn the_agent_units_are_sandboxed() {
     let backup = UnitFile::parse(&read_unit(BACKUP)).unwrap();
     assert_eq!(
         backup.list("Service", "ReadWritePaths"),
-        ["/var/lib/tn-agent"],
-        "the backup streams the snapshot: it writes only its state"
+        ["/var/lib/tn-agent", "-/var/lib/node_exporter"],
+        "the backup streams the snapshot: it writes only its state and its metrics"
+    );
+    let reconcile = UnitFile::parse(&read_unit("tn-agent-reconcile.service")).unwrap();
+    assert_eq!(
+        reconcile.list("Service", "ReadWritePaths"),
+        [
+            "/var/lib/tn-agent",
+            "-/etc/etcd/pki",
+            "-/etc/kubernetes",
+            "-/var/lib/node_exporter"
+        ],
+        "reconcile writes its state, renewed certificates, kubeconfigs and the manifest, metrics"
     );
     // The same file, without its sandbox, is rated unsafe: the check can fail.
     let bare: String = read_unit(BOOTSTRAP)

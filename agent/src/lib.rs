@@ -16,6 +16,7 @@ pub mod identity;
 pub mod imds;
 pub mod kube;
 pub mod logging;
+pub mod metrics;
 pub mod node;
 pub mod pki;
 pub mod reboot;

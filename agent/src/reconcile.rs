@@ -72,6 +72,7 @@ pub async fn run(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Resu
         state.etcd_servers = servers.clone();
     }
     state.save(root)?;
+    crate::metrics::write(settings, root).await;
     result.map(|_| changes)
 }
 

@@ -55,6 +55,7 @@ impl Bootstrap {
             0
         };
         state.save(&globals.root)?;
+        crate::metrics::write(&settings, &globals.root).await;
         result.map(|()| crate::exit::OK)
     }
 }

@@ -62,8 +62,9 @@ impl Etcd {
                 complete_termination(&imds, &me, &settings.etcd.leave_hook).await?;
             }
             Etcd::Backup { force } => {
-                let outcome = crate::backup::run(&settings, &globals.root, &me, force)
-                    .await
+                let outcome = crate::backup::run(&settings, &globals.root, &me, force).await;
+                crate::metrics::write(&settings, &globals.root).await;
+                let outcome = outcome
                     .inspect_err(|e| tracing::error!(error = %format!("{e:#}"), "backup failed"))?;
                 println!("{outcome}");
             }

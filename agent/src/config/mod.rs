@@ -49,6 +49,8 @@ pub struct Settings {
     pub reboot: RebootSettings,
     /// etcd backups (SPEC §10); used by etcd nodes.
     pub backup: BackupSettings,
+    /// `[metrics] textfile_dir` (SPEC §11): where `tn_agent.prom` is written; `None`: nowhere.
+    pub metrics_textfile_dir: Option<std::path::PathBuf>,
     /// How this node serves etcd (role etcd) or reaches it (role master); a worker does not use it.
     pub etcd: EtcdSettings,
     /// The role, with the settings only that role has.

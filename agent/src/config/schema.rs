@@ -28,6 +28,7 @@ pub(super) struct RawConfig {
     pub(super) bootstrap: Option<RawBootstrap>,
     pub(super) reboot: Option<RawReboot>,
     pub(super) backup: Option<RawBackup>,
+    pub(super) metrics: Option<RawMetrics>,
     pub(super) etcd: Option<RawEtcd>,
     pub(super) kubernetes: Option<RawKubernetes>,
 }
@@ -52,6 +53,12 @@ pub(super) struct RawBackup {
     pub(super) keep_daily_days: Option<i64>,
     pub(super) restore_tool: Option<String>,
     pub(super) part_size_mib: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMetrics {
+    pub(super) textfile_dir: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -127,11 +134,14 @@ pub(super) const ROOT: &[Field] = &[
     field("bootstrap", Kind::Table(BOOTSTRAP)),
     field("reboot", Kind::Table(REBOOT)),
     field("backup", Kind::Table(BACKUP)),
+    field("metrics", Kind::Table(METRICS)),
     field("etcd", Kind::Table(ETCD)),
     field("kubernetes", Kind::Table(KUBERNETES)),
 ];
 
 const BOOTSTRAP: &[Field] = &[field("retry_max_delay_seconds", Kind::Integer)];
+
+const METRICS: &[Field] = &[field("textfile_dir", Kind::String)];
 
 const REBOOT: &[Field] = &[
     field("group", Kind::String),

@@ -288,7 +288,7 @@ fn bad_configs() {
             files: main(plus(ETCD_MIN, "colour = \"blue\"")),
             error: "/etc/tn-agent/config.toml: unknown key `colour`; expected one of: cluster, \
                     role, state_bucket, internal_domain, vpc_number, bootstrap, reboot, backup, \
-                    etcd, kubernetes",
+                    metrics, etcd, kubernetes",
         },
         Bad {
             name: "unknown key in [etcd]",
@@ -841,6 +841,30 @@ fn the_reboot_table() {
         let e = parse(&dropin(base, extra)).unwrap_err().to_string();
         assert!(e.contains(error), "{extra}: {e}");
     }
+}
+
+#[test]
+fn the_metrics_table() {
+    assert_eq!(parse(&main(ETCD_MIN)).unwrap().metrics_textfile_dir, None);
+    let s = parse(&dropin(
+        ETCD_MIN,
+        "[metrics]\ntextfile_dir = \"/var/lib/node_exporter/textfile\"\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        s.metrics_textfile_dir.unwrap(),
+        std::path::Path::new("/var/lib/node_exporter/textfile")
+    );
+    let e = parse(&dropin(
+        ETCD_MIN,
+        "[metrics]\ntextfile_dir = \"textfile\"\n",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("key `metrics.textfile_dir`: expected an absolute path"),
+        "{e}"
+    );
 }
 
 #[test]

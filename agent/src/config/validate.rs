@@ -111,6 +111,13 @@ pub(super) fn validate(
     let bootstrap = validate_bootstrap(raw.bootstrap.unwrap_or_default(), ctx)?;
     let reboot = validate_reboot(raw.reboot.unwrap_or_default(), role, ctx)?;
     let backup = validate_backup(raw.backup.unwrap_or_default(), ctx)?;
+    let metrics_textfile_dir = raw
+        .metrics
+        .unwrap_or_default()
+        .textfile_dir
+        .map(|d| check_data_dir(&d))
+        .transpose()
+        .map_err(ctx.invalid("metrics.textfile_dir"))?;
     let (etcd, etcd_asg) = validate_etcd(raw.etcd.unwrap_or_default(), role, ctx)?;
     let kubernetes = |raw: Option<RawKubernetes>| {
         validate_kubernetes(
@@ -146,6 +153,7 @@ pub(super) fn validate(
         bootstrap,
         reboot,
         backup,
+        metrics_textfile_dir,
         etcd,
         role_settings,
         sources,

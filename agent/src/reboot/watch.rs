@@ -180,6 +180,8 @@ pub async fn watch(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Re
     let mut st = RebootState::load(root, &group)?;
     let interval = settings.reboot.check_interval;
     let mut engine = UpdateEngine::connect().await;
+    crate::metrics::write(settings, root).await;
+    let mut metrics_phase = st.phase;
     loop {
         // An idle node with nothing to do does not reach for its cluster (a worker's kubelet
         // may not have joined yet).
@@ -193,6 +195,10 @@ pub async fn watch(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Re
             Some(Err(e)) => Err(anyhow::anyhow!("{e:#}")),
         };
         let failed = step.is_err();
+        if st.phase != metrics_phase {
+            metrics_phase = st.phase;
+            crate::metrics::write(settings, root).await;
+        }
         match step {
             Ok(Some(done)) => return Ok(done),
             Ok(None) => {}
