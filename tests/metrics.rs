@@ -13,9 +13,17 @@ use crate::support::cluster::{boot_cluster, world_with_etcd_asg};
 
 const TEXTFILE_DIR: &str = "/var/lib/node_exporter/textfile";
 
-/// The families of the node's metrics file as the Prometheus client parses them: name →
-/// (type, help, samples as (labels, value)). A file it cannot parse fails the test.
-fn parsed(node: &Node) -> BTreeMap<String, (String, String, Vec<(BTreeMap<String, String>, f64)>)> {
+/// One metric family as the parser read it.
+struct Family {
+    kind: String,
+    help: String,
+    /// (labels, value).
+    samples: Vec<(BTreeMap<String, String>, f64)>,
+}
+
+/// The families of the node's metrics file as the Prometheus client parses them, by name. A
+/// file it cannot parse fails the test.
+fn parsed(node: &Node) -> BTreeMap<String, Family> {
     let path = node.path(&format!("{TEXTFILE_DIR}/tn_agent.prom"));
     let script = r#"
 import json, sys
@@ -60,24 +68,21 @@ print(json.dumps(out))
                 .collect();
             (
                 f["name"].as_str().unwrap().to_string(),
-                (
-                    f["type"].as_str().unwrap().to_string(),
-                    f["help"].as_str().unwrap().to_string(),
+                Family {
+                    kind: f["type"].as_str().unwrap().to_string(),
+                    help: f["help"].as_str().unwrap().to_string(),
                     samples,
-                ),
+                },
             )
         })
         .collect()
 }
 
 /// The value of the family's one sample with no labels.
-fn value(
-    families: &BTreeMap<String, (String, String, Vec<(BTreeMap<String, String>, f64)>)>,
-    name: &str,
-) -> f64 {
-    let (_, _, samples) = families.get(name).unwrap_or_else(|| panic!("no {name}"));
-    assert_eq!(samples.len(), 1, "{name}");
-    samples[0].1
+fn value(families: &BTreeMap<String, Family>, name: &str) -> f64 {
+    let family = families.get(name).unwrap_or_else(|| panic!("no {name}"));
+    assert_eq!(family.samples.len(), 1, "{name}");
+    family.samples[0].1
 }
 
 #[test]
@@ -100,7 +105,7 @@ fn the_metrics_file_parses_and_tells_the_truth_about_etcd() {
     let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
 
     let m = parsed(&nodes[0]);
-    for (name, (kind, help, _)) in &m {
+    for (name, Family { kind, help, .. }) in &m {
         assert!(name.starts_with("tn_agent_"), "{name}");
         assert!(
             name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
@@ -125,8 +130,8 @@ fn the_metrics_file_parses_and_tells_the_truth_about_etcd() {
     let backed_up = value(&m, "tn_agent_etcd_backup_last_success_timestamp_seconds");
     assert!((now - backed_up).abs() < 120.0, "{backed_up} vs {now}");
     assert!(value(&m, "tn_agent_reconcile_duration_seconds") >= 0.0);
-    let (_, _, certs) = &m["tn_agent_certificate_expiry_timestamp_seconds"];
-    let server = certs
+    let server = m["tn_agent_certificate_expiry_timestamp_seconds"]
+        .samples
         .iter()
         .find(|(l, _)| l["path"] == "/etc/etcd/pki/server.crt")
         .expect("the server certificate");
@@ -135,7 +140,7 @@ fn the_metrics_file_parses_and_tells_the_truth_about_etcd() {
     )
     .unwrap();
     assert_eq!(server.1, info.not_after.unix_timestamp() as f64);
-    let info = &m["tn_agent_info"].2[0].0;
+    let info = &m["tn_agent_info"].samples[0].0;
     assert_eq!(
         (info["role"].as_str(), info["instance_id"].as_str()),
         ("etcd", nodes[0].id.as_str())
