@@ -202,6 +202,16 @@ fn run() -> Result<()> {
     section("tn-agent status on the newcomer");
     status(etcd_nodes.last().expect("the newcomer"), true)?;
 
+    section("the master's hourly reconcile: its apiserver follows the etcd voters");
+    let master = &others[0].node;
+    let run = master.run(&["reconcile"])?;
+    println!(
+        "$ tn-agent reconcile    (on {}; exit {})",
+        master.id, run.code
+    );
+    print_indented(&run.stdout);
+    anyhow::ensure!(run.code == 0, "reconcile: {}", run.stderr);
+
     let etcd = rolling_reboot(&world, &etcd_nodes, etcd)?;
     kube_rolling_reboot(&api, &ca, &others)?;
     let etcd = backup_and_restore(&world, &etcd_nodes, etcd)?;
@@ -319,6 +329,15 @@ fn backup_and_restore(
     etcd: Vec<Option<EtcdProcess>>,
 ) -> Result<Vec<EtcdProcess>> {
     section("etcd backups: the timer runs tn-agent etcd backup on every member at the same moment");
+    // The operator's Terraform turns metrics on ([metrics] textfile_dir): a drop-in here.
+    for node in nodes {
+        let dropin = node.path("/etc/tn-agent/config.d/60-metrics.toml");
+        std::fs::create_dir_all(dropin.parent().expect("a parent"))?;
+        std::fs::write(
+            &dropin,
+            "[metrics]\ntextfile_dir = \"/var/lib/node_exporter/textfile\"\n",
+        )?;
+    }
     for node in nodes {
         // Debian's etcd 3.4 has no etcdutl; its etcdctl restores snapshots (SPEC §10).
         let dir = node.path("/etc/tn-agent/config.d");
@@ -361,6 +380,18 @@ fn backup_and_restore(
         .ok_or_else(|| anyhow::anyhow!("no backup listed"))?
         .to_string();
     check.put("/demo/after-backup", "written after the backup")?;
+    println!(
+        "\nthe metrics the backup run wrote for node_exporter on {} (an excerpt of \
+         /var/lib/node_exporter/textfile/tn_agent.prom; docs/alerts.md):",
+        nodes[0].id
+    );
+    let prom =
+        std::fs::read_to_string(nodes[0].path("/var/lib/node_exporter/textfile/tn_agent.prom"))?;
+    for line in prom.lines().filter(|l| {
+        !l.starts_with('#') && (l.starts_with("tn_agent_etcd_") || l.contains("server.crt"))
+    }) {
+        println!("  {line}");
+    }
 
     section("disaster: every etcd member is killed, and two of the three disks are lost");
     for mut e in etcd.into_iter().flatten() {
