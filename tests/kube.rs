@@ -1072,7 +1072,9 @@ fn reconcile_keeps_the_apiserver_on_the_etcd_voters_through_an_etcd_roll() {
     );
     let status = master.run(&["status"]).unwrap();
     assert!(
-        status.stdout.contains("failed: no etcd member answers"),
+        status
+            .stdout
+            .contains("failed: following the etcd voters: no etcd member answers"),
         "{}",
         status.stdout
     );

@@ -52,12 +52,23 @@ pub struct ReconcileRecord {
 pub async fn run(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Result<Vec<String>> {
     let started = Instant::now();
     let mut changes = Vec::new();
-    let mut result = renew_certificates(settings, root, ident, &mut changes)
-        .await
-        .map(|()| None);
-    if result.is_ok() && settings.role() == Role::Master {
-        result = follow_etcd_voters(settings, root, ident, &mut changes).await;
+    // The parts are independent: a bucket that cannot be read for a renewal must not keep a
+    // master's apiserver off the current etcd members, nor the other way round.
+    let mut failures = Vec::new();
+    if let Err(e) = renew_certificates(settings, root, ident, &mut changes).await {
+        failures.push(format!("renewing certificates: {e:#}"));
     }
+    let mut servers = None;
+    if settings.role() == Role::Master {
+        match follow_etcd_voters(settings, root, ident, &mut changes).await {
+            Ok(new) => servers = new,
+            Err(e) => failures.push(format!("following the etcd voters: {e:#}")),
+        }
+    }
+    let result = match failures.is_empty() {
+        true => Ok(()),
+        false => Err(anyhow!("{}", failures.join("; "))),
+    };
     let record = ReconcileRecord {
         at: crate::state::now_rfc3339(),
         ok: result.is_ok(),
@@ -68,12 +79,12 @@ pub async fn run(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Resu
     let mut state = BootState::load(root)?
         .ok_or_else(|| anyhow!("this node has not run `tn-agent bootstrap` yet"))?;
     state.last_reconcile = Some(record);
-    if let Ok(Some(servers)) = &result {
-        state.etcd_servers = servers.clone();
+    if let Some(servers) = servers {
+        state.etcd_servers = servers;
     }
     state.save(root)?;
     crate::metrics::write(settings, root).await;
-    result.map(|_| changes)
+    result.map(|()| changes)
 }
 
 /// The leaves this node's bootstrap issued, by certificate path.

@@ -128,19 +128,7 @@ pub async fn own_group(settings: &Settings, root: &Root, ident: &NodeIdentity) -
         Role::Etcd => ETCD_GROUP.to_string(),
         Role::Master => MASTER_GROUP.to_string(),
         Role::Worker => {
-            let recorded = crate::state::BootState::load(root)
-                .ok()
-                .flatten()
-                .and_then(|s| s.asg)
-                .map(|a| a.name);
-            let asg = match recorded {
-                Some(name) => name,
-                None => Aws::connect(&ident.region)
-                    .await
-                    .asg_of(&ident.instance_id)
-                    .await
-                    .context("finding this worker's autoscaling group")?,
-            };
+            let asg = own_asg(root, ident).await?;
             if !super::lock::is_kube_group_name(&asg) {
                 bail!(
                     "this worker's autoscaling group {asg:?} cannot name a reboot group's \
@@ -414,10 +402,10 @@ async fn other_apiservers_ready(node: &Node<'_>, client: &KubeClient) -> Result<
         .kubernetes()
         .map(|k| k.apiserver.port())
         .ok_or("a master without [kubernetes]")?;
-    let aws = Aws::connect(&node.ident.region).await;
-    let own = own_asg(node, &aws)
+    let own = own_asg(node.root, node.ident)
         .await
         .map_err(|e| one_line(e.as_ref()))?;
+    let aws = Aws::connect(&node.ident.region).await;
     let view = aws
         .describe_asg(&own)
         .await
@@ -446,15 +434,17 @@ async fn other_apiservers_ready(node: &Node<'_>, client: &KubeClient) -> Result<
 }
 
 /// This node's ASG as the last bootstrap recorded it, else as AWS says.
-async fn own_asg(node: &Node<'_>, aws: &Aws) -> Result<String> {
-    if let Some(asg) = crate::state::BootState::load(node.root)
+async fn own_asg(root: &Root, ident: &NodeIdentity) -> Result<String> {
+    if let Some(asg) = crate::state::BootState::load(root)
         .ok()
         .flatten()
         .and_then(|s| s.asg)
     {
         return Ok(asg.name);
     }
-    aws.asg_of(&node.ident.instance_id)
+    Aws::connect(&ident.region)
+        .await
+        .asg_of(&ident.instance_id)
         .await
         .context("finding this node's autoscaling group")
 }
