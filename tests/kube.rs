@@ -1232,6 +1232,8 @@ fn reconcile_renews_certificates_near_expiry_and_nothing_else() {
         [
             "/etc/kubernetes/controller-manager.conf",
             "/etc/kubernetes/kubelet.conf",
+            "/etc/kubernetes/manifests/kube-controller-manager.yaml",
+            "/etc/kubernetes/manifests/kube-scheduler.yaml",
             "/etc/kubernetes/scheduler.conf",
         ]
         .map(String::from),
@@ -1246,11 +1248,33 @@ fn reconcile_renews_certificates_near_expiry_and_nothing_else() {
         assert!(days_left(&master, cert) > 360, "{cert}");
     }
     let rec = master.state().unwrap().last_reconcile.unwrap();
-    assert_eq!(rec.changes.len(), master_leaves.len(), "{rec:?}");
-    assert!(
-        rec.changes.iter().all(|c| c.starts_with("issued ")),
-        "{rec:?}"
-    );
+    let issued = rec
+        .changes
+        .iter()
+        .filter(|c| c.starts_with("issued "))
+        .count();
+    assert_eq!(issued, master_leaves.len(), "{rec:?}");
+    // The two components that read their kubeconfig only at start are restarted by the kubelet:
+    // their manifests carry the new kubeconfig's SHA-256, and nothing else changed in them.
+    assert_eq!(rec.changes.len(), issued + 2, "{rec:?}");
+    for (manifest, kubeconfig) in [
+        ("kube-controller-manager", "controller-manager.conf"),
+        ("kube-scheduler", "scheduler.conf"),
+    ] {
+        let path = format!("/etc/kubernetes/manifests/{manifest}.yaml");
+        let now: Yaml = yaml_serde::from_str(&read(&master, &path)).unwrap();
+        let then = std::str::from_utf8(&before[1][&path[1..]].0).unwrap();
+        let mut then: Yaml = yaml_serde::from_str(then).unwrap();
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            read(&master, &format!("/etc/kubernetes/{kubeconfig}")).as_bytes(),
+        ));
+        assert_eq!(
+            now["metadata"]["annotations"]["tn-agent/kubeconfig-sha256"].as_str(),
+            Some(digest.as_str())
+        );
+        then["metadata"]["annotations"]["tn-agent/kubeconfig-sha256"] = Yaml::String(digest);
+        assert_eq!(now, then, "{manifest}: only the mark changed");
+    }
     // etcd serves its new certificate without a restart (it reads the files at each
     // handshake), and the node reaches it with the new one as its client.
     let served = Command::new("openssl")

@@ -3,10 +3,11 @@
 //!
 //! Certificates: the leaves tn-agent issued on this node (an etcd node's server and peer
 //! certificates; a master's) are renewed by bootstrap's rules once one is within 30 days of
-//! expiry, written atomically. Nothing is restarted: etcd reads its files at each handshake; the
-//! Kubernetes components that read theirs only at start take them at the node's next reboot
-//! (docs/node.md, "Reconcile", says which). A node whose leaves are far from expiry makes no AWS
-//! call for this. Workers have no such leaves: their kubelet renews its own.
+//! expiry, written atomically. etcd reads its files at each handshake; the controller-manager and
+//! scheduler are restarted by the kubelet (their manifests carry their kubeconfig's hash); the
+//! apiserver takes its client certificates at the node's next reboot (docs/node.md, "Reconcile").
+//! A node whose leaves are far from expiry makes no AWS call for this. Workers have no such
+//! leaves: their kubelet renews its own.
 //!
 //! Masters: the apiserver's `--etcd-servers` follows the etcd voters' client URLs, which keeps
 //! the control plane up through an etcd AMI roll. It asks etcd itself

@@ -203,7 +203,8 @@ pub async fn renew_master_certificates(
         .with_context(|| store.pki_context())?;
     let kube = &master.kubernetes;
     let issued = write_master_pki(settings, kube, root, me, &pki, state)?;
-    write_master_kubeconfigs(settings, kube, root, &pki, &issued, me, state)
+    write_master_kubeconfigs(settings, kube, root, &pki, &issued, me, state)?;
+    remark_static_pods(root, state)
 }
 
 /// `etcd.asg`: not the master's own group.
@@ -343,7 +344,54 @@ fn write_static_pods(
         (files::SCHEDULER_MANIFEST, render::scheduler_pod(&cp, root)),
     ];
     for (path, text) in &pods {
+        let text = with_kubeconfig_mark(root, path, text)?;
         files::write(root, state, path, text.as_bytes(), MODE_PUBLIC)?;
+    }
+    Ok(())
+}
+
+/// The annotation on the controller-manager's and scheduler's static pods with the SHA-256 of
+/// their kubeconfig: they read it (and the client certificate embedded in it) only at start, so
+/// a renewed certificate changes their manifest and the kubelet restarts them with it.
+pub const KUBECONFIG_MARK: &str = "tn-agent/kubeconfig-sha256";
+
+/// The static pods that read an agent-written kubeconfig only at start, and that kubeconfig.
+const MARKED_PODS: [(&str, &str); 2] = [
+    (
+        files::CONTROLLER_MANAGER_MANIFEST,
+        files::CONTROLLER_MANAGER_KUBECONFIG,
+    ),
+    (files::SCHEDULER_MANIFEST, files::SCHEDULER_KUBECONFIG),
+];
+
+/// `manifest` (of the static pod at `path`) with [`KUBECONFIG_MARK`] set from its kubeconfig on
+/// disk; other pods' manifests as they are.
+fn with_kubeconfig_mark(root: &Root, path: &str, manifest: &str) -> Result<String> {
+    let Some((_, kubeconfig)) = MARKED_PODS.iter().find(|(m, _)| *m == path) else {
+        return Ok(manifest.to_string());
+    };
+    let file = root.path(kubeconfig);
+    let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    render::with_annotation(manifest, KUBECONFIG_MARK, &digest)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", root.path(path).display()))
+}
+
+/// After a renewal rewrote kubeconfigs: the marked static pods' manifests updated, so the
+/// kubelet restarts the pods whose kubeconfig changed (and only those).
+fn remark_static_pods(root: &Root, state: &mut BootState) -> Result<()> {
+    for (path, _) in MARKED_PODS {
+        let file = root.path(path);
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        let text = with_kubeconfig_mark(root, path, &text)?;
+        if files::write(root, state, path, text.as_bytes(), MODE_PUBLIC)? {
+            state.decide(
+                format!("restarting the static pod of {path}"),
+                "its kubeconfig (with the client certificate it reads only at start) changed: \
+                 the kubelet restarts it",
+            );
+        }
     }
     Ok(())
 }

@@ -500,6 +500,16 @@ pub fn with_etcd_servers(manifest: &str, servers: &[String]) -> Result<String, S
     Ok(yaml(&pod))
 }
 
+/// A static pod's manifest with the annotation `key` set to `value`, everything else as it was.
+pub fn with_annotation(manifest: &str, key: &str, value: &str) -> Result<String, String> {
+    let mut pod: Value = yaml_serde::from_str(manifest).map_err(|e| format!("not YAML: {e}"))?;
+    if pod["kind"] != "Pod" {
+        return Err("not a Pod".into());
+    }
+    pod["metadata"]["annotations"][key] = json!(value);
+    Ok(yaml(&pod))
+}
+
 /// Where `--etcd-servers=` is in the kube-apiserver container's command: exactly once.
 fn etcd_servers_flag(pod: &Value) -> Result<usize, String> {
     let container = &pod["spec"]["containers"][0];
