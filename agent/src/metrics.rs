@@ -112,12 +112,7 @@ pub fn render(r: &Report) -> String {
             bool_value(up),
         );
         if up {
-            let voters = etcd.members.iter().filter(|m| !m.learner).count();
-            let healthy = etcd
-                .members
-                .iter()
-                .filter(|m| !m.learner && m.healthy)
-                .count();
+            let (voters, healthy) = etcd.voters_and_healthy();
             m.gauge(
                 "tn_agent_etcd_members",
                 "etcd members, learners included.",
@@ -152,15 +147,11 @@ pub fn render(r: &Report) -> String {
         }
     }
     if let Some(b) = &r.backup {
-        let fresh = b.newest.as_ref().and_then(|n| {
-            let taken = unix(&n.taken_at)?;
-            Some(
-                n.current_at
-                    .as_deref()
-                    .and_then(unix)
-                    .map_or(taken, |c| c.max(taken)),
-            )
-        });
+        let fresh = b
+            .newest
+            .as_ref()
+            .and_then(|n| n.fresh_since())
+            .map(|t| t.unix_timestamp() as f64);
         if let Some(fresh) = fresh {
             m.gauge(
                 "tn_agent_etcd_backup_last_success_timestamp_seconds",

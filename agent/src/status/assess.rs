@@ -365,12 +365,7 @@ fn member_problems(r: &Report, etcd: &EtcdReport, is_member: bool, out: &mut Vec
                 .to_string(),
         ));
     }
-    let voters = etcd.members.iter().filter(|m| !m.learner).count();
-    let healthy = etcd
-        .members
-        .iter()
-        .filter(|m| !m.learner && m.healthy)
-        .count();
+    let (voters, healthy) = etcd.voters_and_healthy();
     if healthy < model::quorum(voters) {
         out.push(Problem::error(
             "etcd_no_quorum",

@@ -149,6 +149,15 @@ pub struct EtcdReport {
     pub elapsed_ms: u64,
 }
 
+impl EtcdReport {
+    /// How many members vote, and how many of those answered.
+    pub fn voters_and_healthy(&self) -> (usize, usize) {
+        let voters: Vec<&MemberReport> = self.members.iter().filter(|m| !m.learner).collect();
+        let healthy = voters.iter().filter(|m| m.healthy).count();
+        (voters.len(), healthy)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MemberReport {
     /// Member id, 16 hex digits as `etcdctl member list -w table` shows it.
