@@ -98,6 +98,13 @@ fn the_metrics_file_parses_and_tells_the_truth_about_etcd() {
         .unwrap();
     }
     let mut etcd = boot_cluster(&world, &nodes);
+    // The bootstrap wrote the file without asking etcd (it had not started yet).
+    let m = parsed(&nodes[0]);
+    assert_eq!(value(&m, "tn_agent_bootstrap_success"), 1.0);
+    assert!(
+        !m.contains_key("tn_agent_etcd_up"),
+        "bootstrap does not wait for etcd"
+    );
     let run = nodes[0].run(&["reconcile"]).unwrap();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let backup = nodes[0].run(&["etcd", "backup", "--force"]).unwrap();

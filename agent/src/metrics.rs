@@ -1,7 +1,8 @@
 //! The node's health as Prometheus metrics (SPEC §11): `<[metrics] textfile_dir>/tn_agent.prom`
 //! in the text exposition format, for node_exporter's textfile collector. Written atomically by
 //! `bootstrap`, `reconcile`, `etcd backup` and `reboot watch` (at each phase change), each time
-//! from the whole of what `status` gathers, so whichever wrote last the file is complete.
+//! from the whole of what `status` gathers, so whichever wrote last the file is complete (but
+//! for bootstrap, which does not wait for etcd: its write has no etcd metrics).
 //!
 //! Times are exported as Unix timestamps (`..._timestamp_seconds`), not ages: the file is
 //! written at moments, and an age would stop growing between writes. Alerts compute ages with
@@ -19,13 +20,22 @@ use crate::status::{EtcdOutcome, Report};
 /// The file's name in the textfile directory.
 pub const FILE: &str = "tn_agent.prom";
 
+/// Whether a write asks etcd for its members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Etcd {
+    Ask,
+    /// At the end of a bootstrap: etcd on this node has not started yet, and a boot must not
+    /// wait for peers that may not answer; the next writer fills the etcd metrics in.
+    Skip,
+}
+
 /// Writes the metrics when `[metrics] textfile_dir` is set; a failure is logged, never fatal
 /// (metrics must not stop a bootstrap or a reboot).
-pub async fn write(settings: &Settings, root: &Root) {
+pub async fn write(settings: &Settings, root: &Root, etcd: Etcd) {
     let Some(dir) = &settings.metrics_textfile_dir else {
         return;
     };
-    let report = crate::status::gather(settings, root).await;
+    let report = crate::status::gather_with(settings, root, etcd == Etcd::Ask).await;
     let path = root.path(dir.join(FILE));
     let text = render(&report);
     if let Err(e) = std::fs::create_dir_all(root.path(dir))

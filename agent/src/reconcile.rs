@@ -85,7 +85,7 @@ pub async fn run(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Resu
         state.etcd_servers = servers;
     }
     state.save(root)?;
-    crate::metrics::write(settings, root).await;
+    crate::metrics::write(settings, root, crate::metrics::Etcd::Ask).await;
     result.map(|()| changes)
 }
 

@@ -55,7 +55,7 @@ impl Bootstrap {
             0
         };
         state.save(&globals.root)?;
-        crate::metrics::write(&settings, &globals.root).await;
+        crate::metrics::write(&settings, &globals.root, crate::metrics::Etcd::Skip).await;
         result.map(|()| crate::exit::OK)
     }
 }

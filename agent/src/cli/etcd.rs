@@ -63,7 +63,7 @@ impl Etcd {
             }
             Etcd::Backup { force } => {
                 let outcome = crate::backup::run(&settings, &globals.root, &me, force).await;
-                crate::metrics::write(&settings, &globals.root).await;
+                crate::metrics::write(&settings, &globals.root, crate::metrics::Etcd::Ask).await;
                 let outcome = outcome
                     .inspect_err(|e| tracing::error!(error = %format!("{e:#}"), "backup failed"))?;
                 println!("{outcome}");

@@ -168,7 +168,7 @@ pub async fn watch(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Re
     let mut st = RebootState::load(root, &group)?;
     let interval = settings.reboot.check_interval;
     let mut engine = UpdateEngine::connect().await;
-    crate::metrics::write(settings, root).await;
+    crate::metrics::write(settings, root, crate::metrics::Etcd::Ask).await;
     let mut metrics_phase = st.phase;
     loop {
         // An idle node with nothing to do does not reach for its cluster (a worker's kubelet
@@ -185,7 +185,7 @@ pub async fn watch(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Re
         let failed = step.is_err();
         if st.phase != metrics_phase {
             metrics_phase = st.phase;
-            crate::metrics::write(settings, root).await;
+            crate::metrics::write(settings, root, crate::metrics::Etcd::Ask).await;
         }
         match step {
             Ok(Some(done)) => return Ok(done),

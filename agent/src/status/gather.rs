@@ -26,14 +26,22 @@ const PKI_DEPTH: usize = 3;
 /// Gathers the facts and assesses them. Reads only the node's files and asks only etcd (within
 /// [`ETCD_BUDGET`]); never IMDS or AWS, so it answers quickly when they are slow.
 pub async fn gather(settings: &Settings, root: &Root) -> Report {
+    gather_with(settings, root, true).await
+}
+
+/// [`gather`], without asking etcd when `ask_etcd` is false (the report has no etcd section):
+/// for a caller that knows etcd cannot answer yet and must not wait for it.
+pub async fn gather_with(settings: &Settings, root: &Root, ask_etcd: bool) -> Report {
     let now = crate::clock::now();
     let (state, state_error) = match BootState::load(root) {
         Ok(state) => (state, None),
         Err(e) => (None, Some(format!("{e:#}"))),
     };
     let etcd = match settings.role() {
-        Role::Etcd | Role::Master => Some(etcd_report(settings, root, state.as_ref()).await),
-        Role::Worker => None,
+        Role::Etcd | Role::Master if ask_etcd => {
+            Some(etcd_report(settings, root, state.as_ref()).await)
+        }
+        _ => None,
     };
     Report {
         schema: SCHEMA,

@@ -19,7 +19,7 @@ mod gather;
 mod text;
 
 pub use assess::{assess, EXPIRY_PROBLEM_DAYS, EXPIRY_WARNING_DAYS};
-pub use gather::gather;
+pub use gather::{gather, gather_with};
 pub use text::render_text;
 
 /// Version of the `--json` schema; bumped on incompatible changes.
