@@ -77,25 +77,32 @@ impl Cluster {
     }
 }
 
-/// Waits up to `within` until the node's `reboot.json` satisfies `ok`; fails with the state
-/// and the watch's log.
-fn await_state(
-    node: &Node,
-    watch: &Watch,
-    within: Duration,
-    ok: impl Fn(&serde_json::Value) -> bool,
-) {
+/// Waits up to `within` until `done`; fails saying `what` did not happen, with the node's
+/// state and the watch's log.
+fn await_node(node: &Node, watch: &Watch, within: Duration, what: &str, done: impl Fn() -> bool) {
     let deadline = Instant::now() + within;
-    while !reboot_state(node).is_some_and(|s| ok(&s)) {
+    while !done() {
         assert!(
             Instant::now() < deadline,
-            "{}: {:?}\n{}",
+            "{} {what}: {:?}\n{}",
             node.id,
             reboot_state(node),
             watch.log()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Waits up to `within` until the node's `reboot.json` satisfies `ok`.
+fn await_state(
+    node: &Node,
+    watch: &Watch,
+    within: Duration,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) {
+    await_node(node, watch, within, "did not reach the state", || {
+        reboot_state(node).is_some_and(|s| ok(&s))
+    });
 }
 
 fn why_has(s: &serde_json::Value, text: &str) -> bool {
@@ -109,17 +116,9 @@ fn idle_after_reboot(s: &serde_json::Value) -> bool {
 
 /// Waits until the node's reboot command has run; fails after `within`.
 fn await_mark(node: &Node, watch: &Watch, within: Duration) {
-    let deadline = Instant::now() + within;
-    while !reboot_mark(node).exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} did not reboot: {:?}\n{}",
-            node.id,
-            reboot_state(node),
-            watch.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    await_node(node, watch, within, "did not reboot", || {
+        reboot_mark(node).exists()
+    });
 }
 
 /// PATCHes of `node`'s Node by the node itself that cordon it.

@@ -247,9 +247,7 @@ fn bool_value(b: bool) -> f64 {
 
 /// An RFC 3339 time as Unix seconds.
 fn unix(rfc3339: &str) -> Option<f64> {
-    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
-        .ok()
-        .map(|t| t.unix_timestamp() as f64)
+    crate::state::parse_rfc3339(rfc3339).map(|t| t.unix_timestamp() as f64)
 }
 
 /// The exposition text, each metric's `# HELP` and `# TYPE` once, before its first sample.

@@ -138,6 +138,11 @@ pub fn now_rfc3339() -> String {
     rfc3339(crate::clock::now())
 }
 
+/// An RFC 3339 time as the agent's files hold them; `None` when it is not one.
+pub fn parse_rfc3339(text: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+}
+
 /// A time as RFC 3339 in UTC, to the second.
 pub fn rfc3339(at: time::OffsetDateTime) -> String {
     at.to_offset(time::UtcOffset::UTC)

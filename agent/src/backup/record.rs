@@ -58,9 +58,7 @@ impl SeenBackup {
     /// Since when the backup holds everything there is: when it was taken, or later when a run
     /// found nothing changed since.
     pub fn fresh_since(&self) -> Option<time::OffsetDateTime> {
-        let parse = |t: &str| {
-            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-        };
+        let parse = crate::state::parse_rfc3339;
         let taken = parse(&self.taken_at)?;
         Some(
             self.current_at

@@ -573,8 +573,7 @@ async fn give_up_drain(
 
 /// Time since an RFC 3339 instant on the agent's clock; zero when it cannot be read.
 fn elapsed_since(rfc3339: &str) -> Duration {
-    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
-        .ok()
+    crate::state::parse_rfc3339(rfc3339)
         .and_then(|t| Duration::try_from(crate::clock::now() - t).ok())
         .unwrap_or_default()
 }
@@ -717,10 +716,7 @@ fn forget_fulfilled_request(root: &Root, reboot_started: &str) {
     let Ok(modified) = std::fs::metadata(&path).and_then(|m| m.modified()) else {
         return;
     };
-    let Ok(started) = time::OffsetDateTime::parse(
-        reboot_started,
-        &time::format_description::well_known::Rfc3339,
-    ) else {
+    let Some(started) = crate::state::parse_rfc3339(reboot_started) else {
         return;
     };
     if time::OffsetDateTime::from(modified) < started {

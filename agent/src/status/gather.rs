@@ -81,7 +81,7 @@ fn node_report(settings: &Settings, state: Option<&BootState>) -> NodeReport {
 
 fn bootstrap_report(s: &BootState, now: OffsetDateTime) -> BootstrapReport {
     let token_days_left = s.bootstrap_token_expires.as_deref().and_then(|t| {
-        let at = OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()?;
+        let at = crate::state::parse_rfc3339(t)?;
         Some((at - now).whole_days())
     });
     BootstrapReport {
@@ -108,8 +108,7 @@ fn backup_report(
 ) -> Option<super::BackupReport> {
     let record = crate::backup::record::BackupRecord::load(root)?;
     let newest_age_seconds = record.newest.as_ref().and_then(|n| {
-        let at = OffsetDateTime::parse(&n.taken_at, &time::format_description::well_known::Rfc3339)
-            .ok()?;
+        let at = crate::state::parse_rfc3339(&n.taken_at)?;
         Some((now - at).whole_seconds())
     });
     let stale_seconds = record
