@@ -7,7 +7,7 @@
 use sha2::{Digest, Sha256};
 use tn_agent::aws::Aws;
 use tn_agent::backup::upload::{self, ChunkSource, UploadError};
-use tn_world::{AwsProxy, Inspector, Node, World};
+use tn_world::{Inspector, Node, World};
 
 use crate::support::cluster::{boot_cluster, world_with_etcd_asg, SETTLE};
 
@@ -198,12 +198,9 @@ fn only_the_leader_backs_up_and_only_when_something_changed() {
 /// in progress, and `status` calls it a problem until a run succeeds.
 #[test]
 fn a_failed_upload_leaves_nothing_and_is_loud() {
-    let (world, _ca, mut nodes) = world_with_etcd_asg(3);
+    let (world, _ca, nodes) = world_with_etcd_asg(3);
     backup_dropin(&nodes);
-    let proxy = AwsProxy::start(&world.moto.endpoint).unwrap();
-    for n in nodes.iter_mut() {
-        n.env.push(("AWS_ENDPOINT_URL_S3".into(), proxy.url()));
-    }
+    let proxy = &world.aws;
     let _etcd = boot_cluster(&world, &nodes);
     let leader = leader_index(&world, &nodes);
     let node = &nodes[leader];
@@ -277,7 +274,7 @@ fn a_corrupt_snapshot_is_never_stored() {
         all
     });
     assert!(snapshot.len() > 10 * 1024 * 1024, "{}", snapshot.len());
-    let proxy = AwsProxy::start(&world.moto.endpoint).unwrap();
+    let proxy = &world.aws;
     let aws = Aws::from_sdk_config(
         &world
             .sdk_config
@@ -445,12 +442,8 @@ fn retention_keeps_exactly_what_the_rules_say() {
 /// are not, three healthy voters, and the old data is kept aside.
 #[test]
 fn a_destroyed_cluster_is_restored_from_its_backup() {
-    let (world, _ca, mut nodes) = world_with_etcd_asg(3);
+    let (world, _ca, nodes) = world_with_etcd_asg(3);
     backup_dropin(&nodes);
-    let proxy = AwsProxy::start(&world.moto.endpoint).unwrap();
-    for n in nodes.iter_mut() {
-        n.env.push(("AWS_ENDPOINT_URL_S3".into(), proxy.url()));
-    }
     let mut etcd = boot_cluster(&world, &nodes);
     let all: Vec<&Node> = nodes.iter().collect();
     let inspector = Inspector::new(&world, &nodes[0], &all).unwrap();

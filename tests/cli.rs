@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use tn_world::{AwsProxy, World};
+use tn_world::World;
 
 use crate::support::agent;
 use crate::support::files::files_under;
@@ -201,10 +201,8 @@ fn throttling_is_retried_and_access_denied_is_not() {
     world.init_etcd_pki().unwrap();
     world.create_asg("demo-etcd", "etcd", 1).unwrap();
     let inst = &world.asg_instances("demo-etcd").unwrap()[0];
-    let proxy = AwsProxy::start(&world.moto.endpoint).unwrap();
-    let mut node = world.node(inst, &world.config("etcd", "")).unwrap();
-    node.env
-        .push(("AWS_ENDPOINT_URL_AUTO_SCALING".into(), proxy.url()));
+    let proxy = &world.aws;
+    let node = world.node(inst, &world.config("etcd", "")).unwrap();
 
     // Throttled twice, then answered: the SDK's adaptive retry carries on.
     proxy.fail_next("DescribeAutoScalingInstances", 400, "Throttling", 2);

@@ -3,7 +3,7 @@
 //! Each test checks the final member list (names = instance ids, all voters, all healthy) and
 //! that data written before a change is still readable after it.
 
-use tn_world::{boot_in_parallel, AwsProxy, EtcdProcess, Inspector, Instance, Node, World};
+use tn_world::{boot_in_parallel, EtcdProcess, Inspector, Instance, Node, World};
 
 use crate::support::cluster::{boot_cluster, world_with_etcd_asg, ASG, JOIN_TIMEOUT, SETTLE};
 use crate::support::files::{files_under, mode, pem_body};
@@ -370,15 +370,12 @@ fn scale_in_with_leave() {
             )
             .unwrap();
     }
-    let lifecycle = AwsProxy::start(&c.world.moto.endpoint).unwrap();
+    let lifecycle = &c.world.aws;
     let i = 2;
     let id = c.nodes[i].id.clone();
     c.nodes[i]
         .imds
         .set_target_lifecycle_state(Some("Terminated"));
-    c.nodes[i]
-        .env
-        .push(("AWS_ENDPOINT_URL_AUTO_SCALING".into(), lifecycle.url()));
     let run = c.nodes[i].run(&["etcd", "leave"]).unwrap();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("removed member"), "{}", run.stdout);
@@ -578,11 +575,10 @@ fn env_value(node: &Node, key: &str) -> String {
 /// on its own marker.
 #[test]
 fn a_lost_reply_to_the_marker_put_still_seeds() {
-    let (world, _ca, mut nodes) = world_with_etcd_asg(1);
-    let proxy = AwsProxy::start(&world.moto.endpoint).unwrap();
+    let (world, _ca, nodes) = world_with_etcd_asg(1);
+    let proxy = &world.aws;
     proxy.drop_reply("PUT", "/etcd/cluster.json", 1);
-    let node = &mut nodes[0];
-    node.env.push(("AWS_ENDPOINT_URL_S3".into(), proxy.url()));
+    let node = &nodes[0];
     let run = node.run(&["bootstrap"]).unwrap();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(

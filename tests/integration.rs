@@ -11,6 +11,7 @@ mod cli;
 mod cloud_config;
 mod discovery;
 mod etcd;
+mod iam;
 mod imds;
 mod kube;
 mod kube_api;

@@ -12,7 +12,8 @@ use base64::Engine as _;
 use tn_agent::etcd::client::{ClientTls, EtcdAccess};
 use tn_agent::pki::Ca;
 use tn_agent::state::Decision;
-use tn_world::{AwsProxy, Node, Run, World};
+use tn_world::iam::role_key;
+use tn_world::{Node, Run, World};
 use yaml_serde::Value as Yaml;
 
 use crate::support::files::{files_under, pem_body};
@@ -678,7 +679,7 @@ fn bad_or_missing_pki_leaves_a_master_untouched() {
     // etcd is not running: the master takes the etcd servers from the ASG.
     world.create_asg(ETCD_ASG, "etcd", 1).unwrap();
     let etcd_ip = world.asg_instances(ETCD_ASG).unwrap()[0].ip;
-    let mut master = node_of_new_asg(&world, MASTER_ASG, "master", &master_config(&world));
+    let master = node_of_new_asg(&world, MASTER_ASG, "master", &master_config(&world));
     bootstrap_ok(&master);
     assert_eq!(
         pod_flags(&master, "kube-apiserver")["etcd-servers"],
@@ -764,8 +765,7 @@ fn bad_or_missing_pki_leaves_a_master_untouched() {
     put_pki(&world, "sa.pub", &good_pub);
 
     // Access denied (an IAM policy without the key): a retry may help once the policy is fixed.
-    let proxy = AwsProxy::start(&world.moto.endpoint).unwrap();
-    master.env.push(("AWS_ENDPOINT_URL_S3".into(), proxy.url()));
+    let proxy = &world.aws;
     proxy.fail_path("/demo/pki/front-proxy-ca.key", 403, "AccessDenied", 10);
     let run = bootstrap(&master);
     assert_eq!(run.code, 1, "access denied\n{}", run.stderr);
@@ -777,7 +777,7 @@ fn bad_or_missing_pki_leaves_a_master_untouched() {
         run.stderr
     );
     assert_eq!(snapshot(&master), before);
-    master.env.clear();
+    proxy.clear_faults();
 
     // Everything back: the same files again.
     bootstrap_ok(&master);
@@ -810,20 +810,12 @@ fn a_reboot_without_aws_keeps_the_last_known_good_files() {
         "worker",
         &worker_config(&world, "", ""),
     );
-    let proxy = AwsProxy::start(&world.moto.endpoint).unwrap();
-    worker.env.push(("AWS_ENDPOINT_URL".into(), proxy.url()));
     bootstrap_ok(&master);
     bootstrap_ok(&worker);
-    let actions: Vec<_> = proxy
-        .calls()
-        .into_iter()
-        .filter_map(|c| c.get("Action").cloned())
-        .collect();
-    assert!(actions.is_empty(), "a worker called {actions:?}");
-    assert!(
-        !proxy.calls().is_empty(),
-        "the worker's S3 reads went elsewhere"
-    );
+    let calls = world.aws.seen_from(&role_key("worker"));
+    let not_s3: Vec<_> = calls.iter().filter(|c| c.service != "s3").collect();
+    assert!(not_s3.is_empty(), "a worker called {not_s3:?}");
+    assert!(!calls.is_empty(), "the worker's S3 reads went elsewhere");
     assert_eq!(worker.state().unwrap().asg, None);
     let etcd_servers = master.state().unwrap().etcd_servers;
     assert!(!etcd_servers.is_empty());

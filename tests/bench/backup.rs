@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use tn_world::{boot_in_parallel, AwsProxy, Node, World};
+use tn_world::{boot_in_parallel, Node, World};
 
 use crate::figures::{cell, table};
 use crate::Options;
@@ -39,11 +39,7 @@ pub fn run(opts: &Options) -> Result<()> {
         let world = World::start().context("starting the world")?;
         world.init_etcd_pki()?;
         world.create_asg(ASG, "etcd", 1)?;
-        let mut nodes = world.etcd_nodes(ASG, 90)?;
-        let proxy = AwsProxy::start(&world.moto.endpoint)?;
-        nodes[0]
-            .env
-            .push(("AWS_ENDPOINT_URL_S3".into(), proxy.url()));
+        let nodes = world.etcd_nodes(ASG, 90)?;
         let all: Vec<&Node> = nodes.iter().collect();
         let _etcd = boot_in_parallel(&all).context("booting the member")?;
         let node = &nodes[0];
@@ -54,8 +50,7 @@ pub fn run(opts: &Options) -> Result<()> {
             write_start.elapsed().as_secs_f64()
         );
         for r in 1..=opts.runs {
-            let s =
-                measure(&world, node, &proxy, r).with_context(|| format!("run {r}, {mib} MiB"))?;
+            let s = measure(&world, node, r).with_context(|| format!("run {r}, {mib} MiB"))?;
             eprintln!(
                 "  run {r}/{} {mib} MiB: agent {:.1} s, etcdctl {:.1} s + upload {:.1} s",
                 opts.runs,
@@ -164,7 +159,7 @@ fn fill(world: &World, node: &Node, mib: usize) -> Result<()> {
     })
 }
 
-fn measure(world: &World, node: &Node, proxy: &AwsProxy, run: usize) -> Result<Sample> {
+fn measure(world: &World, node: &Node, run: usize) -> Result<Sample> {
     // The agent, first: a fresh backup each run (--force: even though nothing changed).
     // As tn-agent-etcd-backup.service runs it (its Environment=).
     let cmd = node
@@ -215,7 +210,7 @@ fn measure(world: &World, node: &Node, proxy: &AwsProxy, run: usize) -> Result<S
              s3 = boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1')\n\
              s3.upload_file(sys.argv[2], sys.argv[3], sys.argv[4])\n",
         )
-        .arg(proxy.url())
+        .arg(world.aws.url())
         .arg(&file)
         .arg(&world.bucket)
         .arg(format!("by-hand/{run}/snapshot.db"));

@@ -3,12 +3,21 @@
 
 /// Percent-decodes `s` (`+` is a space); a `%` not followed by two hex digits stays as it is.
 pub(crate) fn decode(s: &str) -> String {
+    percent_decode(s, true)
+}
+
+/// Percent-decodes a URL path (where `+` is itself).
+pub(crate) fn decode_path(s: &str) -> String {
+    percent_decode(s, false)
+}
+
+fn percent_decode(s: &str, plus_is_space: bool) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
                 let hex = |b: u8| (b as char).to_digit(16);
                 match (hex(bytes[i + 1]), hex(bytes[i + 2])) {

@@ -1,15 +1,21 @@
 //! The local AWS world tn-agent's tests and demo run in: moto_server for EC2, AutoScaling and S3
 //! (a VPC 127.<n>.0.0/16, so instances get loopback addresses real etcd can bind; each world
-//! running at the same time has its own n), one fake IMDSv2
+//! running at the same time has its own n) behind the world's AWS proxy, one fake IMDSv2
 //! per simulated node, and real etcd processes started from the env file a node's bootstrap
 //! wrote. Each node has its own `--root`. Everything binds 127.x.x.x and is stopped when the
 //! world is dropped, also when a test fails.
+//!
+//! Nodes sign their AWS calls with a key naming their role. When the world is dropped, every
+//! call a node made is checked against its role's policy in `docs/iam/` (`iam.rs`): a call
+//! the policy does not allow fails the test. With `TN_IAM_CALLS=<dir>` the IAM requests are
+//! also written there, for `tn-iam-check` to find statements no call needed.
 
 pub mod agent;
 pub mod cluster;
 pub mod dbus;
 pub mod etcd;
 mod form;
+pub mod iam;
 pub mod imds;
 pub mod kube_api;
 pub mod kube_reboot;
@@ -77,6 +83,8 @@ pub struct World {
     dir: tempfile::TempDir,
     rt: tokio::runtime::Runtime,
     pub moto: Moto,
+    /// In front of moto for every node and operator command: records, injects faults.
+    pub aws: AwsProxy,
     pub ec2: aws_sdk_ec2::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub s3: aws_sdk_s3::Client,
@@ -89,6 +97,8 @@ pub struct World {
     vpc_id: String,
     image_id: String,
     subnets: Mutex<HashMap<String, String>>,
+    /// Each ASG's tags, by name (the condition keys of calls on it).
+    asg_tags: Mutex<HashMap<String, Vec<(String, String)>>>,
 }
 
 /// An exclusive claim on the address range 127.<octet>.0.0/16 across every process on the
@@ -131,6 +141,7 @@ impl World {
         }
         let net = NetLease::acquire()?;
         let moto = Moto::start(dir.path().join("moto.log"))?;
+        let aws = AwsProxy::start(&moto.endpoint)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -194,6 +205,7 @@ impl World {
             dir,
             rt,
             moto,
+            aws,
             ec2,
             autoscaling,
             s3,
@@ -204,6 +216,7 @@ impl World {
             vpc_id,
             image_id,
             subnets: Mutex::new(HashMap::new()),
+            asg_tags: Mutex::new(HashMap::new()),
         })
     }
 
@@ -274,6 +287,13 @@ impl World {
                 .with_context(|| format!("creating autoscaling group {name}"))?;
             anyhow::Ok(())
         })?;
+        self.asg_tags.lock().unwrap().insert(
+            name.to_string(),
+            vec![
+                ("tn:cluster".into(), self.cluster.clone()),
+                ("tn:role".into(), role.into()),
+            ],
+        );
         Ok(self
             .asg_instances(name)?
             .into_iter()
@@ -409,14 +429,21 @@ impl World {
     }
 
     /// `tn-agent <args>` as an operator runs it on a workstation against this world: the SDK's
-    /// standard variables pointing at moto, `AWS_REGION` set, no IMDS.
+    /// standard variables pointing at the world's AWS, the operator's key for the cluster
+    /// `--cluster` names (`docs/iam/operator.json`), `AWS_REGION` set, no IMDS.
     pub fn operator(&self, args: &[&str]) -> Result<Run> {
         let empty = self.dir().join("empty");
         std::fs::write(&empty, "")?;
+        let key = match args.iter().position(|a| *a == "--cluster") {
+            Some(i) if args.get(i + 1).is_some_and(|c| **c != self.cluster) => {
+                iam::role_key_for("operator", args[i + 1])
+            }
+            _ => iam::role_key("operator"),
+        };
         Agent::new()?
-            .env("AWS_ENDPOINT_URL", &self.moto.endpoint)
+            .env("AWS_ENDPOINT_URL", self.aws.url())
             .env("AWS_REGION", REGION)
-            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_ACCESS_KEY_ID", key)
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_CONFIG_FILE", &empty)
             .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
@@ -472,12 +499,73 @@ impl World {
             ip: instance.ip,
             root,
             imds,
-            moto_endpoint: self.moto.endpoint.clone(),
+            aws_endpoint: self.aws.url(),
             empty_file,
             env: Vec::new(),
         };
         node.write_config(config)?;
         Ok(node)
+    }
+}
+
+/// The IAM side of a world: its nodes' and operator's calls against their roles' policies.
+impl World {
+    /// The IAM requests behind every call signed with a role's key so far, with the role.
+    pub fn iam_requests(&self) -> Vec<iam::Record> {
+        let tags = self.asg_tags.lock().unwrap().clone();
+        let lookup = |name: &str| tags.get(name).cloned().unwrap_or_default();
+        let mut out = Vec::new();
+        for seen in self.aws.seen() {
+            let Some((role, cluster)) = iam::role_of_key(&seen.credential) else {
+                continue;
+            };
+            for request in iam::requests(&seen, &lookup) {
+                out.push(iam::Record {
+                    role: role.to_string(),
+                    bucket: self.bucket.clone(),
+                    cluster: cluster.unwrap_or(&self.cluster).to_string(),
+                    request,
+                });
+            }
+        }
+        out
+    }
+
+    /// Each request so far that its role's policy does not allow, one line each.
+    pub fn iam_violations(&self) -> Vec<String> {
+        iam::violations(&self.iam_requests(), &iam::policy_dir())
+    }
+}
+
+impl Drop for World {
+    /// Fails the test (unless it is failing already) when a call was not allowed; otherwise
+    /// writes the IAM requests for `tn-iam-check` when `TN_IAM_CALLS` names a directory.
+    fn drop(&mut self) {
+        let records = self.iam_requests();
+        let violations = iam::violations(&records, &iam::policy_dir());
+        if !violations.is_empty() {
+            if !std::thread::panicking() {
+                panic!(
+                    "AWS calls their role's policy does not allow:\n  {}",
+                    violations.join("\n  ")
+                );
+            }
+            return;
+        }
+        if let Some(dir) = std::env::var_os("TN_IAM_CALLS") {
+            let name = format!(
+                "{}-{}.jsonl",
+                std::process::id(),
+                self.dir
+                    .path()
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+            );
+            if let Err(e) = iam::write_records(&Path::new(&dir).join(name), &records) {
+                eprintln!("writing the world's IAM requests: {e:#}");
+            }
+        }
     }
 }
 
@@ -491,7 +579,8 @@ pub struct Node {
     pub ip: Ipv4Addr,
     pub root: PathBuf,
     pub imds: FakeImds,
-    moto_endpoint: String,
+    /// The world's AWS proxy.
+    aws_endpoint: String,
     /// Stands in for `~/.aws/config` and `~/.aws/credentials`: nothing from the caller's setup.
     empty_file: PathBuf,
     /// More environment for the agent (e.g. `AWS_ENDPOINT_URL_AUTO_SCALING`).
@@ -505,18 +594,27 @@ impl Node {
     }
 
     /// `tn-agent --root <root>` with the environment a node has: the SDK's standard variables
-    /// pointing at moto and this node's IMDS, test credentials, nothing from the caller's AWS
-    /// setup.
+    /// pointing at the world's AWS and this node's IMDS, credentials naming the role its config
+    /// gives (what its calls are checked against), nothing from the caller's AWS setup.
     pub fn agent(&self) -> Result<Agent> {
         Ok(Agent::new()?
             .root(&self.root)
-            .env("AWS_ENDPOINT_URL", &self.moto_endpoint)
-            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_ENDPOINT_URL", &self.aws_endpoint)
+            .env("AWS_ACCESS_KEY_ID", iam::role_key(&self.role()))
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_CONFIG_FILE", &self.empty_file)
             .env("AWS_SHARED_CREDENTIALS_FILE", &self.empty_file)
             .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", self.imds.url())
             .envs(self.env.iter().map(|(k, v)| (k, v))))
+    }
+
+    /// The role in the node's config (`unknown` when it has none: no policy allows its calls).
+    pub fn role(&self) -> String {
+        std::fs::read_to_string(self.path("/etc/tn-agent/config.toml"))
+            .ok()
+            .and_then(|text| text.parse::<toml::Table>().ok())
+            .and_then(|config| config.get("role")?.as_str().map(str::to_string))
+            .unwrap_or_else(|| "unknown".into())
     }
 
     /// Replaces the node's `/etc/tn-agent/config.toml`.

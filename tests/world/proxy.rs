@@ -1,10 +1,11 @@
-//! A proxy in front of moto (nodes reach it through `AWS_ENDPOINT_URL_AUTO_SCALING` or
-//! `AWS_ENDPOINT_URL_S3`). It answers the two AutoScaling lifecycle-action calls moto does not
-//! implement (CompleteLifecycleAction, RecordLifecycleActionHeartbeat answer HTTP 500 there)
-//! itself, can answer chosen AutoScaling actions or S3 paths with an error (throttling, access
-//! denied), can forward a request and then drop its reply (the connection closes with no
-//! answer, as when a reply is lost on the way), records every call for assertions, and forwards
-//! the rest to moto. moto 5.2's answer to S3's CompleteMultipartUpload has the wrong root element
+//! The world's AWS front door: a proxy in front of moto that every node reaches through
+//! `AWS_ENDPOINT_URL`. It records every call with the access key id that signed it (a node's
+//! names its role, see `iam.rs`) and the status it got, for assertions and for the IAM check;
+//! answers the two AutoScaling lifecycle-action calls moto does not implement
+//! (CompleteLifecycleAction, RecordLifecycleActionHeartbeat answer HTTP 500 there) itself; can
+//! answer chosen AutoScaling actions or S3 paths with an error (throttling, access denied); can
+//! forward a request and then drop its reply (the connection closes with no answer, as when a
+//! reply is lost on the way); and forwards the rest to moto. moto 5.2's answer to S3's CompleteMultipartUpload has the wrong root element
 //! (`CompleteMultipartUploadResponse`, where S3 and the SDK say `CompleteMultipartUploadResult`):
 //! the proxy renames it, so multipart uploads go through it.
 
@@ -20,8 +21,24 @@ use hyper::{Request, Response};
 
 use crate::form::decode;
 
-/// One call the proxy saw: the request's form parameters (`Action`, ...).
+/// One call's form parameters (`Action`, ...; the AWS query protocol's).
 pub type Call = HashMap<String, String>;
+
+/// One call the proxy saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// The access key id in its SigV4 `Authorization` header (empty if unsigned).
+    pub credential: String,
+    /// The service in its credential scope: `s3`, `ec2`, `autoscaling`.
+    pub service: String,
+    pub method: String,
+    pub path_and_query: String,
+    pub form: Call,
+    /// The keys an S3 `DeleteObjects` body names.
+    pub delete_keys: Vec<String>,
+    /// The HTTP status it was answered with (the proxy's own or moto's).
+    pub status: u16,
+}
 
 /// An error to answer instead of forwarding: to an AutoScaling action (query protocol) or to
 /// requests whose path contains a string (S3, REST).
@@ -44,7 +61,7 @@ struct LostReply {
 
 #[derive(Default)]
 struct Shared {
-    calls: Mutex<Vec<Call>>,
+    calls: Mutex<Vec<Seen>>,
     faults: Mutex<Vec<Fault>>,
     drops: Mutex<Vec<LostReply>>,
     dropped: Mutex<u32>,
@@ -134,14 +151,26 @@ impl AwsProxy {
         })
     }
 
-    /// The endpoint, for `AWS_ENDPOINT_URL_AUTO_SCALING`.
+    /// The endpoint, for `AWS_ENDPOINT_URL`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// Every call seen so far, in order.
-    pub fn calls(&self) -> Vec<Call> {
+    pub fn seen(&self) -> Vec<Seen> {
         self.shared.calls.lock().unwrap().clone()
+    }
+
+    /// The form parameters of every call seen so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.seen().into_iter().map(|s| s.form).collect()
+    }
+
+    /// The calls signed by `credential` so far, in order.
+    pub fn seen_from(&self, credential: &str) -> Vec<Seen> {
+        let mut seen = self.seen();
+        seen.retain(|s| s.credential == credential);
+        seen
     }
 
     /// The calls seen so far of one action.
@@ -219,16 +248,48 @@ async fn handle(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let form: Call = form_params(&body);
-    let action = form.get("Action").cloned().unwrap_or_default();
-    shared.calls.lock().unwrap().push(form);
-    let path = parts.uri.path().to_string();
     let path_and_query = parts
         .uri
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_string();
-    if let Some((status, code, s3)) = take_fault(shared, &action, &path_and_query) {
+    let (credential, service) = signer(&parts.headers);
+    let mut seen = Seen {
+        form: if service == "s3" {
+            Call::new()
+        } else {
+            form_params(&body)
+        },
+        delete_keys: if service == "s3" && has_param(&path_and_query, "delete") {
+            xml_values(&body, "Key")
+        } else {
+            Vec::new()
+        },
+        credential,
+        service,
+        method: parts.method.to_string(),
+        path_and_query,
+        status: 0,
+    };
+    let action = seen.form.get("Action").cloned().unwrap_or_default();
+    let (status, response) = answer(&parts, body, &action, http, upstream, shared).await;
+    seen.status = status;
+    shared.calls.lock().unwrap().push(seen);
+    response
+}
+
+/// The answer to one call: its status, and the response (none when the reply is dropped).
+async fn answer(
+    parts: &hyper::http::request::Parts,
+    body: Bytes,
+    action: &str,
+    http: &reqwest::Client,
+    upstream: &str,
+    shared: &Shared,
+) -> (u16, Option<Response<Full<Bytes>>>) {
+    let path = parts.uri.path();
+    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    if let Some((status, code, s3)) = take_fault(shared, action, path_and_query) {
         let xml = if s3 {
             format!(
                 "<Error><Code>{code}</Code><Message>injected by the test world</Message>\
@@ -241,12 +302,15 @@ async fn handle(
                  world</Message></Error><RequestId>tn-world</RequestId></ErrorResponse>"
             )
         };
-        return Some(
-            Response::builder()
-                .status(status)
-                .header("content-type", "application/xml")
-                .body(Full::new(Bytes::from(xml)))
-                .unwrap(),
+        return (
+            status,
+            Some(
+                Response::builder()
+                    .status(status)
+                    .header("content-type", "application/xml")
+                    .body(Full::new(Bytes::from(xml)))
+                    .unwrap(),
+            ),
         );
     }
     if action == "CompleteLifecycleAction" || action == "RecordLifecycleActionHeartbeat" {
@@ -255,29 +319,25 @@ async fn handle(
              <{action}Result/><ResponseMetadata><RequestId>tn-world</RequestId>\
              </ResponseMetadata></{action}Response>"
         );
-        return Some(
-            Response::builder()
-                .header("content-type", "text/xml")
-                .body(Full::new(Bytes::from(xml)))
-                .unwrap(),
+        return (
+            200,
+            Some(
+                Response::builder()
+                    .header("content-type", "text/xml")
+                    .body(Full::new(Bytes::from(xml)))
+                    .unwrap(),
+            ),
         );
     }
-    let drop_reply = take_drop(shared, parts.method.as_str(), &path);
-    let url = format!(
-        "{upstream}{}",
-        parts.uri.path_and_query().map_or("/", |p| p.as_str())
-    );
+    let drop_reply = take_drop(shared, parts.method.as_str(), path);
+    let url = format!("{upstream}{path_and_query}");
     let mut forward = http.request(parts.method.clone(), url).body(body.to_vec());
     for (name, value) in parts.headers.iter() {
         if name != "host" && name != "content-length" {
             forward = forward.header(name, value);
         }
     }
-    let answer = forward.send().await;
-    if drop_reply {
-        return None;
-    }
-    Some(match answer {
+    match forward.send().await {
         Ok(resp) => {
             let status = resp.status();
             let headers = resp.headers().clone();
@@ -302,13 +362,62 @@ async fn handle(
                     out = out.header(name, value);
                 }
             }
-            out.body(Full::new(bytes)).unwrap()
+            let response = out.body(Full::new(bytes)).unwrap();
+            (status.as_u16(), (!drop_reply).then_some(response))
         }
-        Err(e) => Response::builder()
-            .status(502)
-            .body(Full::new(Bytes::from(format!("forwarding to moto: {e}"))))
-            .unwrap(),
-    })
+        Err(e) => (
+            502,
+            (!drop_reply).then(|| {
+                Response::builder()
+                    .status(502)
+                    .body(Full::new(Bytes::from(format!("forwarding to moto: {e}"))))
+                    .unwrap()
+            }),
+        ),
+    }
+}
+
+/// The access key id and the service of a SigV4 `Authorization` header
+/// (`AWS4-HMAC-SHA256 Credential=<key>/<date>/<region>/<service>/aws4_request, ...`).
+fn signer(headers: &hyper::HeaderMap) -> (String, String) {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let scope = auth
+        .split("Credential=")
+        .nth(1)
+        .and_then(|rest| rest.split([',', ' ']).next())
+        .unwrap_or_default();
+    let mut parts = scope.split('/');
+    let key = parts.next().unwrap_or_default().to_string();
+    let service = parts.nth(2).unwrap_or_default().to_string();
+    (key, service)
+}
+
+/// Whether a query string has parameter `name` (with a value or without).
+fn has_param(path_and_query: &str, name: &str) -> bool {
+    let query = path_and_query.split_once('?').map_or("", |(_, q)| q);
+    query
+        .split('&')
+        .any(|p| p.split_once('=').map_or(p, |(k, _)| k) == name)
+}
+
+/// The text of every `<tag>` element in an XML body (S3's `DeleteObjects` keys), unescaped.
+fn xml_values(body: &[u8], tag: &str) -> Vec<String> {
+    let text = String::from_utf8_lossy(body);
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    text.split(&open)
+        .skip(1)
+        .filter_map(|rest| rest.split_once(&close).map(|(value, _)| value))
+        .map(|v| {
+            v.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&")
+        })
+        .collect()
 }
 
 /// Whether this request's reply is to be dropped (and one fewer is left to drop).
