@@ -10,6 +10,8 @@ use std::process::Command;
 
 use base64::Engine as _;
 use tn_agent::etcd::client::{ClientTls, EtcdAccess};
+use tn_agent::fsutil::Root;
+use tn_agent::kube::apiserver_restart;
 use tn_agent::pki::Ca;
 use tn_agent::state::Decision;
 use tn_world::iam::role_key;
@@ -1160,6 +1162,17 @@ fn reconcile_renews_certificates_near_expiry_and_nothing_else() {
     let _etcd = etcd_node.boot_etcd().unwrap();
     let master = node_of_new_asg(&world, MASTER_ASG, "master", &master_config(&world));
     bootstrap_ok(&master);
+    // Bootstrap marked the apiserver's manifest with the client certificates it starts with.
+    let master_root = Root::new(&master.root);
+    let booted_mark = apiserver_restart::client_certs_mark(&master_root).unwrap();
+    assert_eq!(
+        apiserver_restart::manifest_mark(&master_root).unwrap(),
+        Some(booted_mark.clone())
+    );
+    assert_eq!(
+        apiserver_restart::remarked_manifest(&master_root).unwrap(),
+        None
+    );
     let worker = node_of_new_asg(
         &world,
         "demo-workers",
@@ -1267,6 +1280,20 @@ fn reconcile_renews_certificates_near_expiry_and_nothing_else() {
         then["metadata"]["annotations"]["tn-agent/kubeconfig-sha256"] = Yaml::String(digest);
         assert_eq!(now, then, "{manifest}: only the mark changed");
     }
+    // The apiserver's manifest is not rewritten by reconcile (every master renews within the
+    // same hour): its mark now names older client certificates than the node has, which is
+    // what the reboot manager restarts it for, one master at a time (kube_reboot.rs).
+    assert_eq!(
+        apiserver_restart::manifest_mark(&master_root).unwrap(),
+        Some(booted_mark.clone())
+    );
+    assert_ne!(
+        apiserver_restart::client_certs_mark(&master_root).unwrap(),
+        booted_mark
+    );
+    assert!(apiserver_restart::remarked_manifest(&master_root)
+        .unwrap()
+        .is_some());
     // etcd serves its new certificate without a restart (it reads the files at each
     // handshake), and the node reaches it with the new one as its client.
     let served = Command::new("openssl")

@@ -3,13 +3,17 @@
 //! PodDisruptionBudgets on eviction): the lock ConfigMap taken and released by update with its
 //! resourceVersion, cordon only when the node was schedulable, drain by eviction, reboot, Ready,
 //! uncordon, release; a pool's max; a budget that refuses; a crash in the middle of a drain; what
-//! a node's credentials cannot do; and a master waiting for the other apiservers.
+//! a node's credentials cannot do; a master waiting for the other apiservers; and masters
+//! restarting their apiservers one at a time after a renewal.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use tn_agent::files;
+use tn_agent::fsutil::Root;
+use tn_agent::kube::apiserver_restart;
 use tn_agent::kube::client::KubeClient;
 use tn_agent::kube::render::reboot_locks_addon;
 use tn_agent::pki::Ca;
@@ -542,4 +546,179 @@ fn the_slot_of_a_terminated_worker_is_freed_and_only_that() {
     c.world.terminate(&gone.id).unwrap();
     await_mark(next, &watch, Duration::from_secs(30));
     assert_eq!(c.lock("pool-g").holders, [next.id.as_str()]);
+}
+
+/// Client certificates as a master's bootstrap leaves them (`generation` tells renewals apart),
+/// and its apiserver's manifest marked with them; the mark.
+fn master_files(node: &Node, generation: u32) -> String {
+    for cert in [
+        files::APISERVER_ETCD_CLIENT.cert,
+        files::APISERVER_KUBELET_CLIENT.cert,
+        files::FRONT_PROXY_CLIENT.cert,
+    ] {
+        let path = node.path(cert);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, format!("{cert} generation {generation}\n")).unwrap();
+    }
+    apiserver_restart::client_certs_mark(&Root::new(&node.root)).unwrap()
+}
+
+/// The mark the master's apiserver manifest carries.
+fn manifest_mark(node: &Node) -> Option<String> {
+    apiserver_restart::manifest_mark(&Root::new(&node.root)).unwrap()
+}
+
+/// The apiserver's mirror pod as the kubelet keeps it: the manifest's mark, Ready or not.
+fn mirror_pod(node: &Node, mark: &str, ready: bool) -> PodSeed {
+    let name = node_name(node);
+    let pod = PodSeed::new(
+        "kube-system",
+        &apiserver_restart::mirror_pod_name(&name),
+        &name,
+    )
+    .mirror()
+    .annotation(apiserver_restart::CLIENT_CERTS_MARK, mark);
+    match ready {
+        true => pod,
+        false => pod.not_ready(),
+    }
+}
+
+/// Both masters' client certificates renewed (as reconcile does 30 days before expiry): each
+/// master's reboot manager restarts its apiserver, never both at once (each waits for the
+/// master group's slot and for the other apiserver's `/readyz`), without a drain or a reboot;
+/// a slot is released only when the mirror pod carries the renewed certificates' mark and is
+/// Ready. The kubelet is played by the test: a changed manifest takes that master's apiserver
+/// down for a while, then brings it back with the manifest's mark.
+#[test]
+fn masters_restart_their_apiservers_one_at_a_time_after_a_renewal() {
+    let c = Cluster::start(&[], Policy::default());
+    let masters = c.pool("masters", "master", 2, "");
+    let port = c.api.addr().port();
+    let start_api = |node: &Node| {
+        KubeApi::start_with(
+            &c.ca,
+            SocketAddr::new(node.ip.into(), port),
+            Policy::default(),
+        )
+        .unwrap()
+    };
+    // Booted: manifests written and marked as bootstrap does, apiservers up, mirror pods Ready.
+    let mut apis: Vec<Option<KubeApi>> = Vec::new();
+    for node in &masters {
+        let path = node.path(files::APISERVER_MANIFEST);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\n  namespace: \
+             kube-system\nspec:\n  containers:\n  - name: kube-apiserver\n",
+        )
+        .unwrap();
+        let mark = master_files(node, 1);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = tn_agent::kube::render::with_annotation(
+            &text,
+            apiserver_restart::CLIENT_CERTS_MARK,
+            &mark,
+        )
+        .unwrap();
+        std::fs::write(&path, text).unwrap();
+        c.api.add_pod(mirror_pod(node, &mark, true)).unwrap();
+        apis.push(Some(start_api(node)));
+    }
+    let mut watches: Vec<Watch> = masters
+        .iter()
+        .map(|n| Watch::start(n, 1).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        masters
+            .iter()
+            .all(|n| reboot_state(n).is_none_or(|s| s["phase"] == "idle")),
+        "nothing to do before the renewal"
+    );
+
+    let renewed: Vec<String> = masters.iter().map(|n| master_files(n, 2)).collect();
+    // The kubelet: when a manifest's mark is not the running pod's, the apiserver goes down
+    // (its mirror pod NotReady with the new mark), and is back 2 s later.
+    let mut down_since: Vec<Option<Instant>> = vec![None; 2];
+    let mut running: Vec<String> = masters.iter().map(|n| manifest_mark(n).unwrap()).collect();
+    let mut restarts: Vec<(usize, Instant, Instant)> = Vec::new();
+    let mut waited = false;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let holders = c.lock("master").holders;
+        assert!(holders.len() <= 1, "{holders:?}");
+        for (i, node) in masters.iter().enumerate() {
+            waited |= reboot_state(node).is_some_and(|s| {
+                s["phase"] == "waiting" && (why_has(&s, "held (by") || why_has(&s, "is not ready"))
+            });
+            if down_since[i].is_some() {
+                assert_eq!(
+                    holders,
+                    [node.id.as_str()],
+                    "held while its apiserver is down"
+                );
+            }
+            let mark = manifest_mark(node).unwrap();
+            if mark != running[i] && down_since[i].is_none() {
+                assert_eq!(holders, [node.id.as_str()], "restarted holding the slot");
+                assert!(
+                    down_since.iter().all(Option::is_none),
+                    "the other apiserver is down"
+                );
+                apis[i] = None;
+                c.api.recreate_pod(mirror_pod(node, &mark, false)).unwrap();
+                down_since[i] = Some(Instant::now());
+            }
+            if let Some(since) = down_since[i] {
+                if since.elapsed() > Duration::from_secs(2) {
+                    apis[i] = Some(start_api(node));
+                    c.api.recreate_pod(mirror_pod(node, &mark, true)).unwrap();
+                    running[i] = mark;
+                    restarts.push((i, since, Instant::now()));
+                    down_since[i] = None;
+                }
+            }
+        }
+        let done = masters.iter().enumerate().all(|(i, n)| {
+            running[i] == renewed[i] && reboot_state(n).is_some_and(|s| s["phase"] == "idle")
+        });
+        if done {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not both restarted: {:?}\n{}",
+            masters.iter().map(reboot_state).collect::<Vec<_>>(),
+            watches
+                .iter()
+                .map(Watch::log)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(restarts.len(), 2, "one restart each");
+    assert_ne!(restarts[0].0, restarts[1].0);
+    assert!(restarts[0].2 <= restarts[1].1, "one after the other");
+    assert!(waited, "the second master waited for the first");
+    assert!(c.lock("master").holders.is_empty(), "slot released");
+    for (node, watch) in masters.iter().zip(&mut watches) {
+        assert!(!reboot_mark(node).exists(), "{} did not reboot", node.id);
+        assert_eq!(watch.exited().unwrap(), None, "{}", watch.log());
+        assert!(!c.api.unschedulable(&node_name(node)), "no cordon");
+        let state = reboot_state(node).unwrap();
+        assert!(state.get("restart").is_none(), "{state}");
+    }
+    // Nothing more to do: a second look changes nothing.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(c.lock("master").holders.is_empty());
+    assert_eq!(
+        masters
+            .iter()
+            .map(|n| manifest_mark(n).unwrap())
+            .collect::<Vec<_>>(),
+        renewed
+    );
 }

@@ -198,6 +198,7 @@ pub fn render(r: &Report) -> String {
             Phase::Locked,
             Phase::Draining,
             Phase::Rebooting,
+            Phase::Restarting,
         ] {
             m.gauge(
                 "tn_agent_reboot_phase",
@@ -214,7 +215,10 @@ pub fn render(r: &Report) -> String {
                 since,
             );
         }
-        let held = matches!(st.phase, Phase::Locked | Phase::Draining | Phase::Rebooting);
+        let held = matches!(
+            st.phase,
+            Phase::Locked | Phase::Draining | Phase::Rebooting | Phase::Restarting
+        );
         m.gauge(
             "tn_agent_reboot_slot_held",
             "1 while this node holds a slot of its reboot group's lock; a group's holders are \
@@ -234,6 +238,7 @@ fn phase_name(phase: Phase) -> &'static str {
         Phase::Locked => "locked",
         Phase::Draining => "draining",
         Phase::Rebooting => "rebooting",
+        Phase::Restarting => "restarting",
     }
 }
 

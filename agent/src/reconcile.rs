@@ -5,7 +5,8 @@
 //! certificates; a master's) are renewed by bootstrap's rules once one is within 30 days of
 //! expiry, written atomically. etcd reads its files at each handshake; the controller-manager and
 //! scheduler are restarted by the kubelet (their manifests carry their kubeconfig's hash); the
-//! apiserver takes its client certificates at the node's next reboot (docs/node.md, "Reconcile").
+//! apiserver is restarted with its renewed client certificates by the reboot manager, one master
+//! at a time through the master group's lock (`kube/apiserver_restart.rs`).
 //! A node whose leaves are far from expiry makes no AWS call for this. Workers have no such
 //! leaves: their kubelet renews its own.
 //!

@@ -227,6 +227,8 @@ pub struct PodSeed {
     pub phase: String,
     /// The Ready condition (false whenever the phase is not Running).
     pub ready: bool,
+    /// More `metadata.annotations` (a mirror pod carries its static pod's).
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl PodSeed {
@@ -240,7 +242,13 @@ impl PodSeed {
             mirror: false,
             phase: "Running".into(),
             ready: true,
+            annotations: BTreeMap::new(),
         }
+    }
+
+    pub fn annotation(mut self, key: &str, value: &str) -> Self {
+        self.annotations.insert(key.into(), value.into());
+        self
     }
 
     pub fn label(mut self, key: &str, value: &str) -> Self {
@@ -500,6 +508,16 @@ impl KubeApi {
 
     pub fn add_pod(&self, pod: PodSeed) -> Result<()> {
         self.shared.store().add_pod(pod)
+    }
+
+    /// Replaces a pod by a new one of the same name (a new uid), as the kubelet replaces a
+    /// static pod's mirror pod when its manifest changed.
+    pub fn recreate_pod(&self, pod: PodSeed) -> Result<()> {
+        let mut store = self.shared.store();
+        store
+            .pods
+            .remove(&(pod.namespace.clone(), pod.name.clone()));
+        store.add_pod(pod)
     }
 
     pub fn pod(&self, namespace: &str, name: &str) -> Option<Value> {

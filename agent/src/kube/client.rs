@@ -84,6 +84,10 @@ pub struct PodView {
     pub phase: String,
     /// Has a `deletionTimestamp`: on its way out.
     pub terminating: bool,
+    /// The `Ready` condition is `True`.
+    pub ready: bool,
+    /// `metadata.annotations` (a mirror pod carries its static pod's).
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl PodView {
@@ -436,6 +440,17 @@ fn pod_view(pod: &Value, what: &str) -> Result<PodView, KubeError> {
         mirror: meta["annotations"]["kubernetes.io/config.mirror"].is_string(),
         phase: pod["status"]["phase"].as_str().unwrap_or("").to_string(),
         terminating: meta["deletionTimestamp"].is_string(),
+        ready: pod["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True"),
+        annotations: meta["annotations"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect(),
     })
 }
 

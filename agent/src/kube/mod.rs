@@ -3,6 +3,7 @@
 //! fetched and checked before the first file is written, so a missing or malformed object
 //! leaves the node's files as they were.
 
+pub mod apiserver_restart;
 pub mod certs;
 pub mod client;
 pub mod fetch;
@@ -344,7 +345,7 @@ fn write_static_pods(
         (files::SCHEDULER_MANIFEST, render::scheduler_pod(&cp, root)),
     ];
     for (path, text) in &pods {
-        let text = with_kubeconfig_mark(root, path, text)?;
+        let text = with_start_mark(root, path, text)?;
         files::write(root, state, path, text.as_bytes(), MODE_PUBLIC)?;
     }
     Ok(())
@@ -363,6 +364,18 @@ const MARKED_PODS: [(&str, &str); 2] = [
     ),
     (files::SCHEDULER_MANIFEST, files::SCHEDULER_KUBECONFIG),
 ];
+
+/// `manifest` (of the static pod at `path`) with its mark set from the files on disk: the
+/// apiserver's [`apiserver_restart::CLIENT_CERTS_MARK`], the controller-manager's and scheduler's
+/// [`KUBECONFIG_MARK`]; other manifests as they are.
+fn with_start_mark(root: &Root, path: &str, manifest: &str) -> Result<String> {
+    if path == files::APISERVER_MANIFEST {
+        let mark = apiserver_restart::client_certs_mark(root)?;
+        return render::with_annotation(manifest, apiserver_restart::CLIENT_CERTS_MARK, &mark)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", root.path(path).display()));
+    }
+    with_kubeconfig_mark(root, path, manifest)
+}
 
 /// `manifest` (of the static pod at `path`) with [`KUBECONFIG_MARK`] set from its kubeconfig on
 /// disk; other pods' manifests as they are.

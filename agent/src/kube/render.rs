@@ -510,6 +510,17 @@ pub fn with_annotation(manifest: &str, key: &str, value: &str) -> Result<String,
     Ok(yaml(&pod))
 }
 
+/// A static pod manifest's annotation `key`, if it has one.
+pub fn annotation(manifest: &str, key: &str) -> Result<Option<String>, String> {
+    let pod: Value = yaml_serde::from_str(manifest).map_err(|e| format!("not YAML: {e}"))?;
+    if pod["kind"] != "Pod" {
+        return Err("not a Pod".into());
+    }
+    Ok(pod["metadata"]["annotations"][key]
+        .as_str()
+        .map(str::to_string))
+}
+
 /// Where `--etcd-servers=` is in the kube-apiserver container's command: exactly once.
 fn etcd_servers_flag(pod: &Value) -> Result<usize, String> {
     let container = &pod["spec"]["containers"][0];

@@ -52,6 +52,8 @@ mod tests {
             mirror: false,
             phase: "Running".into(),
             terminating: false,
+            ready: true,
+            annotations: Default::default(),
         }
     }
 

@@ -25,6 +25,10 @@ pub enum Phase {
     Draining,
     /// The reboot command was started on boot `boot_id`. On another boot: check health, release.
     Rebooting,
+    /// A master holding the lock for a restart of its apiserver, not a reboot (`restart`): its
+    /// manifest was marked with the renewed client certificates, so the kubelet restarts it;
+    /// released once its mirror pod carries that mark and is Ready.
+    Restarting,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +51,10 @@ pub struct RebootState {
     /// when the drain gives up. A node an operator cordoned stays cordoned.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cordoned: bool,
+    /// This attempt restarts the master's apiserver (its client certificates were renewed)
+    /// rather than rebooting the node: same window, gates and lock; no drain, no reboot.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restart: bool,
     /// When the last reboot through this node's lock finished (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reboot: Option<String>,
@@ -62,6 +70,7 @@ impl RebootState {
             boot_id: None,
             staged_version: None,
             cordoned: false,
+            restart: false,
             last_reboot: None,
         }
     }

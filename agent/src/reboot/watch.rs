@@ -4,6 +4,12 @@
 //! healthy again (an etcd member a caught-up voter; a Node `Ready`), uncordon what this agent
 //! cordoned, release. Every step is written to `reboot.json` before it is taken
 //! ([`RebootState`]), so a restart resumes where it was.
+//!
+//! A master whose apiserver runs with older client certificates than the node has (reconcile
+//! renewed them; the apiserver reads them only at start) has its apiserver restarted the same
+//! way, one master at a time: window, gates, the master group's lock; then, instead of a drain
+//! and a reboot, its static pod's manifest is marked with the renewed certificates (the kubelet
+//! restarts it) and the slot is released once its mirror pod carries the mark and is Ready.
 
 use std::time::Duration;
 
@@ -24,7 +30,9 @@ use crate::etcd::model::{ClusterView, Me, MemberInfo};
 use crate::exit::one_line;
 use crate::files;
 use crate::fsutil::Root;
+use crate::fsutil::{self, MODE_PUBLIC};
 use crate::identity::NodeIdentity;
+use crate::kube::apiserver_restart;
 use crate::kube::client::{Eviction, KubeClient};
 
 /// How long the leadership hand-off may take before it is tried again.
@@ -173,7 +181,9 @@ pub async fn watch(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Re
     loop {
         // An idle node with nothing to do does not reach for its cluster (a worker's kubelet
         // may not have joined yet).
-        let reach = match st.phase == Phase::Idle && !needed(root, engine.as_ref()) {
+        let idle =
+            st.phase == Phase::Idle && !needed(root, engine.as_ref()) && !restart_needed(&node);
+        let reach = match idle {
             true => None,
             false => Some(node.reach()),
         };
@@ -215,7 +225,11 @@ pub async fn watch(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Re
         // After the boot this node holds the slot and the whole rollout waits on it; a drain
         // waits on evictions; a step that failed (a member going down under a request) is
         // worth another try soon: look again soon, not at the interval.
-        let pause = if failed || matches!(st.phase, Phase::Rebooting | Phase::Draining) {
+        let pause = if failed
+            || matches!(
+                st.phase,
+                Phase::Rebooting | Phase::Draining | Phase::Restarting
+            ) {
             interval.min(RETRY_SOON)
         } else {
             interval
@@ -258,17 +272,22 @@ async fn step(
         }
         Phase::Rebooting => after_boot(node, reach, st).await.map(|()| None),
         Phase::Locking | Phase::Locked | Phase::Draining => lock_and_reboot(node, reach, st).await,
+        Phase::Restarting => after_restart(node, reach, st).await.map(|()| None),
         Phase::Idle | Phase::Waiting => {
-            if !needed(node.root, engine) {
+            let reboot = needed(node.root, engine);
+            let restart = !reboot && restart_needed(node);
+            if !reboot && !restart {
                 if st.phase != Phase::Idle {
+                    st.restart = false;
                     st.enter(node.root, Phase::Idle, None)?;
                 }
                 return Ok(None);
             }
-            if st
-                .why
-                .as_deref()
-                .is_some_and(|w| w.starts_with(DRAIN_GAVE_UP))
+            if reboot
+                && st
+                    .why
+                    .as_deref()
+                    .is_some_and(|w| w.starts_with(DRAIN_GAVE_UP))
                 && elapsed_since(&st.since) < node.settings.reboot.drain_timeout
             {
                 // After a drain gave up, the slot stays free for the others as long as the
@@ -282,9 +301,10 @@ async fn step(
                 return Ok(None);
             }
             st.group = group.to_string();
+            st.restart = restart;
             st.staged_version = engine
                 .and_then(UpdateEngine::last)
-                .filter(|s| s.needs_reboot() && !s.new_version.is_empty())
+                .filter(|s| reboot && s.needs_reboot() && !s.new_version.is_empty())
                 .map(|s| s.new_version.clone());
             lock_and_reboot(node, reach, st).await
         }
@@ -300,8 +320,23 @@ fn needed(root: &Root, engine: Option<&UpdateEngine>) -> bool {
         || root.path(files::REBOOT_SENTINEL).exists()
 }
 
-/// Window, gates, lock, gates again, hand-off or drain, reboot. `Ok(None)`: not now (the state
-/// says why).
+/// Whether this master's apiserver runs with older client certificates than the node has (see
+/// the module's doc). A manifest or certificate that cannot be read is logged and not acted on.
+fn restart_needed(node: &Node<'_>) -> bool {
+    if node.settings.role() != Role::Master {
+        return false;
+    }
+    match apiserver_restart::remarked_manifest(node.root) {
+        Ok(remarked) => remarked.is_some(),
+        Err(e) => {
+            tracing::warn!(error = %one_line(e.as_ref()), "cannot tell whether the apiserver needs a restart");
+            false
+        }
+    }
+}
+
+/// Window, gates, lock, gates again, hand-off or drain, reboot (or, for `restart`, the
+/// apiserver's restart). `Ok(None)`: not now (the state says why).
 async fn lock_and_reboot(
     node: &Node<'_>,
     reach: &Reach<'_>,
@@ -341,6 +376,13 @@ async fn lock_and_reboot(
     }
     match reach {
         Reach::Etcd(member) => hand_off_leadership(member).await?,
+        Reach::Kube { .. } if st.restart => {
+            // Recorded before the manifest is marked: a watch stopped in between resumes in
+            // `after_restart`, which marks it.
+            st.enter(node.root, Phase::Restarting, None)?;
+            after_restart(node, reach, st).await?;
+            return Ok(None);
+        }
         Reach::Kube { node_name, client } => {
             if !drain(node, st, &lock, client, node_name).await? {
                 return Ok(None);
@@ -348,6 +390,45 @@ async fn lock_and_reboot(
         }
     }
     reboot(node, st).await
+}
+
+/// Holding the slot for the apiserver's restart: mark its manifest with the client certificates
+/// on disk if it is not (the kubelet restarts the pod), then release once the mirror pod
+/// carries that mark and is Ready. `Err` (retried soon) while it is not: the slot stays held,
+/// so no other master goes down while this one's apiserver is not back.
+async fn after_restart(node: &Node<'_>, reach: &Reach<'_>, st: &mut RebootState) -> Result<()> {
+    let Reach::Kube { node_name, client } = reach else {
+        bail!("only a master restarts its apiserver");
+    };
+    if let Some(text) = apiserver_restart::remarked_manifest(node.root)? {
+        let path = node.root.path(files::APISERVER_MANIFEST);
+        fsutil::write_atomic(&path, text.as_bytes(), MODE_PUBLIC)
+            .with_context(|| format!("writing {}", path.display()))?;
+        tracing::info!(
+            "marked the apiserver's manifest with its renewed client certificates: the kubelet \
+             restarts it"
+        );
+    }
+    let mark = apiserver_restart::manifest_mark(node.root)?;
+    let name = apiserver_restart::mirror_pod_name(node_name);
+    let pods = client.pods_on(node_name).await?;
+    match pods
+        .iter()
+        .find(|p| p.namespace == "kube-system" && p.name == name)
+    {
+        None => bail!("the apiserver's mirror pod kube-system/{name} is not there yet"),
+        Some(p) if p.annotations.get(apiserver_restart::CLIENT_CERTS_MARK) != mark.as_ref() => {
+            bail!("the apiserver has not restarted with its renewed client certificates yet")
+        }
+        Some(p) if !p.ready => bail!("the restarted apiserver is not Ready yet"),
+        Some(_) => {}
+    }
+    let lock = reach.lock(&st.group).await?;
+    let (_, doc) = lock.release(&node.ident.instance_id).await?;
+    tracing::info!(group = %st.group, lock = %doc, "the apiserver is back with its renewed client certificates: released the reboot lock");
+    st.restart = false;
+    st.enter(node.root, Phase::Idle, None)?;
+    Ok(())
 }
 
 /// Not now: gives back a slot taken in this attempt (a no-op when none is held) and records

@@ -194,16 +194,16 @@ impl Store {
                 "blockOwnerDeletion": true,
             }));
         }
+        let mut annotations = seed.annotations.clone();
         if seed.mirror {
             let hash = format!("{:032x}", rand::random::<u128>());
-            meta.insert(
-                "annotations".into(),
-                json!({
-                    "kubernetes.io/config.hash": hash,
-                    "kubernetes.io/config.mirror": hash,
-                    "kubernetes.io/config.source": "file",
-                }),
-            );
+            for (k, v) in [
+                ("kubernetes.io/config.hash", hash.as_str()),
+                ("kubernetes.io/config.mirror", hash.as_str()),
+                ("kubernetes.io/config.source", "file"),
+            ] {
+                annotations.insert(k.into(), v.into());
+            }
             let node_uid = self
                 .nodes
                 .get(&seed.node)
@@ -219,6 +219,9 @@ impl Store {
         }
         if !owners.is_empty() {
             meta.insert("ownerReferences".into(), owners.into());
+        }
+        if !annotations.is_empty() {
+            meta.insert("annotations".into(), json!(annotations));
         }
         let running = seed.phase == "Running";
         let ready = running && seed.ready;
