@@ -1,8 +1,13 @@
-//! etcd membership against real etcd 3.4, moto and fake IMDS servers, TLS on: cold starts,
+//! etcd membership against real etcd 3.4, moto and fake IMDS servers, TLS on: cold starts (all
+//! instances founding at once), founders that start late, die before starting or lose their disk,
 //! replacements, reboots, concurrent joins, stale data, scale-in and the safety refusals.
 //! Each test checks the final member list (names = instance ids, all voters, all healthy) and
 //! that data written before a change is still readable after it.
 
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use tn_agent::etcd::model::MemberInfo;
 use tn_world::{boot_in_parallel, EtcdProcess, Inspector, Instance, Node, World};
 
 use crate::support::cluster::{boot_cluster, world_with_etcd_asg, ASG, JOIN_TIMEOUT, SETTLE};
@@ -29,12 +34,56 @@ fn cold_start(n: i32) {
         serde_json::from_slice(&world.get_object("demo/etcd/cluster.json").unwrap().unwrap())
             .unwrap();
     assert_eq!(marker["seeded_by"], lowest.as_str());
-    for node in nodes.iter().filter(|n| n.id != lowest) {
-        assert!(
-            decisions(node).contains(&"joined as learner".to_string()),
+    // Every instance was in service when the seeder looked: all of them founded it, each
+    // starting `new` with the same initial cluster (SPEC §7.6); nobody joined as a learner.
+    let mut sorted: Vec<&Node> = nodes.iter().collect();
+    sorted.sort_by(|a, b| a.id.cmp(&b.id));
+    let initial: Vec<String> = sorted
+        .iter()
+        .map(|n| format!("{}=https://{}:2380", n.id, n.ip))
+        .collect();
+    let founders: Vec<String> = marker["founders"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|f| {
+            format!(
+                "{}={}",
+                f["instance_id"].as_str().unwrap(),
+                f["peer_url"].as_str().unwrap()
+            )
+        })
+        .collect();
+    if n > 1 {
+        assert_eq!(founders, initial, "{marker}");
+    } else {
+        assert!(founders.is_empty(), "a group of one founds alone: {marker}");
+    }
+    for node in &nodes {
+        assert_eq!(
+            env_value(node, "ETCD_INITIAL_CLUSTER_STATE"),
+            "new",
             "{}",
             node.id
         );
+        assert_eq!(
+            env_value(node, "ETCD_INITIAL_CLUSTER"),
+            initial.join(","),
+            "{}",
+            node.id
+        );
+        assert!(
+            !decisions(node).contains(&"joined as learner".to_string()),
+            "{}",
+            node.id
+        );
+        if node.id != lowest {
+            assert!(
+                decisions(node).contains(&"founding member".to_string()),
+                "{}",
+                node.id
+            );
+        }
     }
     check.put("/before", "v1").unwrap();
     assert_eq!(check.get("/before").unwrap().as_deref(), Some("v1"));
@@ -763,4 +812,142 @@ fn a_learner_that_stays_down_is_removed_by_the_next_joiner() {
     c.add(stuck, etcd);
     c.expect_healthy();
     c.expect_data();
+}
+
+/// A cold start of 3 in which founder `absent` has not booted: the other two form the cluster
+/// (a quorum of the founders, SPEC §7.6), its member listed, never started (no client URL). Returns the
+/// cluster (with `/before` written) and the founder that did not boot.
+fn founders_without(absent: usize) -> (Cluster, Node, MemberInfo) {
+    let (world, _ca, mut nodes) = world_with_etcd_asg(3);
+    assert_ne!(absent, 0, "the lowest id seeds");
+    let late = nodes.remove(absent);
+    let etcd = boot_in_parallel(&refs(&nodes)).unwrap();
+    let c = Cluster {
+        world,
+        nodes,
+        etcd: etcd.into_iter().map(Some).collect(),
+    };
+    let deadline = Instant::now() + SETTLE;
+    let view = loop {
+        match c.check().view() {
+            Some(v) if v.leader.is_some() => break v,
+            other => assert!(Instant::now() < deadline, "no leader: {other:#?}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let unstarted = view
+        .members
+        .iter()
+        .find(|m| m.peer_urls == [format!("https://{}:2380", late.ip)])
+        .expect("the absent founder's member is listed")
+        .clone();
+    // etcd lists a founder under the name the initial cluster gives it; never started, it
+    // has published no client URL.
+    assert!(
+        unstarted.name == late.id && unstarted.client_urls.is_empty() && !unstarted.is_learner,
+        "{unstarted:?}"
+    );
+    assert_eq!(view.members.len(), 3);
+    c.check().put("/before", "v1").unwrap();
+    (c, late, unstarted)
+}
+
+fn member_ids(view: &tn_agent::etcd::model::ClusterView) -> BTreeSet<u64> {
+    view.members.iter().map(|m| m.id).collect()
+}
+
+/// A founder that boots after the others formed the cluster takes its founding member: it
+/// starts `new` with the founders, keeps the member id the founding gave it, and no member is
+/// added or removed.
+#[test]
+fn a_founder_that_starts_late_takes_its_founding_member() {
+    let (mut c, late, unstarted) = founders_without(1);
+    let before = c.check().view().unwrap();
+    let etcd = late.boot_etcd().unwrap();
+    let found = why(&late, "founding member");
+    assert!(found.contains("listed but never started"), "{found}");
+    assert_eq!(env_value(&late, "ETCD_INITIAL_CLUSTER_STATE"), "new");
+    assert!(!decisions(&late).contains(&"joined as learner".to_string()));
+    let id = late.id.clone();
+    c.add(late, etcd);
+    c.expect_healthy();
+    c.expect_data();
+    let after = c.check().view().unwrap();
+    assert_eq!(
+        member_ids(&before),
+        member_ids(&after),
+        "no membership change"
+    );
+    assert!(
+        after
+            .members
+            .iter()
+            .any(|m| m.id == unstarted.id && m.name == id),
+        "{after:#?}"
+    );
+}
+
+/// A founder whose instance dies before it ever started etcd: the ASG's replacement removes the
+/// founding member that never started (quorum kept: the others are healthy) and joins.
+#[test]
+fn a_founder_that_dies_before_starting_is_replaced() {
+    let (mut c, dead, unstarted) = founders_without(2);
+    c.world.terminate(&dead.id).unwrap();
+    let replacement = c
+        .newcomers()
+        .into_iter()
+        .find(|i| i.id != dead.id)
+        .expect("the ASG launched a replacement");
+    let node = c
+        .world
+        .node(&replacement, &c.world.etcd_config(JOIN_TIMEOUT))
+        .unwrap();
+    let etcd = node.boot_etcd().unwrap();
+    let removed = why(&node, "removed stale member");
+    assert!(removed.contains("never started"), "{removed}");
+    assert!(decisions(&node).contains(&"joined as learner".to_string()));
+    c.add(node, etcd);
+    c.expect_healthy();
+    c.expect_data();
+    let after = c.check().view().unwrap();
+    assert!(!member_ids(&after).contains(&unstarted.id), "{after:#?}");
+}
+
+/// A founder that ran and then lost its disk (data dir, the agent's record and env file): even
+/// though the marker still names it as a founder, it never starts `new` again under its old
+/// member id; the member list says its member ran, so that member is removed and it joins as a
+/// new one.
+#[test]
+fn a_founder_that_lost_its_disk_after_the_formation_joins_as_a_new_member() {
+    let mut c = Cluster::boot(3);
+    let i = 1;
+    c.kill(i);
+    let node = &c.nodes[i];
+    let old_id = c
+        .check()
+        .view()
+        .unwrap()
+        .members
+        .iter()
+        .find(|m| m.name == node.id)
+        .unwrap()
+        .id;
+    std::fs::remove_dir_all(node.path("/var/lib/etcd")).unwrap();
+    std::fs::create_dir(node.path("/var/lib/etcd")).unwrap();
+    std::fs::remove_file(node.path("/var/lib/tn-agent/etcd-member.json")).unwrap();
+    std::fs::remove_file(node.path("/etc/etcd/etcd.env")).unwrap();
+    let run = node.run(&["bootstrap"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!decisions(node).contains(&"founding member".to_string()));
+    assert_eq!(env_value(node, "ETCD_INITIAL_CLUSTER_STATE"), "existing");
+    let removed = why(node, "removed stale member");
+    assert!(removed.contains("earlier member"), "{removed}");
+    c.etcd[i] = Some(node.start_etcd().unwrap());
+    let run = node.run(&["etcd", "promote"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    c.expect_healthy();
+    c.expect_data();
+    let view = c.check().view().unwrap();
+    let new_id = view.members.iter().find(|m| m.name == node.id).unwrap().id;
+    assert_ne!(new_id, old_id, "a new member, not the old one");
 }

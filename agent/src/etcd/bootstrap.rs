@@ -6,7 +6,9 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::client::ErrorKind;
-use super::model::{ClusterState, ClusterView, InitialCluster, Marker, MemberInfo, MemberRecord};
+use super::model::{
+    ClusterState, ClusterView, Founder, InitialCluster, Marker, MemberInfo, MemberRecord,
+};
 use super::plan::{self, DataDir, Facts, Plan, Removal};
 use super::{env, tls, Local, Waiter};
 use crate::aws::AsgView;
@@ -19,6 +21,15 @@ use crate::store::Store;
 
 /// How old the ASG view may get while waiting.
 const ASG_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long a founder that may still found waits for members to answer (a connection, a
+/// request). During a cold start the founders' etcds accept connections but answer nothing
+/// until a quorum of them runs, so the usual timeouts would hold every founder back by
+/// seconds; a member that runs answers in milliseconds.
+const FOUNDER_LOOK: (std::time::Duration, std::time::Duration) = (
+    std::time::Duration::from_millis(300),
+    std::time::Duration::from_millis(700),
+);
 
 /// Decide, act, write the env file. Returns when starting etcd with that file is safe and will
 /// succeed, or fails after `etcd.join_timeout_seconds`.
@@ -61,7 +72,19 @@ pub async fn bootstrap(node: &Node<'_>, own_asg: &AsgView, state: &mut BootState
             marker = read_marker(&store).await?;
         }
         let candidates = local.candidates(Some(asg));
-        let cluster = local.access.observe(&candidates).await;
+        let env_written = node.root.path(files::ETCD_ENV).exists();
+        let may_found = !env_written
+            && marker
+                .as_ref()
+                .is_some_and(|m| !m.founders.is_empty() && m.founded_by(&local.me));
+        let cluster = match may_found {
+            true => {
+                let (connect, request) = FOUNDER_LOOK;
+                let access = local.access.impatient(connect, request);
+                access.observe(&candidates).await
+            }
+            false => local.access.observe(&candidates).await,
+        };
         // Nobody answers and no marker: before anyone seeds, is an etcd there that we cannot
         // talk to?
         let listening = match (&cluster, &marker) {
@@ -75,10 +98,11 @@ pub async fn bootstrap(node: &Node<'_>, own_asg: &AsgView, state: &mut BootState
             asg: &asg.instances,
             asg_age: listed_at.elapsed(),
             marker: marker.as_ref(),
+            marker_age: marker.as_ref().and_then(age_of),
             cluster: cluster.as_ref(),
             listening: &listening,
             data: &data,
-            env_written: node.root.path(files::ETCD_ENV).exists(),
+            env_written,
             learners_unhealthy_for: &learners_unhealthy_for,
             learner_timeout: settings.etcd.learner_timeout,
         });
@@ -94,6 +118,11 @@ pub async fn bootstrap(node: &Node<'_>, own_asg: &AsgView, state: &mut BootState
             Plan::ResumeSeed => {
                 let marker = marker.as_ref().expect("resuming a seed needs the marker");
                 resume_seed(&local, marker, state)?;
+                return Ok(());
+            }
+            Plan::Found(why) => {
+                let marker = marker.as_ref().expect("founding needs the marker");
+                found(&local, marker, state, &why)?;
                 return Ok(());
             }
             Plan::Restart(why) => {
@@ -252,6 +281,12 @@ impl LearnerWatch {
     }
 }
 
+/// How long ago the marker was written, by this node's clock.
+fn age_of(marker: &Marker) -> Option<std::time::Duration> {
+    let at = crate::state::parse_rfc3339(&marker.seeded_at)?;
+    std::time::Duration::try_from(crate::clock::now() - at).ok()
+}
+
 async fn read_marker(store: &Store<'_>) -> Result<Option<Marker>> {
     store.marker().await.context("reading the cluster marker")
 }
@@ -327,14 +362,19 @@ async fn seed(
     state: &mut BootState,
 ) -> Result<Option<String>> {
     let s = local.settings;
-    let marker = Marker {
+    let mut marker = Marker {
         cluster: s.cluster.as_str().into(),
         token: format!("{}-{:016x}", s.cluster, rand::random::<u64>()),
         seeded_by: local.me.name.clone(),
         seed_peer_url: local.me.peer_url.clone(),
         seeded_at: crate::state::now_rfc3339(),
         restored_from: None,
+        founders: founders(local, asg),
     };
+    if let Err(e) = marker.check(s.cluster.as_str()) {
+        tracing::warn!(error = %e, "founding alone: the founding set would not be a usable marker");
+        marker.founders.clear();
+    }
     let created = store
         .create_marker(&marker)
         .await
@@ -355,21 +395,81 @@ async fn seed(
              run's own (a lost reply): going on as the seeder"
         );
     }
+    let founding = match marker.founders.len() {
+        0 => "founding alone (not every instance of the ASG's desired capacity was in service; \
+              the others join one at a time)"
+            .to_string(),
+        n => format!(
+            "founding with all {n} instances of the ASG's desired capacity, each starting \
+             `new` at once: {}",
+            marker.initial_cluster()
+        ),
+    };
     state.decide(
         "seeded cluster",
         format!(
-            "{} is the lowest in-service instance id of {} and no cluster existed; token {}",
+            "{} is the lowest in-service instance id of {} and no cluster existed; token {}; \
+             {founding}",
             local.me.name, asg.name, marker.token
         ),
     );
     let record = local.record(
         &marker.token,
         None,
-        InitialCluster::only(&local.me),
+        marker.initial_cluster(),
         ClusterState::New,
     );
     local.write_config(&record, state)?;
     Ok(None)
+}
+
+/// The founding set (SPEC §7.6): every instance of the ASG's desired capacity, when the seeder
+/// sees them all in service, each with its peer URL; empty otherwise (the seeder founds alone),
+/// and for a group of one.
+fn founders(local: &Local<'_>, asg: &AsgView) -> Vec<Founder> {
+    let serving: Vec<_> = asg
+        .instances
+        .iter()
+        .filter(|i| i.in_service() && !i.leaving())
+        .collect();
+    let whole = i32::try_from(serving.len()).is_ok_and(|n| n == asg.desired_capacity);
+    if !whole || serving.len() < 2 || !serving.iter().any(|i| i.instance_id == local.me.name) {
+        return Vec::new();
+    }
+    let mut founders = Vec::new();
+    for i in serving {
+        let Some(ip) = i.private_ip else {
+            return Vec::new();
+        };
+        let peer_url = match i.instance_id == local.me.name {
+            true => local.me.peer_url.clone(),
+            false => local.access.endpoints().peer_url(ip),
+        };
+        founders.push(Founder {
+            instance_id: i.instance_id.clone(),
+            peer_url,
+        });
+    }
+    founders.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+    founders
+}
+
+/// A founder other than the seeder, whose member never started: the founders' initial cluster,
+/// `new`, the marker's token.
+fn found(
+    local: &Local<'_>,
+    marker: &Marker,
+    state: &mut BootState,
+    why: &plan::Found,
+) -> Result<()> {
+    state.decide("founding member", why.to_string());
+    let record = local.record(
+        &marker.token,
+        None,
+        marker.initial_cluster(),
+        ClusterState::New,
+    );
+    local.write_config(&record, state)
 }
 
 /// Finishes a seed whose run ended after the marker was stored: the same files `seed` writes,
@@ -386,7 +486,7 @@ fn resume_seed(local: &Local<'_>, marker: &Marker, state: &mut BootState) -> Res
     let record = local.record(
         &marker.token,
         None,
-        InitialCluster::only(&local.me),
+        marker.initial_cluster(),
         ClusterState::New,
     );
     local.write_config(&record, state)

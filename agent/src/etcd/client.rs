@@ -126,6 +126,15 @@ impl EtcdAccess {
         }
     }
 
+    /// The same access with other timeouts for one connection and one request.
+    pub fn impatient(&self, connect_timeout: Duration, request_timeout: Duration) -> Self {
+        EtcdAccess {
+            connect_timeout,
+            request_timeout,
+            ..self.clone()
+        }
+    }
+
     /// The cluster's endpoints as this access reaches them.
     pub fn endpoints(&self) -> &Endpoints {
         &self.endpoints

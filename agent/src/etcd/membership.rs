@@ -3,6 +3,7 @@
 use anyhow::{bail, Result};
 
 use super::client::ErrorKind;
+use super::model::ClusterState;
 use super::{plan, Local, Waiter};
 use crate::config::Settings;
 use crate::exit::one_line;
@@ -10,9 +11,18 @@ use crate::fsutil::Root;
 use crate::identity::NodeIdentity;
 
 /// `etcd promote`: once etcd runs, make this member a voter when it has caught up. A voter
-/// already: nothing to do.
+/// already: nothing to do. A member that started `new` (the seeder, a founder, a restore) is a
+/// voter from its first start: nothing to ask, even before the founders have a quorum.
 pub async fn promote(settings: &Settings, root: &Root, ident: &NodeIdentity) -> Result<String> {
     let local = Local::from_disk(settings, root, ident)?;
+    if let Some(r) = local.read_record() {
+        if r.name == local.me.name && r.initial_cluster_state == ClusterState::New {
+            return Ok(format!(
+                "{} is a voter from its first start (it started `new`, initial cluster {})",
+                local.me.name, r.initial_cluster
+            ));
+        }
+    }
     let mut waiter = Waiter::new(settings.etcd.join_timeout);
     loop {
         let why = match local.access.observe(&local.candidates(None)).await {

@@ -153,6 +153,20 @@ pub struct Marker {
     /// the node that restored it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored_from: Option<String>,
+    /// The founding members (SPEC §7.6), the seeder among them: every instance of the ASG's
+    /// desired capacity, in service when the seeder wrote the marker, each starting `new` with
+    /// them as the initial cluster. Empty (markers written before founding sets, a seeder that
+    /// did not see the whole ASG in service, a restore): the seeder founded alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub founders: Vec<Founder>,
+}
+
+/// One founding member of the cluster, as the marker names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Founder {
+    pub instance_id: String,
+    pub peer_url: String,
 }
 
 /// What is wrong with a marker that parsed.
@@ -162,6 +176,8 @@ pub enum BadMarker {
     OtherCluster { found: String, expected: String },
     #[error("its token is not 1-64 characters from a-z, 0-9 and '-'")]
     Token,
+    #[error("its founders are not a usable initial cluster: {0}")]
+    Founders(String),
 }
 
 impl Marker {
@@ -176,7 +192,63 @@ impl Marker {
         if !is_token(&self.token) {
             return Err(BadMarker::Token);
         }
+        if self.founders.is_empty() {
+            return Ok(());
+        }
+        let bad = |why: String| Err(BadMarker::Founders(why));
+        let initial = self.initial_cluster();
+        if let Some(p) = initial.first_invalid() {
+            return bad(format!(
+                "{}={} is not a member name and peer URL",
+                p.name, p.peer_url
+            ));
+        }
+        let mut ids: Vec<&str> = self
+            .founders
+            .iter()
+            .map(|f| f.instance_id.as_str())
+            .collect();
+        let mut urls: Vec<&str> = self.founders.iter().map(|f| f.peer_url.as_str()).collect();
+        ids.sort_unstable();
+        urls.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) || urls.windows(2).any(|w| w[0] == w[1]) {
+            return bad("an instance or a peer URL is named twice".into());
+        }
+        if !self
+            .founders
+            .iter()
+            .any(|f| f.instance_id == self.seeded_by && f.peer_url == self.seed_peer_url)
+        {
+            return bad(format!("the seeder {} is not among them", self.seeded_by));
+        }
         Ok(())
+    }
+
+    /// The cluster the founders start with: the founders, or the seeder alone.
+    pub fn initial_cluster(&self) -> InitialCluster {
+        if self.founders.is_empty() {
+            return InitialCluster(vec![Peer {
+                name: self.seeded_by.clone(),
+                peer_url: self.seed_peer_url.clone(),
+            }]);
+        }
+        InitialCluster(
+            self.founders
+                .iter()
+                .map(|f| Peer {
+                    name: f.instance_id.clone(),
+                    peer_url: f.peer_url.clone(),
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether `me` is one of the founders (the seeder is, also of a marker without founders).
+    pub fn founded_by(&self, me: &Me) -> bool {
+        self.initial_cluster()
+            .0
+            .iter()
+            .any(|p| p.name == me.name && p.peer_url == me.peer_url)
     }
 }
 
@@ -440,6 +512,69 @@ mod tests {
                 ..m.clone()
             };
             assert_eq!(m.check("prod"), Err(BadMarker::Token), "{token:?}");
+        }
+    }
+
+    #[test]
+    fn founders_are_checked_before_they_reach_a_file() {
+        let founder = |id: &str, ip: u8| Founder {
+            instance_id: id.into(),
+            peer_url: format!("https://10.0.1.{ip}:2380"),
+        };
+        let m = Marker {
+            cluster: "prod".into(),
+            token: "prod-00ab".into(),
+            seeded_by: "i-a".into(),
+            seed_peer_url: "https://10.0.1.1:2380".into(),
+            seeded_at: "2026-11-24T00:00:00Z".into(),
+            restored_from: None,
+            founders: vec![founder("i-a", 1), founder("i-b", 2), founder("i-c", 3)],
+        };
+        assert_eq!(m.check("prod"), Ok(()));
+        assert_eq!(
+            m.initial_cluster().to_string(),
+            "i-a=https://10.0.1.1:2380,i-b=https://10.0.1.2:2380,i-c=https://10.0.1.3:2380"
+        );
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(serde_json::from_str::<Marker>(&json).unwrap(), m);
+        let me = |id: &str, ip: u8| Me {
+            name: id.into(),
+            ip: Ipv4Addr::new(10, 0, 1, ip),
+            peer_url: format!("https://10.0.1.{ip}:2380"),
+        };
+        assert!(m.founded_by(&me("i-b", 2)));
+        assert!(!m.founded_by(&me("i-b", 4)), "another IP: not that founder");
+        assert!(!m.founded_by(&me("i-d", 4)));
+        // Without founders, the seeder alone.
+        let alone = Marker {
+            founders: vec![],
+            ..m.clone()
+        };
+        assert_eq!(
+            alone.initial_cluster().to_string(),
+            "i-a=https://10.0.1.1:2380"
+        );
+        assert!(alone.founded_by(&me("i-a", 1)) && !alone.founded_by(&me("i-b", 2)));
+        for (what, founders) in [
+            ("seeder missing", vec![founder("i-b", 2), founder("i-c", 3)]),
+            ("twice", vec![founder("i-a", 1), founder("i-a", 2)]),
+            ("same URL", vec![founder("i-a", 1), founder("i-b", 1)]),
+            (
+                "a comma",
+                vec![
+                    founder("i-a", 1),
+                    founder("i-b,i-x=https://10.9.9.9:2380", 2),
+                ],
+            ),
+        ] {
+            let bad = Marker {
+                founders,
+                ..m.clone()
+            };
+            assert!(
+                matches!(bad.check("prod"), Err(BadMarker::Founders(_))),
+                "{what}"
+            );
         }
     }
 

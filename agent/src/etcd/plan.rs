@@ -18,6 +18,13 @@ use crate::aws::AsgInstance;
 /// last look must not have its new learner taken for a stale one.
 pub const FRESH: Duration = Duration::from_secs(1);
 
+/// How long after the seeding a founder whose member never started may still start `new` while
+/// no member answers (SPEC §7.6). A cold start's founders boot within minutes; later, a node
+/// that finds nobody answering and no trace of its own run may be a founder that lost its data
+/// and its disk during a whole-cluster outage, which must never come back under its old member
+/// id: it waits for the members instead. (With members answering, the member list tells.)
+pub const FOUNDING_WINDOW: Duration = Duration::from_secs(3600);
+
 /// The data dir as found on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DataDir {
@@ -26,6 +33,15 @@ pub enum DataDir {
     Empty { record: Option<MemberRecord> },
     /// etcd data, with the agent's record of it when there is one.
     Present { record: Option<MemberRecord> },
+}
+
+impl DataDir {
+    /// The agent's record of the data dir, if any.
+    pub fn record(&self) -> Option<&MemberRecord> {
+        match self {
+            DataDir::Empty { record } | DataDir::Present { record } => record.as_ref(),
+        }
+    }
 }
 
 /// Everything the decision looks at.
@@ -37,6 +53,9 @@ pub struct Facts<'a> {
     /// How long ago the ASG was listed.
     pub asg_age: Duration,
     pub marker: Option<&'a Marker>,
+    /// How long ago the marker says it was written (`None`: no marker, or its time cannot be
+    /// read or is ahead of this node's clock).
+    pub marker_age: Option<Duration>,
     /// `None` when no member answered.
     pub cluster: Option<&'a ClusterView>,
     /// Client URLs that accept connections but did not answer as etcd (looked at only when
@@ -70,6 +89,9 @@ pub enum Plan {
     /// put was lost, or the node crashed before writing its files): start the one-member cluster
     /// the marker names.
     ResumeSeed,
+    /// A founder (not the seeder) whose member has never started: start `new` with the
+    /// founders (SPEC §7.6).
+    Found(Found),
     /// Start etcd on the existing data: no membership change.
     Restart(Restart),
     /// Move the data dir aside (never delete it), then decide again.
@@ -86,6 +108,16 @@ pub enum Plan {
     Wait(Wait),
     /// Going on would risk quorum or data: stop and say why.
     Refuse(Refuse),
+}
+
+/// Why a founder starts `new`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// No member answers yet (the founders are starting), and nothing on this node says its
+    /// member ever ran.
+    NobodyAnswers { seeded_by: String },
+    /// The member list has this node's member, never started (no client URL).
+    Unstarted { id: u64 },
 }
 
 /// Why etcd restarts on its data.
@@ -113,6 +145,9 @@ pub enum MoveAside {
 pub enum Stale {
     /// An unstarted learner whose peer URL belongs to no live instance.
     OrphanLearner { id: u64, peer_urls: Vec<String> },
+    /// A founding member that never started and that no live instance will start (its instance
+    /// died before starting it; a voter that never answers blocks every join).
+    UnstartedFounder { id: u64, peer_urls: Vec<String> },
     /// This node's earlier member, whose data is not on this node.
     OwnEarlierMember,
     /// Its peer URL now belongs to this node.
@@ -139,6 +174,11 @@ pub enum Wait {
     NoInstanceInService,
     /// Data without a record and nobody to ask whose it is.
     UnknownData,
+    /// Another founder has not started yet (a founder's late start).
+    FounderStarting {
+        owner: String,
+        id: u64,
+    },
     /// Another instance's learner was added and has not started.
     UnstartedLearner {
         owner: String,
@@ -247,10 +287,12 @@ fn decide_with_data(f: &Facts, record: Option<&MemberRecord>) -> Plan {
 fn decide_fresh(f: &Facts, record: Option<&MemberRecord>) -> Plan {
     if let (Some(rec), Some(cluster)) = (record, f.cluster) {
         let this_cluster = f.marker.is_none_or(|m| m.token == rec.cluster_token);
-        let started = cluster
-            .members
-            .iter()
-            .find(|m| !m.name.is_empty() && m.name == f.me.name && rec.name == f.me.name);
+        let started = cluster.members.iter().find(|m| {
+            !m.name.is_empty()
+                && !founder_never_started(m)
+                && m.name == f.me.name
+                && rec.name == f.me.name
+        });
         if let (true, Some(m)) = (this_cluster, started) {
             return Plan::Refuse(Refuse::DataMissing {
                 id: m.id,
@@ -261,6 +303,11 @@ fn decide_fresh(f: &Facts, record: Option<&MemberRecord>) -> Plan {
     let Some(cluster) = f.cluster else {
         return match f.marker {
             Some(marker) if seeded_but_never_started(f, marker, record) => Plan::ResumeSeed,
+            Some(marker) if founder_may_found(f, marker, record) => {
+                Plan::Found(Found::NobodyAnswers {
+                    seeded_by: marker.seeded_by.clone(),
+                })
+            }
             Some(marker) => Plan::Wait(Wait::NobodyAnswers {
                 seeded_by: marker.seeded_by.clone(),
                 seeded_at: marker.seeded_at.clone(),
@@ -295,6 +342,37 @@ fn seeded_but_never_started(f: &Facts, marker: &Marker, record: Option<&MemberRe
     mine && seeding_record && !f.env_written
 }
 
+/// Whether this node is a founder other than the seeder whose member can never have started,
+/// while nobody answers: named by the marker's founders, no env file (the etcd unit starts only
+/// after a bootstrap that wrote it), a record, if any, that is this cluster's founding one, and
+/// the marker written less than [`FOUNDING_WINDOW`] ago.
+fn founder_may_found(f: &Facts, marker: &Marker, record: Option<&MemberRecord>) -> bool {
+    !marker.founders.is_empty()
+        && marker.seeded_by != f.me.name
+        && marker.founded_by(f.me)
+        && founding_record(f, marker, record)
+        && !f.env_written
+        && f.marker_age.is_some_and(|age| age < FOUNDING_WINDOW)
+}
+
+/// No record, or the one a founding run of this node writes (this cluster's, `new`, no member
+/// id): nothing says this node ever ran as another kind of member.
+fn founding_record(f: &Facts, marker: &Marker, record: Option<&MemberRecord>) -> bool {
+    record.is_none_or(|r| {
+        r.name == f.me.name
+            && r.cluster_token == marker.token
+            && r.initial_cluster_state == super::model::ClusterState::New
+            && r.member_id.is_none()
+    })
+}
+
+/// A founding member that has never started: a voter (founders are; a learner is added by a
+/// join) that has published no client URL (etcd lists a founder's name from the initial
+/// cluster, but a member publishes its client URLs only once it runs) and does not answer.
+fn founder_never_started(m: &MemberInfo) -> bool {
+    !m.is_learner && m.client_urls.is_empty() && !m.healthy
+}
+
 /// The seeder: the lowest instance id among in-service instances.
 fn seeder(asg: &[AsgInstance]) -> Option<&str> {
     asg.iter()
@@ -320,7 +398,28 @@ fn plan_join(f: &Facts, cluster: &ClusterView) -> Plan {
     let mut reuse_learner = None;
     for m in &cluster.members {
         let is_my_url = m.peer_urls.contains(&me.peer_url);
-        let stale = if m.name.is_empty() {
+        let stale = if founder_never_started(m) {
+            // A founder that has not started: this node's (start `new`, SPEC §7.6), another's
+            // late start (wait), or one that died before starting (remove it).
+            let founding = f
+                .marker
+                .is_some_and(|mk| mk.founded_by(me) && founding_record(f, mk, f.data.record()));
+            if is_my_url && founding {
+                return Plan::Found(Found::Unstarted { id: m.id });
+            }
+            match owner_of(f.asg, m) {
+                Some(owner) if !is_my_url => {
+                    return Plan::Wait(Wait::FounderStarting {
+                        owner: owner.instance_id.clone(),
+                        id: m.id,
+                    })
+                }
+                _ => Stale::UnstartedFounder {
+                    id: m.id,
+                    peer_urls: m.peer_urls.clone(),
+                },
+            }
+        } else if m.name.is_empty() {
             // A learner added but not started: whose is it? Its peer URL says.
             if is_my_url {
                 reuse_learner = Some(m.id);
@@ -467,6 +566,23 @@ pub fn check_leave(cluster: &ClusterView, id: u64) -> Result<(), LeaveRefused> {
     Ok(())
 }
 
+impl fmt::Display for Found {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Found::NobodyAnswers { seeded_by } => write!(
+                f,
+                "a founding member of the cluster {seeded_by} seeded, whose member never \
+                 started: starting `new` with the founders at once"
+            ),
+            Found::Unstarted { id } => write!(
+                f,
+                "a founding member of the cluster; its member {id:x} is listed but never \
+                 started: starting `new` with the founders"
+            ),
+        }
+    }
+}
+
 impl fmt::Display for Restart {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -506,6 +622,12 @@ impl fmt::Display for Stale {
             Stale::OrphanLearner { id, peer_urls } => write!(
                 f,
                 "unstarted learner {id:x} at {} belongs to no instance of the ASG",
+                peer_urls.join(",")
+            ),
+            Stale::UnstartedFounder { id, peer_urls } => write!(
+                f,
+                "founding member {id:x} at {} never started, and no instance of the ASG will \
+                 start it",
                 peer_urls.join(",")
             ),
             Stale::OwnEarlierMember => {
@@ -548,6 +670,11 @@ impl fmt::Display for Wait {
             Wait::UnknownData => f.write_str(
                 "the data dir has no record of which cluster it belongs to and no member \
                  answers to tell",
+            ),
+            Wait::FounderStarting { owner, id } => write!(
+                f,
+                "founding member {id:x} of {owner} has not started yet (a join waits until it \
+                 has, or until its instance is gone)"
             ),
             Wait::UnstartedLearner { owner, id, left } => write!(
                 f,

@@ -55,7 +55,32 @@ fn marker() -> Marker {
         seed_peer_url: url(1),
         seeded_at: "2026-11-24T00:00:00Z".into(),
         restored_from: None,
+        founders: Vec::new(),
     }
+}
+
+/// The marker of a cold start that founded with i-a, i-b and i-c (SPEC §7.6).
+fn founding_marker() -> Marker {
+    let founder = |id: &str, ip: u8| crate::etcd::model::Founder {
+        instance_id: id.into(),
+        peer_url: url(ip),
+    };
+    Marker {
+        founders: vec![founder("i-a", 1), founder("i-b", 2), founder("i-c", 3)],
+        ..marker()
+    }
+}
+
+/// i-a and i-c started, i-b's founding member (id 2) never did: etcd lists it under the name
+/// the initial cluster gave it, with no client URL.
+fn b_never_started() -> Option<ClusterView> {
+    let mut b = member(2, "i-b", 2, false, false);
+    b.client_urls.clear();
+    view(vec![
+        member(1, "i-a", 1, false, true),
+        b,
+        member(3, "i-c", 3, false, true),
+    ])
 }
 
 fn member_record(name: &str, token: &str) -> MemberRecord {
@@ -143,6 +168,7 @@ struct World {
     asg: Vec<AsgInstance>,
     asg_age: Duration,
     marker: Option<Marker>,
+    marker_age: Option<Duration>,
     cluster: Option<ClusterView>,
     listening: Vec<String>,
     data: DataDir,
@@ -160,6 +186,7 @@ impl World {
             asg: &self.asg,
             asg_age: self.asg_age,
             marker: self.marker.as_ref(),
+            marker_age: self.marker_age,
             cluster: self.cluster.as_ref(),
             listening: &self.listening,
             data: &self.data,
@@ -192,6 +219,7 @@ fn baseline() -> World {
         ],
         asg_age: Duration::ZERO,
         marker: Some(marker()),
+        marker_age: Some(Duration::from_secs(60)),
         cluster: view(vec![member(1, "i-a", 1, false, true)]),
         listening: vec![],
         data: DataDir::Empty { record: None },
@@ -554,6 +582,190 @@ fn rows() -> Vec<Row> {
                 w.asg.push(c);
             },
             join(vec![], None),
+        ),
+        // Founding sets (SPEC §7.6).
+        (
+            "founding: a founder whose member never started starts `new` while nobody answers",
+            |w| (w.marker, w.cluster) = (Some(founding_marker()), None),
+            Plan::Found(Found::NobodyAnswers {
+                seeded_by: "i-a".into(),
+            }),
+        ),
+        (
+            "... also when its run wrote the founding record but not the env file",
+            |w| {
+                (w.marker, w.cluster) = (Some(founding_marker()), None);
+                let mut rec = member_record("i-b", "prod-abc");
+                rec.initial_cluster_state = ClusterState::New;
+                w.data = DataDir::Empty { record: Some(rec) };
+            },
+            Plan::Found(Found::NobodyAnswers {
+                seeded_by: "i-a".into(),
+            }),
+        ),
+        (
+            "... not once its env file was written (its member may have run): it waits",
+            |w| {
+                (w.marker, w.cluster) = (Some(founding_marker()), None);
+                w.env_written = true;
+            },
+            Plan::Wait(Wait::NobodyAnswers {
+                seeded_by: "i-a".into(),
+                seeded_at: "2026-11-24T00:00:00Z".into(),
+            }),
+        ),
+        (
+            "... nor with a joiner's record (it joined before, then lost its data)",
+            |w| {
+                (w.marker, w.cluster) = (Some(founding_marker()), None);
+                w.data = empty_with_record("i-b", "prod-abc");
+            },
+            Plan::Wait(Wait::NobodyAnswers {
+                seeded_by: "i-a".into(),
+                seeded_at: "2026-11-24T00:00:00Z".into(),
+            }),
+        ),
+        (
+            "... nor an hour after the seeding (a founder that lost everything during an outage \
+             must not come back under its old member id)",
+            |w| {
+                (w.marker, w.cluster) = (Some(founding_marker()), None);
+                w.marker_age = Some(FOUNDING_WINDOW);
+            },
+            Plan::Wait(Wait::NobodyAnswers {
+                seeded_by: "i-a".into(),
+                seeded_at: "2026-11-24T00:00:00Z".into(),
+            }),
+        ),
+        (
+            "... nor when the marker's time cannot be read",
+            |w| {
+                (w.marker, w.cluster) = (Some(founding_marker()), None);
+                w.marker_age = None;
+            },
+            Plan::Wait(Wait::NobodyAnswers {
+                seeded_by: "i-a".into(),
+                seeded_at: "2026-11-24T00:00:00Z".into(),
+            }),
+        ),
+        (
+            "... nor an instance the founders do not name, nor a founder's id at another address",
+            |w| {
+                (w.marker, w.cluster) = (Some(founding_marker()), None);
+                w.me = me("i-b", 4);
+            },
+            Plan::Wait(Wait::NobodyAnswers {
+                seeded_by: "i-a".into(),
+                seeded_at: "2026-11-24T00:00:00Z".into(),
+            }),
+        ),
+        (
+            "a marker without founders: the seeder founded alone, the others never start `new`",
+            |w| w.cluster = None,
+            Plan::Wait(Wait::NobodyAnswers {
+                seeded_by: "i-a".into(),
+                seeded_at: "2026-11-24T00:00:00Z".into(),
+            }),
+        ),
+        (
+            "a founder's late start: its member is listed and never started: it starts `new`",
+            |w| (w.marker, w.cluster) = (Some(founding_marker()), b_never_started()),
+            Plan::Found(Found::Unstarted { id: 2 }),
+        ),
+        (
+            "... also long after the seeding (the member list says it never ran)",
+            |w| {
+                (w.marker, w.cluster) = (Some(founding_marker()), b_never_started());
+                w.marker_age = Some(FOUNDING_WINDOW * 24);
+            },
+            Plan::Found(Found::Unstarted { id: 2 }),
+        ),
+        (
+            "... also after a founding run whose etcd never came up (env file and record written)",
+            |w| {
+                (w.marker, w.cluster) = (Some(founding_marker()), b_never_started());
+                let mut rec = member_record("i-b", "prod-abc");
+                rec.initial_cluster_state = ClusterState::New;
+                w.data = DataDir::Empty { record: Some(rec) };
+                w.env_written = true;
+            },
+            Plan::Found(Found::Unstarted { id: 2 }),
+        ),
+        (
+            "... but never with a joiner's record: its founding member is removed, it joins",
+            |w| {
+                (w.marker, w.cluster) = (Some(founding_marker()), b_never_started());
+                w.data = empty_with_record("i-b", "prod-abc");
+            },
+            join(
+                vec![removal(
+                    2,
+                    "i-b",
+                    Stale::UnstartedFounder {
+                        id: 2,
+                        peer_urls: vec![url(2)],
+                    },
+                )],
+                None,
+            ),
+        ),
+        (
+            "a joiner waits while another founder's member has not started and its instance lives",
+            |w| {
+                (w.marker, w.cluster) = (Some(founding_marker()), b_never_started());
+                w.asg.push(inst("i-d", 4, "InService"));
+                w.me = me("i-d", 4);
+            },
+            Plan::Wait(Wait::FounderStarting {
+                owner: "i-b".into(),
+                id: 2,
+            }),
+        ),
+        (
+            "a founder that died before starting: its replacement removes the never-started \
+             member (quorum kept) and joins",
+            |w| {
+                (w.marker, w.cluster) = (Some(founding_marker()), b_never_started());
+                w.asg = vec![
+                    inst("i-a", 1, "InService"),
+                    inst("i-c", 3, "InService"),
+                    inst("i-d", 4, "InService"),
+                ];
+                w.me = me("i-d", 4);
+            },
+            join(
+                vec![removal(
+                    2,
+                    "i-b",
+                    Stale::UnstartedFounder {
+                        id: 2,
+                        peer_urls: vec![url(2)],
+                    },
+                )],
+                None,
+            ),
+        ),
+        (
+            "a founder wiped after the cluster formed (its member ran): never `new` again; with \
+             its record, refused as a volume that is not mounted",
+            |w| {
+                w.marker = Some(founding_marker());
+                w.data = empty_with_record("i-b", "prod-abc");
+                w.env_written = true;
+                w.cluster = abc_b_down();
+            },
+            Plan::Refuse(Refuse::DataMissing {
+                id: 2,
+                data_dir: "/var/lib/etcd".into(),
+            }),
+        ),
+        (
+            "... and with its record gone too: its old member is removed, it joins as a new one",
+            |w| {
+                w.marker = Some(founding_marker());
+                w.cluster = abc_b_down();
+            },
+            join(vec![removal(2, "i-b", Stale::OwnEarlierMember)], None),
         ),
         (
             "an empty data dir whose member has run and is listed: refused (a volume not mounted)",

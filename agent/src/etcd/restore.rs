@@ -165,6 +165,7 @@ async fn restore_in(
         seed_peer_url: local.me.peer_url.clone(),
         seeded_at: crate::state::now_rfc3339(),
         restored_from: Some(name.to_string()),
+        founders: Vec::new(),
     };
     let replaced = match &tagged {
         Some((_, etag)) => store.replace_marker(&marker, etag).await,
