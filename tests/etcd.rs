@@ -951,3 +951,67 @@ fn a_founder_that_lost_its_disk_after_the_formation_joins_as_a_new_member() {
     let new_id = view.members.iter().find(|m| m.name == node.id).unwrap().id;
     assert_ne!(new_id, old_id, "a new member, not the old one");
 }
+
+/// The AWS calls of a cold start of 3 whose config names the etcd ASG (`etcd.asg`), from each
+/// node's `state.json`: one AutoScaling call (the group, with its instances' lifecycle states)
+/// and one EC2 call (their addresses) per node; in S3 the etcd CA's certificate and key, the
+/// marker (read until it exists: a founder may look before the seeder wrote it), and the
+/// seeder's put.
+#[test]
+fn a_cold_start_stays_within_its_aws_call_budget() {
+    let (world, _ca, nodes) = world_with_etcd_asg(3);
+    for node in &nodes {
+        node.write_config(&world.config(
+            "etcd",
+            &format!("[etcd]\nasg = \"{ASG}\"\njoin_timeout_seconds = {JOIN_TIMEOUT}\n"),
+        ))
+        .unwrap();
+    }
+    let _etcd = boot_cluster(&world, &nodes);
+    for node in &nodes {
+        let state = node.state().unwrap();
+        let calls = &state.aws_calls_by_service;
+        let seeder = decisions(node).contains(&"seeded cluster".to_string());
+        assert_eq!(calls.get("autoscaling"), Some(&1), "{}: {calls:?}", node.id);
+        assert_eq!(calls.get("ec2"), Some(&1), "{}: {calls:?}", node.id);
+        let s3 = calls.get("s3").copied().unwrap_or_default();
+        assert_eq!(
+            state.s3_keys_read,
+            [
+                "demo/pki/etcd-ca.crt",
+                "demo/pki/etcd-ca.key",
+                "demo/etcd/cluster.json"
+            ]
+        );
+        match seeder {
+            // The CA, the marker's absence, the put.
+            true => assert_eq!(s3, 4, "{}: {calls:?}", node.id),
+            // The CA, the marker: read until it is there (the seeder writes it in well under
+            // a second; a look every 300 ms to 1 s).
+            false => assert!((3..=5).contains(&s3), "{}: {calls:?}", node.id),
+        }
+        assert_eq!(state.aws_calls, calls.values().sum::<u32>());
+    }
+}
+
+/// An etcd node whose `etcd.asg` names a group it is not in: exit 2 (bad input) naming both,
+/// before anything is written.
+#[test]
+fn an_etcd_asg_that_is_not_the_nodes_own_group_is_bad_input() {
+    let (world, _ca, nodes) = world_with_etcd_asg(1);
+    world.create_asg("demo-other", "etcd", 1).unwrap();
+    let node = &nodes[0];
+    node.write_config(&world.config("etcd", "[etcd]\nasg = \"demo-other\"\n"))
+        .unwrap();
+    let run = node.run(&["bootstrap"]).unwrap();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "this instance {} is not in autoscaling group demo-other",
+            node.id
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(!node.path("/etc/etcd/etcd.env").exists());
+}

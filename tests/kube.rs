@@ -818,6 +818,17 @@ fn a_reboot_without_aws_keeps_the_last_known_good_files() {
     let not_s3: Vec<_> = calls.iter().filter(|c| c.service != "s3").collect();
     assert!(not_s3.is_empty(), "a worker called {not_s3:?}");
     assert!(!calls.is_empty(), "the worker's S3 reads went elsewhere");
+    // A worker's boot: exactly two S3 GETs (the cluster CA certificate, the bootstrap token).
+    let state = worker.state().unwrap();
+    assert_eq!(
+        state.aws_calls_by_service,
+        BTreeMap::from([("s3".to_string(), 2)])
+    );
+    assert_eq!(
+        state.s3_keys_read,
+        ["demo/pki/ca.crt", "demo/pki/bootstrap-token"]
+    );
+    assert_eq!(calls.len(), 2, "{calls:?}");
     assert_eq!(worker.state().unwrap().asg, None);
     let etcd_servers = master.state().unwrap().etcd_servers;
     assert!(!etcd_servers.is_empty());

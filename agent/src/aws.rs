@@ -140,6 +140,26 @@ impl AsgView {
     }
 }
 
+/// The AWS services the agent calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Service {
+    AutoScaling = 0,
+    Ec2 = 1,
+    S3 = 2,
+}
+
+impl Service {
+    const ALL: [Service; 3] = [Service::AutoScaling, Service::Ec2, Service::S3];
+
+    fn name(self) -> &'static str {
+        match self {
+            Service::AutoScaling => "autoscaling",
+            Service::Ec2 => "ec2",
+            Service::S3 => "s3",
+        }
+    }
+}
+
 /// Clients for the AWS services the agent uses, counting the API requests it sends.
 #[derive(Clone)]
 pub struct Aws {
@@ -147,7 +167,8 @@ pub struct Aws {
     autoscaling: aws_sdk_autoscaling::Client,
     s3: aws_sdk_s3::Client,
     page_size: i32,
-    calls: Arc<AtomicU32>,
+    /// Requests sent, by service (indexed by [`Service`]).
+    calls: Arc<[AtomicU32; 3]>,
     /// S3 keys read with GetObject, in order (for `state.json` and tests).
     fetched: Arc<Mutex<Vec<String>>>,
 }
@@ -207,7 +228,7 @@ impl Aws {
             autoscaling: aws_sdk_autoscaling::Client::new(conf),
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
             page_size: MAX_PAGE,
-            calls: Arc::new(AtomicU32::new(0)),
+            calls: Arc::new([AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0)]),
             fetched: Arc::new(Mutex::new(Vec::new())),
         }
     }
@@ -221,7 +242,21 @@ impl Aws {
     /// How many AWS API requests this client has sent (pages count one each; SDK retries of one
     /// request do not).
     pub fn calls(&self) -> u32 {
-        self.calls.load(Ordering::Relaxed)
+        self.calls.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    /// [`Aws::calls`] by service (`autoscaling`, `ec2`, `s3`), services not called left out.
+    pub fn calls_by_service(&self) -> std::collections::BTreeMap<String, u32> {
+        Service::ALL
+            .iter()
+            .map(|s| {
+                (
+                    s.name().to_string(),
+                    self.calls[*s as usize].load(Ordering::Relaxed),
+                )
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 
     /// The S3 keys this client has asked for with GetObject, in order, each once (whether or not
@@ -233,8 +268,8 @@ impl Aws {
         keys
     }
 
-    fn count(&self) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
+    fn count(&self, service: Service) {
+        self.calls[service as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// An object of the state bucket; `None` when there is no such key.
@@ -261,7 +296,7 @@ impl Aws {
     /// GetObject of a whole object, recorded in [`Aws::fetched_keys`]; `None` when there is no
     /// such key.
     async fn fetch(&self, bucket: &str, key: &str) -> Result<Option<Fetched>, AwsError> {
-        self.count();
+        self.count(Service::S3);
         self.fetched
             .lock()
             .expect("fetched-keys lock")
@@ -305,7 +340,7 @@ impl Aws {
         key: &str,
         body: Vec<u8>,
     ) -> Result<bool, AwsError> {
-        self.count();
+        self.count(Service::S3);
         let result = self
             .s3
             .put_object()
@@ -333,7 +368,7 @@ impl Aws {
     /// Writes `key`, replacing whatever is there (with the timeouts of a transfer: the body
     /// may be a whole snapshot below the multipart size).
     pub async fn put_object(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), AwsError> {
-        self.count();
+        self.count(Service::S3);
         self.s3
             .put_object()
             .bucket(bucket)
@@ -350,7 +385,7 @@ impl Aws {
     /// Whether `key` exists (HeadObject). Without `s3:ListBucket` S3 answers 403, not 404, for
     /// a missing key, which is an error here.
     pub async fn object_exists(&self, bucket: &str, key: &str) -> Result<bool, AwsError> {
-        self.count();
+        self.count(Service::S3);
         match self.s3.head_object().bucket(bucket).key(key).send().await {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(false),
@@ -367,7 +402,7 @@ impl Aws {
         let mut keys = Vec::new();
         let mut next: Option<String> = None;
         loop {
-            self.count();
+            self.count(Service::S3);
             let out = self
                 .s3
                 .list_objects_v2()
@@ -395,7 +430,7 @@ impl Aws {
     pub async fn delete_keys(&self, bucket: &str, keys: &[String]) -> Result<(), AwsError> {
         use aws_sdk_s3::types::{Delete, ObjectIdentifier};
         for chunk in keys.chunks(1000) {
-            self.count();
+            self.count(Service::S3);
             let objects = chunk
                 .iter()
                 .map(|k| ObjectIdentifier::builder().key(k).build())
@@ -440,7 +475,7 @@ impl Aws {
 
     /// Starts a multipart upload of `key`; its upload id.
     pub async fn create_multipart(&self, bucket: &str, key: &str) -> Result<String, AwsError> {
-        self.count();
+        self.count(Service::S3);
         let out = self
             .s3
             .create_multipart_upload()
@@ -467,7 +502,7 @@ impl Aws {
         number: i32,
         body: Vec<u8>,
     ) -> Result<String, AwsError> {
-        self.count();
+        self.count(Service::S3);
         let out = self
             .s3
             .upload_part()
@@ -500,7 +535,7 @@ impl Aws {
         parts: &[(i32, String)],
     ) -> Result<(), AwsError> {
         use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-        self.count();
+        self.count(Service::S3);
         let parts = parts
             .iter()
             .map(|(n, etag)| CompletedPart::builder().part_number(*n).e_tag(etag).build())
@@ -530,7 +565,7 @@ impl Aws {
         key: &str,
         upload_id: &str,
     ) -> Result<(), AwsError> {
-        self.count();
+        self.count(Service::S3);
         self.s3
             .abort_multipart_upload()
             .bucket(bucket)
@@ -549,7 +584,7 @@ impl Aws {
         bucket: &str,
         key: &str,
     ) -> Result<Option<(aws_sdk_s3::primitives::ByteStream, Option<u64>)>, AwsError> {
-        self.count();
+        self.count(Service::S3);
         let request = self
             .s3
             .get_object()
@@ -585,7 +620,7 @@ impl Aws {
         body: Vec<u8>,
         etag: &str,
     ) -> Result<bool, AwsError> {
-        self.count();
+        self.count(Service::S3);
         let result = self
             .s3
             .put_object()
@@ -612,7 +647,7 @@ impl Aws {
 
     /// The autoscaling group `instance_id` belongs to.
     pub async fn asg_of(&self, instance_id: &str) -> Result<String, AwsError> {
-        self.count();
+        self.count(Service::AutoScaling);
         let out = self
             .autoscaling
             .describe_auto_scaling_instances()
@@ -638,7 +673,7 @@ impl Aws {
         instance_id: &str,
         hook: &str,
     ) -> Result<Vec<String>, AwsError> {
-        self.count();
+        self.count(Service::AutoScaling);
         let hooks = self
             .autoscaling
             .describe_lifecycle_hooks()
@@ -655,7 +690,7 @@ impl Aws {
             let Some(name) = hook.lifecycle_hook_name().filter(|n| *n == wanted) else {
                 continue;
             };
-            self.count();
+            self.count(Service::AutoScaling);
             self.autoscaling
                 .complete_lifecycle_action()
                 .auto_scaling_group_name(asg)
@@ -673,7 +708,7 @@ impl Aws {
     /// The group and its instances: one DescribeAutoScalingGroups call, then DescribeInstances
     /// for exactly those instances (paged), never an account-wide scan.
     pub async fn describe_asg(&self, name: &str) -> Result<AsgView, AwsError> {
-        self.count();
+        self.count(Service::AutoScaling);
         let out = self
             .autoscaling
             .describe_auto_scaling_groups()
@@ -752,7 +787,7 @@ impl Aws {
         let mut facts = Vec::new();
         let mut next: Option<String> = None;
         loop {
-            self.count();
+            self.count(Service::Ec2);
             let out = self
                 .ec2
                 .describe_instances()

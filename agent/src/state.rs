@@ -36,6 +36,9 @@ pub struct BootState {
     pub timings_ms: BTreeMap<String, u64>,
     /// AWS API requests sent.
     pub aws_calls: u32,
+    /// [`BootState::aws_calls`] by service (`autoscaling`, `ec2`, `s3`).
+    #[serde(default)]
+    pub aws_calls_by_service: BTreeMap<String, u32>,
     /// S3 keys of the state bucket read, in order (a worker reads no CA key).
     #[serde(default)]
     pub s3_keys_read: Vec<String>,
@@ -83,6 +86,7 @@ impl BootState {
             files_written: Vec::new(),
             timings_ms: BTreeMap::new(),
             aws_calls: 0,
+            aws_calls_by_service: BTreeMap::new(),
             s3_keys_read: Vec::new(),
             etcd_servers: Vec::new(),
             bootstrap_token_expires: None,

@@ -122,6 +122,8 @@ async fn work(settings: &Settings, globals: &Globals, state: &mut BootState) -> 
     let step = Instant::now();
     let result = role_work(&node, state).await;
     state.aws_calls = aws.calls();
+    state.aws_calls_by_service = aws.calls_by_service();
+    state.s3_keys_read = aws.fetched_keys();
     state
         .timings_ms
         .insert(settings.role().as_str().into(), elapsed_ms(step));
@@ -196,14 +198,29 @@ async fn start_without_aws(
 async fn discover(node: &Node<'_>, state: &mut BootState) -> Result<AsgView> {
     let step = Instant::now();
     let (aws, me) = (node.aws, node.ident);
-    let name = aws
-        .asg_of(&me.instance_id)
-        .await
-        .context("finding this instance's autoscaling group")?;
+    // An etcd node whose config names its ASG (`etcd.asg`) lists it at once: one call fewer.
+    let named = match &node.settings.role_settings {
+        RoleSettings::Etcd { etcd_asg } => etcd_asg.clone(),
+        _ => None,
+    };
+    let name = match &named {
+        Some(name) => name.clone(),
+        None => aws
+            .asg_of(&me.instance_id)
+            .await
+            .context("finding this instance's autoscaling group")?,
+    };
     let asg = aws
         .describe_asg(&name)
         .await
         .with_context(|| format!("listing the instances of autoscaling group {name}"))?;
+    if named.is_some() && asg.instance(&me.instance_id).is_none() {
+        anyhow::bail!(crate::exit::BadInput(format!(
+            "this instance {} is not in autoscaling group {name}, which key `etcd.asg` names: \
+             an etcd node's `etcd.asg` is its own group",
+            me.instance_id
+        )));
+    }
     state.decide(
         "discovered peers",
         format!(

@@ -34,29 +34,24 @@ use crate::state::BootState;
 const BOOTSTRAP_USER: &str = "kubelet-bootstrap";
 
 /// `bootstrap` for role master: the control plane's certificates (kept while they fit), its
-/// static pods and kubeconfigs, and the kubelet files. Records the S3 keys it read.
+/// static pods and kubeconfigs, and the kubelet files.
 pub async fn bootstrap_master(
     node: &Node<'_>,
     master_settings: &MasterSettings,
     own_asg: &AsgView,
     state: &mut BootState,
 ) -> Result<()> {
-    let result = master(node, master_settings, own_asg, state).await;
-    state.s3_keys_read = node.aws.fetched_keys();
-    result
+    master(node, master_settings, own_asg, state).await
 }
 
 /// `bootstrap` for role worker: the cluster CA certificate, the bootstrap kubeconfig and the
-/// kubelet files, so that the kubelet joins by TLS bootstrap. Reads no CA key. Records the S3
-/// keys it read.
+/// kubelet files, so that the kubelet joins by TLS bootstrap. Reads no CA key.
 pub async fn bootstrap_worker(
     node: &Node<'_>,
     kube: &KubernetesSettings,
     state: &mut BootState,
 ) -> Result<()> {
-    let result = worker(node, kube, state).await;
-    state.s3_keys_read = node.aws.fetched_keys();
-    result
+    worker(node, kube, state).await
 }
 
 /// A reboot while AWS cannot be reached: a master or worker whose files are all there, with

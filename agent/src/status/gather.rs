@@ -94,6 +94,7 @@ fn bootstrap_report(s: &BootState, now: OffsetDateTime) -> BootstrapReport {
         files_written: s.files_written.clone(),
         timings_ms: s.timings_ms.clone(),
         aws_calls: s.aws_calls,
+        aws_calls_by_service: s.aws_calls_by_service.clone(),
         last_known_good: s.last_known_good.clone(),
         bootstrap_token_expires: s.bootstrap_token_expires.clone(),
         bootstrap_token_days_left: token_days_left,

@@ -84,6 +84,8 @@ pub struct BootstrapReport {
     pub files_written: Vec<String>,
     pub timings_ms: BTreeMap<String, u64>,
     pub aws_calls: u32,
+    /// `aws_calls` by service (`autoscaling`, `ec2`, `s3`).
+    pub aws_calls_by_service: BTreeMap<String, u32>,
     /// Set when that run could not use AWS and started the node with its last-known-good
     /// files: the AWS error.
     pub last_known_good: Option<String>,

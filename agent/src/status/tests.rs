@@ -69,6 +69,7 @@ pub(super) fn healthy() -> Report {
             files_written: vec!["/etc/etcd/etcd.env".into()],
             timings_ms: BTreeMap::from([("identify".into(), 12)]),
             aws_calls: 4,
+            aws_calls_by_service: BTreeMap::from([("s3".into(), 4)]),
             last_known_good: None,
             bootstrap_token_expires: None,
             bootstrap_token_days_left: None,
