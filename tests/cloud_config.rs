@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::Command;
 
 use base64::Engine;
 use ignition_config::Config as Ignition;
@@ -16,9 +15,9 @@ use crate::support::flatcar::{
     deployment, installed_files, read_unit, units, units_dir, Format, BACKUP, BACKUP_TIMER,
     ETCDUTL_PATH, FORMATS, ROLES,
 };
-use crate::support::run_with_input;
 use crate::support::template::{json_string, render, variables, Value};
 use crate::support::unit_file::UnitFile;
+use crate::support::{terraform_console, terraform_installed};
 
 /// The files of units/ the README's Terraform passes as `units`: `fileset()`'s pattern.
 const UNITS_FILESET: &str = "{*.service,*.timer,etcdutl}";
@@ -553,8 +552,7 @@ fn renderer_agrees_with_terraform_where_terraform_is_installed() {
 /// Renders each job with `terraform console`, units from the README's `fileset()` expression.
 /// `None` when there is no terraform.
 fn terraform_render(jobs: &[(Format, &str)]) -> Option<Vec<String>> {
-    let probe = Command::new("terraform").arg("version").output();
-    if matches!(&probe, Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
+    if !terraform_installed() {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -583,26 +581,13 @@ fn terraform_render(jobs: &[(Format, &str)]) -> Option<Vec<String>> {
             )
         })
         .collect();
-    let input = format!("join(\",\", [{}])\n", renders.join(", "));
-    let out = run_with_input(
-        Command::new("terraform")
-            .arg("console")
-            .current_dir(dir.path())
-            .env("CHECKPOINT_DISABLE", "1")
-            .env("TF_IN_AUTOMATION", "1"),
-        &input,
+    let line = terraform_console(
+        dir.path(),
+        &format!("join(\",\", [{}])", renders.join(", ")),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "terraform console: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = stdout.lines().find(|l| l.starts_with('"'));
-    let joined = line.and_then(|l| l.strip_prefix('"')?.strip_suffix('"'));
+    let joined = line.strip_prefix('"').and_then(|l| l.strip_suffix('"'));
     let rendered: Vec<String> = joined
-        .unwrap_or_else(|| panic!("terraform console said:\n{stdout}"))
+        .unwrap_or_else(|| panic!("terraform console said:\n{line}"))
         .split(',')
         .map(|b64| {
             let bytes = base64::engine::general_purpose::STANDARD
@@ -614,7 +599,7 @@ fn terraform_render(jobs: &[(Format, &str)]) -> Option<Vec<String>> {
     assert_eq!(
         rendered.len(),
         jobs.len(),
-        "terraform console said:\n{stdout}"
+        "terraform console said:\n{line}"
     );
     Some(rendered)
 }

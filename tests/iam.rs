@@ -3,12 +3,11 @@
 //! its role's policy does not allow.
 
 use std::panic::AssertUnwindSafe;
-use std::process::Command;
 
 use tn_world::iam::{self, role_key, Policy};
 use tn_world::World;
 
-use crate::support::run_with_input;
+use crate::support::{terraform_console, terraform_installed};
 
 const ROLES: [&str; 4] = ["etcd", "master", "operator", "worker"];
 
@@ -33,8 +32,7 @@ fn every_role_has_a_policy_the_matcher_understands() {
 /// installed.
 #[test]
 fn terraform_renders_each_policy_as_the_tests_read_it() {
-    let probe = Command::new("terraform").arg("version").output();
-    if matches!(&probe, Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
+    if !terraform_installed() {
         eprintln!("terraform is not installed: policies checked by the local matcher only");
         return;
     }
@@ -53,26 +51,9 @@ fn terraform_renders_each_policy_as_the_tests_read_it() {
             )
         })
         .collect();
-    // One expression: a non-interactive console prints only the last result.
-    let input = format!("jsonencode([{}])\n", renders.join(", "));
-    let out = run_with_input(
-        Command::new("terraform")
-            .arg("console")
-            .current_dir(dir.path())
-            .env("CHECKPOINT_DISABLE", "1")
-            .env("TF_IN_AUTOMATION", "1"),
-        &input,
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "terraform console: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let line = terraform_console(dir.path(), &format!("jsonencode([{}])", renders.join(", ")));
     // The console prints the string as an HCL string literal: a JSON string is the same.
-    let line = stdout.lines().find(|l| l.starts_with('"')).unwrap();
-    let list: String = serde_json::from_str(line).unwrap();
+    let list: String = serde_json::from_str(&line).unwrap();
     let rendered: Vec<String> = serde_json::from_str(&list).unwrap();
     assert_eq!(rendered.len(), ROLES.len());
     for (role, theirs) in ROLES.iter().zip(rendered) {

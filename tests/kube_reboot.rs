@@ -109,6 +109,13 @@ fn await_state(
     });
 }
 
+/// The nodes' reboot states and their watches' logs, for a failure message.
+fn states_and_logs(nodes: &[Node], watches: &[Watch]) -> String {
+    let states: Vec<_> = nodes.iter().map(reboot_state).collect();
+    let logs: Vec<String> = watches.iter().map(Watch::log).collect();
+    format!("{states:?}\n{}", logs.join("\n"))
+}
+
 fn why_has(s: &serde_json::Value, text: &str) -> bool {
     s["why"].as_str().is_some_and(|w| w.contains(text))
 }
@@ -202,13 +209,8 @@ fn a_pool_of_four_reboots_two_at_a_time_each_drained_first() {
         }
         assert!(
             Instant::now() < deadline,
-            "not all rebooted: {:?}\n{}",
-            nodes.iter().map(reboot_state).collect::<Vec<_>>(),
-            watches
-                .iter()
-                .map(Watch::log)
-                .collect::<Vec<_>>()
-                .join("\n")
+            "not all rebooted: {}",
+            states_and_logs(&nodes, &watches)
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -689,13 +691,8 @@ fn masters_restart_their_apiservers_one_at_a_time_after_a_renewal() {
         }
         assert!(
             Instant::now() < deadline,
-            "not both restarted: {:?}\n{}",
-            masters.iter().map(reboot_state).collect::<Vec<_>>(),
-            watches
-                .iter()
-                .map(Watch::log)
-                .collect::<Vec<_>>()
-                .join("\n")
+            "not both restarted: {}",
+            states_and_logs(&masters, &watches)
         );
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -22,6 +22,39 @@ pub fn agent(args: &[&str]) -> Run {
     Agent::new().unwrap().run(args).unwrap()
 }
 
+/// Whether the `terraform` command is installed (the tests that compare with it skip that part
+/// where it is not).
+pub fn terraform_installed() -> bool {
+    let probe = Command::new("terraform").arg("version").output();
+    !matches!(&probe, Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+}
+
+/// The string `expression` evaluates to in `terraform console` run in `dir`, as the console
+/// prints it (a quoted HCL string literal); fails the test when the console does. A
+/// non-interactive console prints only the last result: give it one expression.
+pub fn terraform_console(dir: &std::path::Path, expression: &str) -> String {
+    let out = run_with_input(
+        Command::new("terraform")
+            .arg("console")
+            .current_dir(dir)
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("TF_IN_AUTOMATION", "1"),
+        &format!("{expression}\n"),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "terraform console: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .find(|l| l.starts_with('"'))
+        .unwrap_or_else(|| panic!("terraform console said:\n{stdout}"))
+        .to_string()
+}
+
 /// Runs `command` with `input` on its stdin, to the end.
 pub fn run_with_input(command: &mut Command, input: &str) -> Output {
     let mut child = command

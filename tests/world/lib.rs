@@ -583,7 +583,7 @@ pub struct Node {
     aws_endpoint: String,
     /// Stands in for `~/.aws/config` and `~/.aws/credentials`: nothing from the caller's setup.
     empty_file: PathBuf,
-    /// More environment for the agent (e.g. `AWS_ENDPOINT_URL_AUTO_SCALING`).
+    /// More environment for the agent (e.g. an `AWS_ENDPOINT_URL` where nothing listens).
     pub env: Vec<(String, String)>,
 }
 

@@ -5,9 +5,9 @@
 //! (CompleteLifecycleAction, RecordLifecycleActionHeartbeat answer HTTP 500 there) itself; can
 //! answer chosen AutoScaling actions or S3 paths with an error (throttling, access denied); can
 //! forward a request and then drop its reply (the connection closes with no answer, as when a
-//! reply is lost on the way); and forwards the rest to moto. moto 5.2's answer to S3's CompleteMultipartUpload has the wrong root element
-//! (`CompleteMultipartUploadResponse`, where S3 and the SDK say `CompleteMultipartUploadResult`):
-//! the proxy renames it, so multipart uploads go through it.
+//! reply is lost on the way); and forwards the rest to moto. moto 5.2's answer to S3's
+//! CompleteMultipartUpload has the wrong root element (`CompleteMultipartUploadResponse`, where
+//! S3 and the SDK say `CompleteMultipartUploadResult`): the proxy renames it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -326,6 +326,18 @@ impl Local<'_> {
         Ok(())
     }
 
+    /// The files of a founding member (the seeder too): `new`, the marker's founders (the seeder
+    /// alone when it names none) and token.
+    fn write_founding_config(&self, marker: &Marker, state: &mut BootState) -> Result<()> {
+        let record = self.record(
+            &marker.token,
+            None,
+            marker.initial_cluster(),
+            ClusterState::New,
+        );
+        self.write_config(&record, state)
+    }
+
     pub(super) fn record(
         &self,
         token: &str,
@@ -413,13 +425,7 @@ async fn seed(
             local.me.name, asg.name, marker.token
         ),
     );
-    let record = local.record(
-        &marker.token,
-        None,
-        marker.initial_cluster(),
-        ClusterState::New,
-    );
-    local.write_config(&record, state)?;
+    local.write_founding_config(&marker, state)?;
     Ok(None)
 }
 
@@ -463,13 +469,7 @@ fn found(
     why: &plan::Found,
 ) -> Result<()> {
     state.decide("founding member", why.to_string());
-    let record = local.record(
-        &marker.token,
-        None,
-        marker.initial_cluster(),
-        ClusterState::New,
-    );
-    local.write_config(&record, state)
+    local.write_founding_config(marker, state)
 }
 
 /// Finishes a seed whose run ended after the marker was stored: the same files `seed` writes,
@@ -483,13 +483,7 @@ fn resume_seed(local: &Local<'_>, marker: &Marker, state: &mut BootState) -> Res
             marker.token, marker.seeded_at
         ),
     );
-    let record = local.record(
-        &marker.token,
-        None,
-        marker.initial_cluster(),
-        ClusterState::New,
-    );
-    local.write_config(&record, state)
+    local.write_founding_config(marker, state)
 }
 
 /// Starts etcd on its data as before: same env, no membership change.

@@ -155,6 +155,14 @@ fn c_gone() -> Removal {
     )
 }
 
+/// Waiting: the marker (i-a's) exists and no member answers.
+fn nobody_answers() -> Plan {
+    Plan::Wait(Wait::NobodyAnswers {
+        seeded_by: "i-a".into(),
+        seeded_at: "2026-11-24T00:00:00Z".into(),
+    })
+}
+
 fn join(remove: Vec<Removal>, reuse_learner: Option<u64>) -> Plan {
     Plan::Join {
         remove,
@@ -310,10 +318,7 @@ fn rows() -> Vec<Row> {
                 w.data = DataDir::Empty { record: Some(rec) };
                 w.env_written = true;
             },
-            Plan::Wait(Wait::NobodyAnswers {
-                seeded_by: "i-a".into(),
-                seeded_at: "2026-11-24T00:00:00Z".into(),
-            }),
+            nobody_answers(),
         ),
         (
             "... nor one whose record is a joiner's",
@@ -321,26 +326,17 @@ fn rows() -> Vec<Row> {
                 (w.me, w.cluster) = (me("i-a", 1), None);
                 w.data = empty_with_record("i-a", "prod-abc");
             },
-            Plan::Wait(Wait::NobodyAnswers {
-                seeded_by: "i-a".into(),
-                seeded_at: "2026-11-24T00:00:00Z".into(),
-            }),
+            nobody_answers(),
         ),
         (
             "... nor another instance at the seeder's address",
             |w| (w.me, w.cluster) = (me("i-z", 1), None),
-            Plan::Wait(Wait::NobodyAnswers {
-                seeded_by: "i-a".into(),
-                seeded_at: "2026-11-24T00:00:00Z".into(),
-            }),
+            nobody_answers(),
         ),
         (
             "the marker exists and nobody answers: nor does anyone else",
             |w| w.cluster = None,
-            Plan::Wait(Wait::NobodyAnswers {
-                seeded_by: "i-a".into(),
-                seeded_at: "2026-11-24T00:00:00Z".into(),
-            }),
+            nobody_answers(),
         ),
         // One joiner at a time.
         (
@@ -609,10 +605,7 @@ fn rows() -> Vec<Row> {
                 (w.marker, w.cluster) = (Some(founding_marker()), None);
                 w.env_written = true;
             },
-            Plan::Wait(Wait::NobodyAnswers {
-                seeded_by: "i-a".into(),
-                seeded_at: "2026-11-24T00:00:00Z".into(),
-            }),
+            nobody_answers(),
         ),
         (
             "... nor with a joiner's record (it joined before, then lost its data)",
@@ -620,10 +613,7 @@ fn rows() -> Vec<Row> {
                 (w.marker, w.cluster) = (Some(founding_marker()), None);
                 w.data = empty_with_record("i-b", "prod-abc");
             },
-            Plan::Wait(Wait::NobodyAnswers {
-                seeded_by: "i-a".into(),
-                seeded_at: "2026-11-24T00:00:00Z".into(),
-            }),
+            nobody_answers(),
         ),
         (
             "... nor an hour after the seeding (a founder that lost everything during an outage \
@@ -632,10 +622,7 @@ fn rows() -> Vec<Row> {
                 (w.marker, w.cluster) = (Some(founding_marker()), None);
                 w.marker_age = Some(FOUNDING_WINDOW);
             },
-            Plan::Wait(Wait::NobodyAnswers {
-                seeded_by: "i-a".into(),
-                seeded_at: "2026-11-24T00:00:00Z".into(),
-            }),
+            nobody_answers(),
         ),
         (
             "... nor when the marker's time cannot be read",
@@ -643,10 +630,7 @@ fn rows() -> Vec<Row> {
                 (w.marker, w.cluster) = (Some(founding_marker()), None);
                 w.marker_age = None;
             },
-            Plan::Wait(Wait::NobodyAnswers {
-                seeded_by: "i-a".into(),
-                seeded_at: "2026-11-24T00:00:00Z".into(),
-            }),
+            nobody_answers(),
         ),
         (
             "... nor an instance the founders do not name, nor a founder's id at another address",
@@ -654,18 +638,12 @@ fn rows() -> Vec<Row> {
                 (w.marker, w.cluster) = (Some(founding_marker()), None);
                 w.me = me("i-b", 4);
             },
-            Plan::Wait(Wait::NobodyAnswers {
-                seeded_by: "i-a".into(),
-                seeded_at: "2026-11-24T00:00:00Z".into(),
-            }),
+            nobody_answers(),
         ),
         (
             "a marker without founders: the seeder founded alone, the others never start `new`",
             |w| w.cluster = None,
-            Plan::Wait(Wait::NobodyAnswers {
-                seeded_by: "i-a".into(),
-                seeded_at: "2026-11-24T00:00:00Z".into(),
-            }),
+            nobody_answers(),
         ),
         (
             "a founder's late start: its member is listed and never started: it starts `new`",
@@ -803,10 +781,7 @@ fn rows() -> Vec<Row> {
                 w.data = empty_with_record("i-b", "prod-abc");
                 w.cluster = None;
             },
-            Plan::Wait(Wait::NobodyAnswers {
-                seeded_by: "i-a".into(),
-                seeded_at: "2026-11-24T00:00:00Z".into(),
-            }),
+            nobody_answers(),
         ),
         // With data.
         (

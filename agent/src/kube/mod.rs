@@ -33,27 +33,6 @@ use crate::state::BootState;
 /// The user a worker's kubelet bootstraps as (its token decides who it really is).
 const BOOTSTRAP_USER: &str = "kubelet-bootstrap";
 
-/// `bootstrap` for role master: the control plane's certificates (kept while they fit), its
-/// static pods and kubeconfigs, and the kubelet files.
-pub async fn bootstrap_master(
-    node: &Node<'_>,
-    master_settings: &MasterSettings,
-    own_asg: &AsgView,
-    state: &mut BootState,
-) -> Result<()> {
-    master(node, master_settings, own_asg, state).await
-}
-
-/// `bootstrap` for role worker: the cluster CA certificate, the bootstrap kubeconfig and the
-/// kubelet files, so that the kubelet joins by TLS bootstrap. Reads no CA key.
-pub async fn bootstrap_worker(
-    node: &Node<'_>,
-    kube: &KubernetesSettings,
-    state: &mut BootState,
-) -> Result<()> {
-    worker(node, kube, state).await
-}
-
 /// A reboot while AWS cannot be reached: a master or worker whose files are all there, with
 /// usable certificates, keeps them as they are (a master's static pods keep their etcd
 /// servers) and writes the kubelet files again (they come from the config and IMDS
@@ -101,7 +80,9 @@ pub fn keep_without_aws(
     Ok(true)
 }
 
-async fn master(
+/// `bootstrap` for role master: the control plane's certificates (kept while they fit), its
+/// static pods and kubeconfigs, and the kubelet files.
+pub async fn bootstrap_master(
     node: &Node<'_>,
     master: &MasterSettings,
     own_asg: &AsgView,
@@ -404,7 +385,13 @@ fn remark_static_pods(root: &Root, state: &mut BootState) -> Result<()> {
     Ok(())
 }
 
-async fn worker(node: &Node<'_>, kube: &KubernetesSettings, state: &mut BootState) -> Result<()> {
+/// `bootstrap` for role worker: the cluster CA certificate, the bootstrap kubeconfig and the
+/// kubelet files, so that the kubelet joins by TLS bootstrap. Reads no CA key.
+pub async fn bootstrap_worker(
+    node: &Node<'_>,
+    kube: &KubernetesSettings,
+    state: &mut BootState,
+) -> Result<()> {
     let (settings, root, me) = (node.settings, node.root, node.ident);
     let store = node.store();
     let pki = WorkerPki::fetch(&store)
