@@ -11,6 +11,10 @@ use tn_agent::pki::Ca;
 
 use crate::{EtcdProcess, Node, World};
 
+/// How long [`Inspector`]'s key-value requests are tried: an etcd election after a member's
+/// loss takes about a second (more on a loaded machine).
+const KV_PATIENCE: Duration = Duration::from_secs(15);
+
 /// The ports every etcd of the world listens on (the agent's defaults).
 pub const ETCD_PORTS: Endpoints = Endpoints {
     tls: true,
@@ -196,28 +200,43 @@ impl<'a> Inspector<'a> {
         self.expect_members(&names, within)
     }
 
-    /// The etcd key-value API through the same credentials.
+    /// The etcd key-value API through the same credentials. A request is tried again for up
+    /// to [`KV_PATIENCE`], as a client of a real cluster would: right after a member went down
+    /// (it may have been the leader) the others answer only once they have elected a new one.
     fn kv<T>(
         &self,
-        f: impl AsyncFnOnce(etcd_client::Client) -> Result<T, etcd_client::Error>,
+        f: impl AsyncFn(etcd_client::Client) -> Result<T, etcd_client::Error>,
     ) -> Result<T> {
         let opts = self.access.connect_options();
+        let deadline = Instant::now() + KV_PATIENCE;
         self.world.block_on(async {
-            let client = etcd_client::Client::connect(&self.endpoints, Some(opts)).await?;
-            Ok(f(client).await?)
+            loop {
+                let attempt = async {
+                    let client =
+                        etcd_client::Client::connect(&self.endpoints, Some(opts.clone())).await?;
+                    f(client).await
+                };
+                match attempt.await {
+                    Ok(v) => return Ok(v),
+                    Err(e) if Instant::now() > deadline => {
+                        return Err(e)
+                            .context(format!("etcd did not answer within {KV_PATIENCE:?}"))
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
         })
     }
 
+    /// Writes `key` (again, when a try timed out: the values the tests write are idempotent).
     pub fn put(&self, key: &str, value: &str) -> Result<()> {
-        let (k, v) = (key.to_string(), value.to_string());
-        self.kv(async move |mut c| c.put(k, v, None).await.map(|_| ()))
+        self.kv(async |mut c| c.put(key, value, None).await.map(|_| ()))
     }
 
     /// A linearizable read: answered only with quorum.
     pub fn get(&self, key: &str) -> Result<Option<String>> {
-        let k = key.to_string();
-        self.kv(async move |mut c| {
-            let resp = c.get(k, None).await?;
+        self.kv(async |mut c| {
+            let resp = c.get(key, None).await?;
             Ok(resp
                 .kvs()
                 .first()
