@@ -217,9 +217,35 @@ impl Cluster {
             .clone()
     }
 
-    /// SIGKILL a node's etcd (a crash, a power loss).
+    /// SIGKILL a node's etcd (a crash, a power loss). While the others keep a quorum, waits
+    /// until one of them leads (the killed one may have led: founders elect whichever wins),
+    /// as an operator would before the next step, so that it does not race the election.
     fn kill(&mut self, i: usize) {
         self.etcd[i].take().unwrap().kill();
+        if self.running().len() > self.nodes.len() / 2 {
+            self.await_running_leader();
+        }
+    }
+
+    /// Waits (at most [`SETTLE`]) until a running member leads.
+    fn await_running_leader(&self) {
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            let view = self.check().view();
+            let led_by_running = view.as_ref().is_some_and(|v| {
+                v.members.iter().any(|m| {
+                    Some(m.id) == v.leader && self.running().iter().any(|n| n.id == m.name)
+                })
+            });
+            if led_by_running {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no running member leads: {view:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Terminates node `i`'s instance (the ASG replaces it) and returns the replacement's node.
