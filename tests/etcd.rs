@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use tn_agent::etcd::model::MemberInfo;
+use tn_agent::pki::Ca;
 use tn_world::{boot_in_parallel, EtcdProcess, Inspector, Instance, Node, World};
 
 use crate::support::cluster::{boot_cluster, world_with_etcd_asg, ASG, JOIN_TIMEOUT, SETTLE};
@@ -338,12 +339,18 @@ fn reboot_of_a_member_changes_nothing() {
     // Written while the member is down: it must catch up after its restart.
     c.check().put("/during", "v2").unwrap();
     let node = &c.nodes[i];
+    node.new_boot().unwrap();
+    let calls_before = c.world.aws.seen().len();
     let run = node.run(&["bootstrap"]).unwrap();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
-        decisions(node).last().unwrap(),
-        "restart etcd with its data"
+        decisions(node),
+        ["restart etcd with its data", "started as before"]
     );
+    // Nothing needed deciding with AWS: not a single call.
+    let state = node.state().unwrap();
+    assert_eq!(state.aws_calls, 0, "{:?}", state.aws_calls_by_service);
+    assert_eq!(c.world.aws.seen().len(), calls_before);
     let etcd = node.start_etcd().unwrap();
     let run = node.run(&["etcd", "promote"]).unwrap();
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -361,6 +368,55 @@ fn reboot_of_a_member_changes_nothing() {
     // Read through the rebooted member only.
     let only = Inspector::new(&c.world, &c.nodes[i], &[&c.nodes[i]]).unwrap();
     assert_eq!(only.get("/during").unwrap().as_deref(), Some("v2"));
+}
+
+/// What a rebooted member cannot settle without AWS, it asks AWS: a run again within the same
+/// boot (an operator's restart of the bootstrap), certificates within their renewal window
+/// (renewed with the CA from the bucket), and a reboot that no member answers (the marker may
+/// have changed: a restore).
+#[test]
+fn a_reboot_asks_aws_when_something_needs_it() {
+    let mut c = Cluster::boot(3);
+    let i = 1;
+    c.kill(i);
+    fn asks_aws(node: &Node, why: &str) {
+        let run = node.run(&["bootstrap"]).unwrap();
+        assert_eq!(run.code, 0, "{why}: {}", run.stderr);
+        let state = node.state().unwrap();
+        assert!(state.aws_calls > 0, "{why}: {:?}", state.decisions);
+        assert!(
+            !decisions(node).contains(&"started as before".to_string()),
+            "{why}"
+        );
+        assert!(
+            decisions(node).contains(&"restart etcd with its data".to_string()),
+            "{why}"
+        );
+    }
+    let node = &c.nodes[i];
+    asks_aws(node, "the same boot");
+
+    // A server certificate that expires in 10 days (renewed from 30 days before).
+    let pem = |key: &str| {
+        let bytes = c.world.get_object(&format!("demo/pki/{key}")).unwrap();
+        String::from_utf8(bytes.expect("the etcd CA is in the bucket")).unwrap()
+    };
+    let ca = Ca::from_pem(&pem("etcd-ca.crt"), &pem("etcd-ca.key")).unwrap();
+    let cert = "/etc/etcd/pki/server.crt";
+    crate::support::near_expiry(node, cert, &[ca], 10);
+    let soon = std::fs::read_to_string(node.path(cert)).unwrap();
+    node.new_boot().unwrap();
+    asks_aws(node, "a certificate to renew");
+    assert!(decisions(node).contains(&"issued etcd server certificate".to_string()));
+    assert_ne!(std::fs::read_to_string(node.path(cert)).unwrap(), soon);
+
+    // The whole cluster down: a reboot that no member answers.
+    for j in [0, 2] {
+        c.kill(j);
+    }
+    let node = &c.nodes[i];
+    node.new_boot().unwrap();
+    asks_aws(node, "no member answers");
 }
 
 #[test]

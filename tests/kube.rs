@@ -19,7 +19,7 @@ use tn_world::{Node, Run, World};
 use yaml_serde::Value as Yaml;
 
 use crate::support::files::{files_under, pem_body};
-use crate::support::state::why;
+use crate::support::state::{decisions, why};
 
 const ETCD_ASG: &str = "demo-etcd";
 const MASTER_ASG: &str = "demo-master";
@@ -877,6 +877,85 @@ fn a_reboot_without_aws_keeps_the_last_known_good_files() {
     assert_eq!(run.code, 1, "{}", run.stderr);
 }
 
+/// A master's first boot asks AWS what it needs and nothing more: its group's name and the
+/// etcd group (one AutoScaling call each, one EC2 call for the etcd instances' addresses) and
+/// each of its PKI objects once. A reboot with everything in place (a new boot id after a good
+/// run): not a single AWS call, for the master and for a worker whose kubelet holds its own
+/// client certificate. A worker whose kubelet has none yet (its TLS bootstrap not done) reads
+/// the token again.
+#[test]
+fn a_master_boots_within_its_budget_and_reboots_make_no_aws_call() {
+    let world = World::start().unwrap();
+    let pki = upload_pki(&world);
+    world.create_asg(ETCD_ASG, "etcd", 1).unwrap();
+    let etcd_node = world.etcd_nodes(ETCD_ASG, 60).unwrap().remove(0);
+    let _etcd = etcd_node.boot_etcd().unwrap();
+    let master = node_of_new_asg(&world, MASTER_ASG, "master", &master_config(&world));
+    let worker = node_of_new_asg(
+        &world,
+        "demo-worker-general",
+        "worker",
+        &worker_config(&world, "", ""),
+    );
+    bootstrap_ok(&master);
+    let state = master.state().unwrap();
+    assert_eq!(
+        state.aws_calls_by_service,
+        BTreeMap::from([
+            ("autoscaling".to_string(), 2),
+            ("ec2".to_string(), 1),
+            ("s3".to_string(), 10),
+        ])
+    );
+    let objects = [
+        "ca.crt",
+        "ca.key",
+        "front-proxy-ca.crt",
+        "front-proxy-ca.key",
+        "etcd-ca.crt",
+        "etcd-ca.key",
+        "sa.key",
+        "sa.pub",
+        "bootstrap-token",
+        "secrets-encryption-key",
+    ];
+    let mut read = state.s3_keys_read.clone();
+    read.sort();
+    let mut want: Vec<_> = objects.iter().map(|o| format!("demo/pki/{o}")).collect();
+    want.sort();
+    assert_eq!(read, want);
+    assert_eq!(state.asg_name.as_deref(), Some(MASTER_ASG));
+
+    let seen = world.aws.seen().len();
+    master.new_boot().unwrap();
+    bootstrap_ok(&master);
+    assert_eq!(decisions(&master), ["started as before"]);
+    assert_eq!(master.state().unwrap().aws_calls, 0);
+    assert_eq!(world.aws.seen().len(), seen);
+
+    bootstrap_ok(&worker);
+    worker.new_boot().unwrap();
+    bootstrap_ok(&worker);
+    let state = worker.state().unwrap();
+    assert_eq!(
+        state.aws_calls, 2,
+        "no kubelet certificate yet: {:?}",
+        state.decisions
+    );
+    let ca_pem = String::from_utf8(world.get_object("demo/pki/ca.crt").unwrap().unwrap()).unwrap();
+    let ca = Ca::from_pem(&ca_pem, &pki.ca_key).unwrap();
+    let leaf = tn_world::kube_api::node_cert(&ca, &worker.id).unwrap();
+    let pem = worker.path(tn_agent::files::KUBELET_CLIENT_CURRENT);
+    std::fs::create_dir_all(pem.parent().unwrap()).unwrap();
+    std::fs::write(&pem, format!("{}{}", leaf.cert_pem, leaf.key_pem)).unwrap();
+    let seen = world.aws.seen().len();
+    worker.new_boot().unwrap();
+    bootstrap_ok(&worker);
+    assert_eq!(decisions(&worker), ["started as before"]);
+    assert_eq!(worker.state().unwrap().aws_calls, 0);
+    assert_eq!(world.aws.seen().len(), seen);
+}
+
 /// Secrets at rest: a master of a cluster whose PKI has no encryption key runs without
 /// encryption and says how to turn it on; `pki init --add-encryption-key` makes the key (never
 /// over an existing one); the master then encrypts; and a master that encrypts refuses a
@@ -1097,41 +1176,6 @@ fn reconcile_keeps_the_apiserver_on_the_etcd_voters_through_an_etcd_roll() {
     );
 }
 
-/// Reissues the leaf at `cert` (its key beside it, `.key`) with the same names and usages,
-/// signed by whichever of `cas` signed it, valid 29 days more: a certificate near the end of its
-/// year.
-fn near_expiry(node: &Node, cert: &str, cas: &[Ca]) {
-    use tn_agent::pki::{LeafRequest, Usage};
-    let pem = read(node, cert);
-    let info = tn_agent::pki::inspect(&pem).unwrap();
-    let ca = cas
-        .iter()
-        .find(|ca| tn_agent::pki::verifies(&pem, ca.cert_pem()))
-        .expect("a known CA signed it");
-    let mut usages = Vec::new();
-    if info.server_auth {
-        usages.push(Usage::ServerAuth);
-    }
-    if info.client_auth {
-        usages.push(Usage::ClientAuth);
-    }
-    let req = LeafRequest {
-        common_name: info.subject_cn.unwrap(),
-        organization: info.organizations.first().cloned(),
-        dns_names: info.dns_names.into_iter().collect(),
-        ips: info.ips.into_iter().collect(),
-        usages,
-    };
-    let now = std::time::SystemTime::now();
-    let day = std::time::Duration::from_secs(86_400);
-    let leaf = ca
-        .issue_with_validity(&req, now - day, now + 29 * day)
-        .unwrap();
-    let key = cert.replace(".crt", ".key");
-    std::fs::write(node.path(&key), &leaf.key_pem).unwrap();
-    std::fs::write(node.path(cert), &leaf.cert_pem).unwrap();
-}
-
 /// The node's configuration files (the etcd data dir and logs left out), path → contents.
 fn config_files(node: &Node) -> BTreeMap<String, (Vec<u8>, u32)> {
     snapshot(node)
@@ -1206,10 +1250,10 @@ fn reconcile_renews_certificates_near_expiry_and_nothing_else() {
     .map(|n| format!("/etc/kubernetes/pki/{n}.crt"))
     .collect();
     for cert in etcd_leaves {
-        near_expiry(&etcd_node, cert, &cas);
+        crate::support::near_expiry(&etcd_node, cert, &cas, 29);
     }
     for cert in &master_leaves {
-        near_expiry(&master, cert, &cas);
+        crate::support::near_expiry(&master, cert, &cas, 29);
     }
     let nodes = [&etcd_node, &master, &worker];
     let before: Vec<_> = nodes.iter().map(|n| config_files(n)).collect();

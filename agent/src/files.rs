@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 
 use crate::config::Role;
 use crate::fsutil::{self, Root, MODE_PUBLIC, MODE_SECRET};
-use crate::pki::{check_reuse, Ca, Leaf, LeafRequest, Reuse};
+use crate::pki::{check_reuse, check_reuse_against_cert, Ca, Leaf, LeafRequest, Reuse};
 use crate::state::BootState;
 
 /// Leaves are reissued this long before they expire.
@@ -81,6 +81,9 @@ pub const KUBELET_ENV: &str = "/etc/kubernetes/kubelet.env";
 /// The kubelet's kubeconfig: written by the agent on masters, by the kubelet's TLS bootstrap on
 /// workers.
 pub const KUBELET_KUBECONFIG: &str = "/etc/kubernetes/kubelet.conf";
+/// The client certificate and key (one PEM) a worker's kubelet got by TLS bootstrap and rotates
+/// itself, in its `--cert-dir`: once it holds one, the bootstrap token is not used again.
+pub const KUBELET_CLIENT_CURRENT: &str = "/var/lib/kubelet/pki/kubelet-client-current.pem";
 /// The workers' bootstrap kubeconfig (the bootstrap token).
 pub const BOOTSTRAP_KUBECONFIG: &str = "/etc/kubernetes/bootstrap-kubelet.conf";
 /// Kubeconfigs of the controller-manager and the scheduler (masters).
@@ -280,6 +283,28 @@ pub fn unusable_cert(root: &Root, node_path: &str) -> Option<String> {
         ));
     }
     None
+}
+
+/// Why the leaf at `files` would not be kept as it is by a run with the CA whose certificate is
+/// at `ca_cert` on this node ([`check_reuse_against_cert`]): missing, not fitting `req`, or
+/// within [`RENEW_BEFORE`] of expiry. `None` when it would be kept.
+pub fn leaf_not_kept(
+    root: &Root,
+    files: LeafFiles,
+    ca_cert: &str,
+    req: &LeafRequest,
+) -> Option<String> {
+    let read = |node_path: &str| std::fs::read_to_string(root.path(node_path));
+    let (cert, key, ca) = match (read(files.cert), read(files.key), read(ca_cert)) {
+        (Ok(cert), Ok(key), Ok(ca)) => (cert, key, ca),
+        (Err(e), _, _) => return Some(format!("{}: {e}", files.cert)),
+        (_, Err(e), _) => return Some(format!("{}: {e}", files.key)),
+        (_, _, Err(e)) => return Some(format!("{ca_cert}: {e}")),
+    };
+    match check_reuse_against_cert(&cert, &key, &ca, req, RENEW_BEFORE) {
+        Reuse::Keep => None,
+        Reuse::Reissue(why) => Some(format!("{}: {why}", files.cert)),
+    }
 }
 
 /// The file's text, `None` when it does not exist. Bytes that are not UTF-8 are kept (lossily)

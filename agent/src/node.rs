@@ -24,3 +24,19 @@ impl Node<'_> {
         )
     }
 }
+
+/// How sure a node must be to start its services with the files it has, deciding nothing with
+/// AWS (bootstrap's two paths that make no AWS call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnFiles {
+    /// The first run after a reboot of a node whose last run succeeded: nothing has changed that
+    /// needs AWS when its files are complete, every certificate it issued would be kept by a run
+    /// with the CA (signed by the CA certificate on the node, fitting the node, outside its
+    /// renewal window), a worker's kubelet holds its own client certificate (the bootstrap
+    /// token is not needed again), and an etcd member answers that lists this node. Otherwise
+    /// the run asks AWS as on a first boot.
+    Reboot,
+    /// AWS cannot be used now: certificates valid now suffice, and an etcd node that no member
+    /// answers restarts as itself (a whole-cluster restart).
+    AwsDown,
+}

@@ -26,8 +26,13 @@ pub struct BootState {
     pub ok: bool,
     pub error: Option<String>,
     pub identity: Option<NodeIdentity>,
-    /// The node's own autoscaling group as seen at boot.
+    /// The node's own autoscaling group as an etcd node lists it at boot (its instances are
+    /// the members' candidates).
     pub asg: Option<AsgView>,
+    /// The name of the node's own autoscaling group (etcd nodes and masters; a reboot group's
+    /// name), kept from the last run that asked AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asg_name: Option<String>,
     /// Decisions taken, in order, each with its reason.
     pub decisions: Vec<Decision>,
     /// Node paths written (as on the node, without `--root`).
@@ -61,6 +66,10 @@ pub struct BootState {
     /// The last `tn-agent reconcile` (SPEC §11); kept across bootstrap runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reconcile: Option<crate::reconcile::ReconcileRecord>,
+    /// The kernel's boot id during this run: the next run tells from it whether the node
+    /// rebooted since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +91,7 @@ impl BootState {
             error: None,
             identity: None,
             asg: None,
+            asg_name: None,
             decisions: Vec::new(),
             files_written: Vec::new(),
             timings_ms: BTreeMap::new(),
@@ -93,7 +103,15 @@ impl BootState {
             last_known_good: None,
             consecutive_failures: 0,
             last_reconcile: None,
+            boot_id: None,
         }
+    }
+
+    /// The node's own autoscaling group's name, as far as the state knows it.
+    pub fn own_asg(&self) -> Option<&str> {
+        self.asg_name
+            .as_deref()
+            .or_else(|| self.asg.as_ref().map(|a| a.name.as_str()))
     }
 
     /// Records a decision and logs it.

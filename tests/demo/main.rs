@@ -8,8 +8,7 @@ use tn_agent::etcd::model::ClusterView;
 use tn_agent::pki::Ca;
 use tn_world::kube_api::{admin_cert, Amount, Budget, KubeApi, Pdb, PodSeed, LOCALHOST};
 use tn_world::kube_reboot::{
-    first_boot, node_name, reboot_table, request_reboot, simulate_kube_reboot,
-    write_kubelet_credentials,
+    node_name, reboot_table, request_reboot, simulate_kube_reboot, write_kubelet_credentials,
 };
 use tn_world::reboot::{reboot_state, simulate_reboot, stage_update, Watch};
 use tn_world::{boot_in_parallel, EtcdProcess, Inspector, Node, World};
@@ -459,7 +458,6 @@ fn join_kubernetes(api: &KubeApi, ca: &Ca, nodes: &[Kube]) -> Result<()> {
             PodSeed::new("kube-system", &format!("kube-proxy-{}", k.node.id), &name)
                 .daemonset("kube-proxy"),
         )?;
-        first_boot(&k.node)?;
     }
     let master = nodes
         .iter()

@@ -15,7 +15,8 @@ pub mod unit_file;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use tn_world::{Agent, Run};
+use tn_agent::pki::Ca;
+use tn_world::{Agent, Node, Run};
 
 /// `tn-agent <args>` on this machine, outside any node or world (see [`Agent`]).
 pub fn agent(args: &[&str]) -> Run {
@@ -70,4 +71,39 @@ pub fn run_with_input(command: &mut Command, input: &str) -> Output {
         .write_all(input.as_bytes())
         .unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// Reissues the leaf at `cert` (its key beside it, `.key`) with the same names and usages,
+/// signed by whichever of `cas` signed it, valid `days_left` days more: a certificate near the end of
+/// its year.
+pub fn near_expiry(node: &Node, cert: &str, cas: &[Ca], days_left: u32) {
+    use tn_agent::pki::{LeafRequest, Usage};
+    let pem = std::fs::read_to_string(node.path(cert)).unwrap();
+    let info = tn_agent::pki::inspect(&pem).unwrap();
+    let ca = cas
+        .iter()
+        .find(|ca| tn_agent::pki::verifies(&pem, ca.cert_pem()))
+        .expect("a known CA signed it");
+    let mut usages = Vec::new();
+    if info.server_auth {
+        usages.push(Usage::ServerAuth);
+    }
+    if info.client_auth {
+        usages.push(Usage::ClientAuth);
+    }
+    let req = LeafRequest {
+        common_name: info.subject_cn.unwrap(),
+        organization: info.organizations.first().cloned(),
+        dns_names: info.dns_names.into_iter().collect(),
+        ips: info.ips.into_iter().collect(),
+        usages,
+    };
+    let now = std::time::SystemTime::now();
+    let day = std::time::Duration::from_secs(86_400);
+    let leaf = ca
+        .issue_with_validity(&req, now - day, now + days_left * day)
+        .unwrap();
+    let key = cert.replace(".crt", ".key");
+    std::fs::write(node.path(&key), &leaf.key_pem).unwrap();
+    std::fs::write(node.path(cert), &leaf.cert_pem).unwrap();
 }

@@ -13,9 +13,6 @@ use crate::kube_api::{node_cert, KubeApi};
 use crate::reboot::{reboot_mark, Watch};
 use crate::{Instance, Node, World};
 
-/// The node path of the kernel's boot id (tn-agent reads it under `--root`).
-const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
-
 /// The Kubernetes name of a world node: its IMDS hostname ([`crate::ImdsData::new`]), as the
 /// kubelet registers it.
 pub fn node_name(node: &Node) -> String {
@@ -50,7 +47,6 @@ pub fn kube_node(
     ))?;
     let name = node_name(&node);
     write_kubelet_credentials(&node, api, ca, &name)?;
-    first_boot(&node)?;
     api.add_node(&name, &[])?;
     Ok(node)
 }
@@ -62,14 +58,6 @@ pub fn reboot_table(node: &Node) -> String {
         "[reboot]\ncheck_interval = \"1s\"\ncommand = [\"/bin/sh\", \"-c\", \"touch {}\"]\n",
         reboot_mark(node).display()
     )
-}
-
-/// The kernel's boot id of the node's first boot.
-pub fn first_boot(node: &Node) -> Result<()> {
-    let boot_id = node.path(BOOT_ID);
-    std::fs::create_dir_all(boot_id.parent().expect("a parent"))?;
-    std::fs::write(&boot_id, "boot-1\n")?;
-    Ok(())
 }
 
 /// What the kubelet leaves after its TLS bootstrap: `/etc/kubernetes/kubelet.conf` naming the
@@ -147,9 +135,7 @@ pub fn simulate_kube_reboot(node: &Node, api: &KubeApi, watch: &mut Watch) -> Re
     api.set_ready(&name, false)?;
     std::fs::remove_file(reboot_mark(node)).context("the reboot mark")?;
     let _ = std::fs::remove_file(node.path("/run/reboot-required"));
-    let boot_id = node.path(BOOT_ID);
-    let old = std::fs::read_to_string(&boot_id).unwrap_or_default();
-    std::fs::write(&boot_id, format!("{}-next\n", old.trim()))?;
+    node.new_boot()?;
     api.set_ready(&name, true)?;
     Ok(())
 }

@@ -504,6 +504,9 @@ impl World {
             env: Vec::new(),
         };
         node.write_config(config)?;
+        if !node.path(BOOT_ID).exists() {
+            node.new_boot()?;
+        }
         Ok(node)
     }
 }
@@ -574,6 +577,9 @@ fn ec2_tag(k: &str, v: &str) -> aws_sdk_ec2::types::Tag {
 }
 
 /// A simulated node: an instance's root directory and fake IMDS.
+/// Where the kernel tells a node its boot id (under the node's root).
+const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+
 pub struct Node {
     pub id: String,
     pub ip: Ipv4Addr,
@@ -622,6 +628,20 @@ impl Node {
         let path = self.path("/etc/tn-agent/config.toml");
         std::fs::create_dir_all(path.parent().unwrap())?;
         std::fs::write(&path, config)?;
+        Ok(())
+    }
+
+    /// Gives the node a new boot id (`/proc/sys/kernel/random/boot_id` under its root), as the
+    /// kernel does at each boot: `boot-1` at the first, another at each one after.
+    pub fn new_boot(&self) -> Result<()> {
+        let path = self.path(BOOT_ID);
+        let old = std::fs::read_to_string(&path).unwrap_or_default();
+        let new = match old.trim() {
+            "" => "boot-1".to_string(),
+            old => format!("{old}-next"),
+        };
+        std::fs::create_dir_all(path.parent().expect("a parent"))?;
+        std::fs::write(&path, format!("{new}\n"))?;
         Ok(())
     }
 

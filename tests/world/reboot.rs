@@ -9,9 +9,6 @@ use anyhow::{ensure, Context, Result};
 
 use crate::{EtcdProcess, Node, World};
 
-/// The node path of the kernel's boot id (tn-agent reads it under `--root`).
-const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
-
 /// A `reboot watch` running in the background, its output in a log file; killed on drop.
 pub struct Watch(Child, PathBuf);
 
@@ -64,11 +61,6 @@ pub fn stage_update(world: &World, node: &Node, extra_config: &str) -> Result<()
             reboot_mark(node).display()
         ),
     ))?;
-    let boot_id = node.path(BOOT_ID);
-    std::fs::create_dir_all(boot_id.parent().expect("a parent"))?;
-    if !boot_id.exists() {
-        std::fs::write(&boot_id, "boot-1\n")?;
-    }
     let run = node.run(&["reboot", "request"])?;
     ensure!(run.code == 0, "reboot request: {}", run.stderr);
     Ok(())
@@ -82,9 +74,7 @@ pub fn simulate_reboot(node: &Node, etcd: &mut Option<EtcdProcess>) -> Result<()
     }
     std::fs::remove_file(reboot_mark(node))?;
     let _ = std::fs::remove_file(node.path("/run/reboot-required"));
-    let boot_id = node.path(BOOT_ID);
-    let old = std::fs::read_to_string(&boot_id).unwrap_or_default();
-    std::fs::write(&boot_id, format!("{}-next\n", old.trim()))?;
+    node.new_boot()?;
     let run = node.run(&["bootstrap"])?;
     ensure!(run.code == 0, "bootstrap after the reboot: {}", run.stderr);
     *etcd = Some(node.start_etcd()?);

@@ -11,7 +11,7 @@ use crate::config::{Role, RoleSettings, Settings};
 use crate::exit::one_line;
 use crate::identity::NodeIdentity;
 use crate::imds::Imds;
-use crate::node::Node;
+use crate::node::{Node, OwnFiles};
 use crate::state::{now_rfc3339, BootState};
 
 #[derive(Debug, Args)]
@@ -26,8 +26,14 @@ impl Bootstrap {
             None
         });
         let mut state = BootState::new(settings.cluster.as_str(), settings.role());
+        state.boot_id = crate::reboot::phase::boot_id(&globals.root);
+        let rebooted = first_run_after_reboot(previous.as_ref(), state.boot_id.as_deref());
         state.consecutive_failures = failures_before(previous.as_ref());
         state.last_reconcile = previous.as_ref().and_then(|p| p.last_reconcile.clone());
+        state.asg_name = previous
+            .as_ref()
+            .and_then(|p| p.own_asg())
+            .map(str::to_owned);
         if settings.role() == Role::Master {
             // The apiserver manifest and the addon keep them until this run writes them again.
             if let Some(p) = previous {
@@ -42,7 +48,7 @@ impl Bootstrap {
             settings.bootstrap.retry_max_delay,
         )
         .await;
-        let result = work(&settings, globals, &mut state).await;
+        let result = work(&settings, globals, &mut state, rebooted).await;
         state.finished_at = Some(now_rfc3339());
         state.ok = result.is_ok();
         state.error = result.as_ref().err().map(|e| format!("{e:#}"));
@@ -57,6 +63,16 @@ impl Bootstrap {
         state.save(&globals.root)?;
         crate::metrics::write(&settings, &globals.root, crate::metrics::Etcd::Skip).await;
         result.map(|()| crate::exit::OK)
+    }
+}
+
+/// Whether this is the first run of a boot that follows a successful run on an earlier boot:
+/// the node rebooted with a good state. A run again within the same boot (an operator's
+/// `systemctl restart tn-agent-bootstrap`, systemd's retry) always asks AWS.
+fn first_run_after_reboot(previous: Option<&BootState>, boot_id: Option<&str>) -> bool {
+    match (previous, boot_id) {
+        (Some(p), Some(now)) => p.ok && p.boot_id.as_deref().is_some_and(|then| then != now),
+        _ => false,
     }
 }
 
@@ -97,7 +113,12 @@ async fn pace(failures: u32, max: Duration) {
     tokio::time::sleep(delay).await;
 }
 
-async fn work(settings: &Settings, globals: &Globals, state: &mut BootState) -> Result<()> {
+async fn work(
+    settings: &Settings,
+    globals: &Globals,
+    state: &mut BootState,
+    rebooted: bool,
+) -> Result<()> {
     let step = Instant::now();
     let imds = Imds::from_env();
     let me = NodeIdentity::from_imds(&imds)
@@ -120,7 +141,10 @@ async fn work(settings: &Settings, globals: &Globals, state: &mut BootState) -> 
         aws: &aws,
     };
     let step = Instant::now();
-    let result = role_work(&node, state).await;
+    let result = match rebooted && start_as_before(&node, state).await? {
+        true => Ok(()),
+        false => role_work(&node, state).await,
+    };
     state.aws_calls = aws.calls();
     state.aws_calls_by_service = aws.calls_by_service();
     state.s3_keys_read = aws.fetched_keys();
@@ -142,11 +166,38 @@ async fn role_work(node: &Node<'_>, state: &mut BootState) -> Result<()> {
             crate::etcd::bootstrap(node, &asg, state).await
         }
         RoleSettings::Master(master) => {
-            let asg = discover(node, state).await?;
+            let asg = own_asg(node, state).await?;
             crate::kube::bootstrap_master(node, master, &asg, state).await
         }
         RoleSettings::Worker { kubernetes, .. } => {
             crate::kube::bootstrap_worker(node, kubernetes, state).await
+        }
+    }
+}
+
+/// A reboot of a node whose state is valid ([`OwnFiles::Reboot`]): its services start with its
+/// files, and the run makes no AWS call. `Ok(false)` when anything needs deciding with AWS.
+async fn start_as_before(node: &Node<'_>, state: &mut BootState) -> Result<bool> {
+    if !own_files(node, state, OwnFiles::Reboot).await? {
+        return Ok(false);
+    }
+    state.decide(
+        "started as before",
+        "the first run after a reboot, the last run succeeded, and nothing needs AWS: this \
+         node's files are complete and its certificates are kept as they are",
+    );
+    Ok(true)
+}
+
+/// Starts the role's services with the node's own files when they are good enough for `when`.
+async fn own_files(node: &Node<'_>, state: &mut BootState, when: OwnFiles) -> Result<bool> {
+    match &node.settings.role_settings {
+        RoleSettings::Etcd { .. } => crate::etcd::restart_as_before(node, state, when).await,
+        RoleSettings::Master(master) => {
+            crate::kube::keep_files(node, &master.kubernetes, state, when)
+        }
+        RoleSettings::Worker { kubernetes, .. } => {
+            crate::kube::keep_files(node, kubernetes, state, when)
         }
     }
 }
@@ -170,16 +221,7 @@ async fn start_without_aws(
     aws_error: anyhow::Error,
 ) -> Result<()> {
     tracing::warn!(error = %one_line(aws_error.as_ref()), "AWS cannot be used: looking at the node's last-known-good files");
-    let kept = match &node.settings.role_settings {
-        RoleSettings::Etcd { .. } => crate::etcd::restart_without_aws(node, state).await?,
-        RoleSettings::Master(master) => {
-            crate::kube::keep_without_aws(node, &master.kubernetes, state)?
-        }
-        RoleSettings::Worker { kubernetes, .. } => {
-            crate::kube::keep_without_aws(node, kubernetes, state)?
-        }
-    };
-    if !kept {
+    if !own_files(node, state, OwnFiles::AwsDown).await? {
         return Err(aws_error);
     }
     let error = one_line(aws_error.as_ref());
@@ -195,6 +237,18 @@ async fn start_without_aws(
     Ok(())
 }
 
+/// A master's own group: its name is all a master needs of it (one AutoScaling call).
+async fn own_asg(node: &Node<'_>, state: &mut BootState) -> Result<String> {
+    let name = node
+        .aws
+        .asg_of(&node.ident.instance_id)
+        .await
+        .context("finding this instance's autoscaling group")?;
+    state.asg_name = Some(name.clone());
+    Ok(name)
+}
+
+/// An etcd node's own group, with its instances' lifecycle states and addresses.
 async fn discover(node: &Node<'_>, state: &mut BootState) -> Result<AsgView> {
     let step = Instant::now();
     let (aws, me) = (node.aws, node.ident);
@@ -231,6 +285,7 @@ async fn discover(node: &Node<'_>, state: &mut BootState) -> Result<AsgView> {
         ),
     );
     state.asg = Some(asg.clone());
+    state.asg_name = Some(asg.name.clone());
     state.timings_ms.insert("discover".into(), elapsed_ms(step));
     Ok(asg)
 }
@@ -242,6 +297,25 @@ fn elapsed_ms(since: Instant) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_first_run_of_a_new_boot_after_a_good_run_counts_as_a_reboot() {
+        let last = |ok: bool, boot: Option<&str>| {
+            let mut s = BootState::new("prod", Role::Worker);
+            s.ok = ok;
+            s.boot_id = boot.map(str::to_owned);
+            s
+        };
+        let good = last(true, Some("boot-1"));
+        assert!(first_run_after_reboot(Some(&good), Some("boot-2")));
+        assert!(!first_run_after_reboot(Some(&good), Some("boot-1")), "same boot");
+        assert!(!first_run_after_reboot(Some(&good), None), "boot id unknown now");
+        let failed = last(false, Some("boot-1"));
+        assert!(!first_run_after_reboot(Some(&failed), Some("boot-2")));
+        let unknown = last(true, None);
+        assert!(!first_run_after_reboot(Some(&unknown), Some("boot-2")));
+        assert!(!first_run_after_reboot(None, Some("boot-2")), "first boot");
+    }
 
     #[test]
     fn the_retry_delay_grows_from_the_second_failure_and_is_capped() {

@@ -15,7 +15,7 @@ use crate::aws::AsgView;
 use crate::exit::one_line;
 use crate::files;
 use crate::fsutil;
-use crate::node::Node;
+use crate::node::{Node, OwnFiles};
 use crate::state::BootState;
 use crate::store::Store;
 
@@ -159,28 +159,28 @@ pub async fn bootstrap(node: &Node<'_>, own_asg: &AsgView, state: &mut BootState
     }
 }
 
-/// A reboot while AWS cannot be reached (SPEC §7.4 without the ASG view or the marker): etcd
-/// restarts as itself when this node has its data dir, the record of it, the env file and
-/// usable certificates, and the members it can reach from the record either still list it or
-/// none answers (a whole-cluster restart). `Ok(false)` when that cannot be told without AWS: a
-/// join, a replacement or a removal still needs it.
-pub async fn restart_without_aws(node: &Node<'_>, state: &mut BootState) -> Result<bool> {
+/// A restart as itself (SPEC §7.4) decided without the ASG view or the marker: etcd restarts on
+/// its data when this node has its data dir, the record of it, the env file and certificates
+/// good enough for `when`, and the members it can reach from the record list it. When none
+/// answers, only [`OwnFiles::AwsDown`] restarts (a whole-cluster restart); a reboot asks AWS
+/// then, as the marker may have changed (a restore). `Ok(false)` when that cannot be told
+/// without AWS: a join, a replacement or a removal still needs it.
+pub async fn restart_as_before(
+    node: &Node<'_>,
+    state: &mut BootState,
+    when: OwnFiles,
+) -> Result<bool> {
     let (settings, root) = (node.settings, node.root);
     let missing = files::expected(crate::config::Role::Etcd, settings.etcd.tls)
         .into_iter()
         .find(|f| !root.path(f).exists());
     if let Some(file) = missing {
-        tracing::info!(file, "no last-known-good start: a file is missing");
+        tracing::info!(file, "not starting as before: a file is missing");
         return Ok(false);
     }
     if settings.etcd.tls {
-        let certs = [
-            files::ETCD_NODE_CA,
-            files::ETCD_SERVER.cert,
-            files::ETCD_PEER.cert,
-        ];
-        if let Some(why) = certs.iter().find_map(|c| files::unusable_cert(root, c)) {
-            tracing::info!(%why, "no last-known-good start");
+        if let Some(why) = certificates_not_kept(node, when) {
+            tracing::info!(%why, "not starting as before");
             return Ok(false);
         }
     }
@@ -194,30 +194,53 @@ pub async fn restart_without_aws(node: &Node<'_>, state: &mut BootState) -> Resu
         record: Some(record),
     } = local.data_dir_state()
     else {
-        tracing::info!("no last-known-good start: no etcd data with a record of it");
+        tracing::info!("not starting as before: no etcd data with a record of it");
         return Ok(false);
     };
-    if record.name != local.me.name || record.data_dir != local.data_dir.display().to_string() {
-        tracing::info!("no last-known-good start: the record is not this node's data dir's");
+    let own = record.name == local.me.name
+        && record.peer_url == local.me.peer_url
+        && record.data_dir == local.data_dir.display().to_string();
+    if !own {
+        tracing::info!("not starting as before: the record is not this node's data dir's");
         return Ok(false);
     }
     let cluster = local.access.observe(&local.candidates(None)).await;
-    let why = match &cluster {
-        None => plan::Restart::NobodyAnswers,
-        Some(view) => match view
+    let why = match (&cluster, when) {
+        (None, OwnFiles::AwsDown) => plan::Restart::NobodyAnswers,
+        (None, OwnFiles::Reboot) => {
+            tracing::info!("not starting as before: no member answers");
+            return Ok(false);
+        }
+        (Some(view), _) => match view
             .members
             .iter()
             .find(|m| m.name == local.me.name || record.member_id.is_some_and(|id| id == m.id))
         {
             Some(m) => plan::Restart::StillMember { id: m.id },
             None => {
-                tracing::info!("no last-known-good start: the members no longer list this node");
+                tracing::info!("not starting as before: the members no longer list this node");
                 return Ok(false);
             }
         },
     };
     restart(&local, cluster.as_ref(), None, state, why)?;
     Ok(true)
+}
+
+/// Why the node's etcd certificates are not good enough for `when`: for a reboot, each leaf
+/// must be one a run with the CA would keep; without AWS, each must be valid now.
+fn certificates_not_kept(node: &Node<'_>, when: OwnFiles) -> Option<String> {
+    let root = node.root;
+    if let Some(why) = files::unusable_cert(root, files::ETCD_NODE_CA) {
+        return Some(why);
+    }
+    let request = tls::leaf_request(node.ident, tls::USAGES.to_vec());
+    [files::ETCD_SERVER, files::ETCD_PEER]
+        .into_iter()
+        .find_map(|leaf| match when {
+            OwnFiles::Reboot => files::leaf_not_kept(root, leaf, files::ETCD_NODE_CA, &request),
+            OwnFiles::AwsDown => files::unusable_cert(root, leaf.cert),
+        })
 }
 
 /// When this node first saw each other learner unhealthy, kept across runs

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-pub use self::bootstrap::{bootstrap, restart_without_aws};
+pub use self::bootstrap::{bootstrap, restart_as_before};
 pub use self::membership::{leave, promote};
 pub use self::restore::restore;
 

@@ -14,6 +14,10 @@ use crate::pki::{LeafRequest, Usage};
 use crate::state::BootState;
 use crate::store::{CaName, Store};
 
+/// The usages of both etcd leaves: `server.crt` also serves as a client certificate (an operator's
+/// `etcdctl` on the node, tn-agent itself).
+pub const USAGES: [Usage; 2] = [Usage::ServerAuth, Usage::ClientAuth];
+
 /// The SANs of a node's etcd certificates: its private IP, its hostnames, 127.0.0.1 and
 /// localhost (etcd checks a peer's client cert against the connection's source address, which
 /// on loopback is 127.0.0.1).
@@ -57,7 +61,7 @@ pub async fn prepare(
         ca.cert_pem().as_bytes(),
         fsutil::MODE_PUBLIC,
     )?;
-    let request = leaf_request(me, vec![Usage::ServerAuth, Usage::ClientAuth]);
+    let request = leaf_request(me, USAGES.to_vec());
     let server = files::ensure_leaf(
         root,
         state,

@@ -16,6 +16,17 @@ pub enum Signer {
     FrontProxy,
 }
 
+impl Signer {
+    /// Where a master keeps this CA's certificate.
+    pub fn ca_cert(self) -> &'static str {
+        match self {
+            Signer::Cluster => files::CA_CERT,
+            Signer::Etcd => files::ETCD_CA_CERT,
+            Signer::FrontProxy => files::FRONT_PROXY_CA_CERT,
+        }
+    }
+}
+
 /// One leaf of a master.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeafPlan {

@@ -26,27 +26,30 @@ use crate::exit::BadInput;
 use crate::files;
 use crate::fsutil::{Root, MODE_PUBLIC, MODE_SECRET};
 use crate::identity::NodeIdentity;
-use crate::node::Node;
+use crate::node::{Node, OwnFiles};
 use crate::pki::{Ca, Leaf};
 use crate::state::BootState;
 
 /// The user a worker's kubelet bootstraps as (its token decides who it really is).
 const BOOTSTRAP_USER: &str = "kubelet-bootstrap";
 
-/// A reboot while AWS cannot be reached: a master or worker whose files are all there, with
-/// usable certificates, keeps them as they are (a master's static pods keep their etcd
-/// servers) and writes the kubelet files again (they come from the config and IMDS
-/// alone). `Ok(false)` when a file is missing or a certificate is not usable now: that needs
-/// the state bucket.
-pub fn keep_without_aws(
+/// A master or worker whose files are all there, with certificates good enough for `when`,
+/// keeps them as they are (a master's static pods keep their etcd servers) and writes the
+/// kubelet files again (they come from the config and IMDS alone). For a reboot each of a
+/// master's leaves must be one a run with the CA would keep, and a worker's kubelet must hold
+/// its own client certificate (it needs the bootstrap token no more); without AWS, certificates
+/// valid now suffice. `Ok(false)` otherwise: that needs the state bucket.
+pub fn keep_files(
     node: &Node<'_>,
     kube: &KubernetesSettings,
     state: &mut BootState,
+    when: OwnFiles,
 ) -> Result<bool> {
     let (settings, root, me) = (node.settings, node.root, node.ident);
     let master = settings.role() == crate::config::Role::Master;
     let mut needed = files::expected(settings.role(), settings.etcd.tls);
     let mut certs = vec![files::CA_CERT];
+    let mut leaves = Vec::new();
     if master {
         needed.extend([
             files::CA_KEY,
@@ -63,17 +66,26 @@ pub fn keep_without_aws(
         if settings.etcd.tls {
             certs.push(files::ETCD_CA_CERT);
         }
-        for leaf in certs::master_leaves(settings, kube, me) {
-            needed.push(leaf.files.key);
-            certs.push(leaf.files.cert);
-        }
+        leaves = certs::master_leaves(settings, kube, me);
+    } else if when == OwnFiles::Reboot {
+        certs.push(files::KUBELET_CLIENT_CURRENT);
     }
     if let Some(file) = needed.iter().find(|f| !root.path(f).exists()) {
-        tracing::info!(file, "no last-known-good start: a file is missing");
+        tracing::info!(file, "not starting as before: a file is missing");
         return Ok(false);
     }
-    if let Some(why) = certs.iter().find_map(|c| files::unusable_cert(root, c)) {
-        tracing::info!(%why, "no last-known-good start");
+    let leaf_not_kept = |leaf: &certs::LeafPlan| match when {
+        OwnFiles::Reboot => {
+            files::leaf_not_kept(root, leaf.files, leaf.signer.ca_cert(), &leaf.request)
+        }
+        OwnFiles::AwsDown => files::unusable_cert(root, leaf.files.cert),
+    };
+    let not_kept = certs
+        .iter()
+        .find_map(|c| files::unusable_cert(root, c))
+        .or_else(|| leaves.iter().find_map(leaf_not_kept));
+    if let Some(why) = not_kept {
+        tracing::info!(%why, "not starting as before");
         return Ok(false);
     }
     write_kubelet_files(settings, kube, root, me, master, state)?;
@@ -85,7 +97,7 @@ pub fn keep_without_aws(
 pub async fn bootstrap_master(
     node: &Node<'_>,
     master: &MasterSettings,
-    own_asg: &AsgView,
+    own_asg: &str,
     state: &mut BootState,
 ) -> Result<()> {
     let (settings, root, me) = (node.settings, node.root, node.ident);
@@ -185,8 +197,8 @@ pub async fn renew_master_certificates(
 }
 
 /// `etcd.asg`: not the master's own group.
-fn etcd_asg<'a>(name: &'a str, own_asg: &AsgView) -> Result<&'a str> {
-    if name == own_asg.name {
+fn etcd_asg<'a>(name: &'a str, own_asg: &str) -> Result<&'a str> {
+    if name == own_asg {
         bail!(BadInput(format!(
             "key `etcd.asg` names this master's own autoscaling group {name}; \
              it must name the etcd nodes' group"

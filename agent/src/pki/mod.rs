@@ -33,7 +33,7 @@ pub use self::ca::{Ca, Leaf};
 pub use self::inspect::{inspect, verifies, CertInfo};
 pub use self::leaf::{generate_key_pair, KeyPairPem};
 pub use self::pem::pem_certificates;
-pub use self::reuse::{check_reuse, Reuse};
+pub use self::reuse::{check_reuse, check_reuse_against_cert, Reuse};
 
 use self::ca::MIN_RSA_BITS;
 

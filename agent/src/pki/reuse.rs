@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use time::OffsetDateTime;
+use x509_parser::certificate::X509Certificate;
 
 use super::inspect::{cert_info, key_matches, not_signed_by, parse_cert, parse_key, CertInfo};
 use super::pem::{pem_block, PEM_CERT};
@@ -65,7 +66,32 @@ pub(super) fn check_reuse_at(
     renew_before: Duration,
     now: OffsetDateTime,
 ) -> Reuse {
-    match reissue_reason(cert_pem, key_pem, ca, req, renew_before, now) {
+    match reissue_reason(cert_pem, key_pem, &ca.parsed(), req, renew_before, now) {
+        None => Reuse::Keep,
+        Some(why) => Reuse::Reissue(why),
+    }
+}
+
+/// [`check_reuse`] against a CA's certificate alone (PEM, the first certificate), as a node
+/// keeps it on disk: whether the leaf would be kept by the next run that has the CA, without
+/// fetching the CA. A CA certificate that does not parse is a `Reissue`.
+pub fn check_reuse_against_cert(
+    cert_pem: &str,
+    key_pem: &str,
+    ca_cert_pem: &str,
+    req: &LeafRequest,
+    renew_before: Duration,
+) -> Reuse {
+    let der = match pem_block(ca_cert_pem, PEM_CERT) {
+        Ok(der) => der,
+        Err(e) => return Reuse::Reissue(format!("CA certificate: {}", one_line(&e))),
+    };
+    let ca = match parse_cert(&der) {
+        Ok(ca) => ca,
+        Err(e) => return Reuse::Reissue(format!("CA certificate: {}", one_line(&e))),
+    };
+    let now = OffsetDateTime::now_utc();
+    match reissue_reason(cert_pem, key_pem, &ca, req, renew_before, now) {
         None => Reuse::Keep,
         Some(why) => Reuse::Reissue(why),
     }
@@ -74,7 +100,7 @@ pub(super) fn check_reuse_at(
 fn reissue_reason(
     cert_pem: &str,
     key_pem: &str,
-    ca: &Ca,
+    ca: &X509Certificate<'_>,
     req: &LeafRequest,
     renew_before: Duration,
     now: OffsetDateTime,
@@ -94,7 +120,7 @@ fn reissue_reason(
     if !key_matches(&key, &cert) {
         return Some("key does not match the certificate".to_string());
     }
-    if let Some(why) = not_signed_by(&cert, &ca.parsed()) {
+    if let Some(why) = not_signed_by(&cert, ca) {
         return Some(format!("signed by another CA ({why})"));
     }
     let info = cert_info(&cert);

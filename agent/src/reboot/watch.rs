@@ -515,12 +515,9 @@ async fn other_apiservers_ready(node: &Node<'_>, client: &KubeClient) -> Result<
 
 /// This node's ASG as the last bootstrap recorded it, else as AWS says.
 async fn own_asg(root: &Root, ident: &NodeIdentity) -> Result<String> {
-    if let Some(asg) = crate::state::BootState::load(root)
-        .ok()
-        .flatten()
-        .and_then(|s| s.asg)
-    {
-        return Ok(asg.name);
+    let state = crate::state::BootState::load(root).ok().flatten();
+    if let Some(asg) = state.as_ref().and_then(|s| s.own_asg()) {
+        return Ok(asg.to_owned());
     }
     Aws::connect(&ident.region)
         .await

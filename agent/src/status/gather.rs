@@ -75,7 +75,7 @@ fn node_report(settings: &Settings, state: Option<&BootState>) -> NodeReport {
         hostname: id.map(|i| i.hostname.clone()),
         availability_zone: id.map(|i| i.availability_zone.clone()),
         region: id.map(|i| i.region.clone()),
-        asg: state.and_then(|s| s.asg.as_ref()).map(|a| a.name.clone()),
+        asg: state.and_then(BootState::own_asg).map(str::to_owned),
     }
 }
 
