@@ -4,7 +4,7 @@
 //! Each test checks the final member list (names = instance ids, all voters, all healthy) and
 //! that data written before a change is still readable after it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use tn_agent::etcd::model::MemberInfo;
@@ -301,6 +301,16 @@ fn replace(pick: impl Fn(&Cluster) -> String) {
     assert!(
         removed.contains(&format!("instance {victim} is gone from the ASG")),
         "{removed}"
+    );
+    // Its AWS calls: which group, the group, their addresses; the etcd CA and the marker.
+    let state = newcomer.state().unwrap();
+    assert_eq!(
+        state.aws_calls_by_service,
+        BTreeMap::from([
+            ("autoscaling".to_string(), 2),
+            ("ec2".to_string(), 1),
+            ("s3".to_string(), 3)
+        ])
     );
     c.add(newcomer, etcd);
     c.expect_healthy();

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::Globals;
-use crate::aws::{AsgView, Aws, AwsError};
+use crate::aws::{Aws, AwsError};
 use crate::config::{Role, RoleSettings, Settings};
 use crate::exit::one_line;
 use crate::identity::NodeIdentity;
@@ -162,7 +162,7 @@ async fn work(
 async fn role_work(node: &Node<'_>, state: &mut BootState) -> Result<()> {
     match &node.settings.role_settings {
         RoleSettings::Etcd { .. } => {
-            let asg = discover(node, state).await?;
+            let asg = own_asg(node, state).await?;
             crate::etcd::bootstrap(node, &asg, state).await
         }
         RoleSettings::Master(master) => {
@@ -237,57 +237,24 @@ async fn start_without_aws(
     Ok(())
 }
 
-/// A master's own group: its name is all a master needs of it (one AutoScaling call).
+/// The node's own group's name: from `etcd.asg` when an etcd node's config names it, else
+/// AWS's answer (one AutoScaling call). A master needs nothing more of its group; an etcd node
+/// lists it in its etcd bootstrap.
 async fn own_asg(node: &Node<'_>, state: &mut BootState) -> Result<String> {
-    let name = node
-        .aws
-        .asg_of(&node.ident.instance_id)
-        .await
-        .context("finding this instance's autoscaling group")?;
-    state.asg_name = Some(name.clone());
-    Ok(name)
-}
-
-/// An etcd node's own group, with its instances' lifecycle states and addresses.
-async fn discover(node: &Node<'_>, state: &mut BootState) -> Result<AsgView> {
-    let step = Instant::now();
-    let (aws, me) = (node.aws, node.ident);
-    // An etcd node whose config names its ASG (`etcd.asg`) lists it at once: one call fewer.
     let named = match &node.settings.role_settings {
         RoleSettings::Etcd { etcd_asg } => etcd_asg.clone(),
         _ => None,
     };
-    let name = match &named {
-        Some(name) => name.clone(),
-        None => aws
-            .asg_of(&me.instance_id)
+    let name = match named {
+        Some(name) => name,
+        None => node
+            .aws
+            .asg_of(&node.ident.instance_id)
             .await
             .context("finding this instance's autoscaling group")?,
     };
-    let asg = aws
-        .describe_asg(&name)
-        .await
-        .with_context(|| format!("listing the instances of autoscaling group {name}"))?;
-    if named.is_some() && asg.instance(&me.instance_id).is_none() {
-        anyhow::bail!(crate::exit::BadInput(format!(
-            "this instance {} is not in autoscaling group {name}, which key `etcd.asg` names: \
-             an etcd node's `etcd.asg` is its own group",
-            me.instance_id
-        )));
-    }
-    state.decide(
-        "discovered peers",
-        format!(
-            "autoscaling group {} has {} instances ({} in service)",
-            asg.name,
-            asg.instances.len(),
-            asg.instances.iter().filter(|i| i.in_service()).count()
-        ),
-    );
-    state.asg = Some(asg.clone());
-    state.asg_name = Some(asg.name.clone());
-    state.timings_ms.insert("discover".into(), elapsed_ms(step));
-    Ok(asg)
+    state.asg_name = Some(name.clone());
+    Ok(name)
 }
 
 fn elapsed_ms(since: Instant) -> u64 {
@@ -308,8 +275,14 @@ mod tests {
         };
         let good = last(true, Some("boot-1"));
         assert!(first_run_after_reboot(Some(&good), Some("boot-2")));
-        assert!(!first_run_after_reboot(Some(&good), Some("boot-1")), "same boot");
-        assert!(!first_run_after_reboot(Some(&good), None), "boot id unknown now");
+        assert!(
+            !first_run_after_reboot(Some(&good), Some("boot-1")),
+            "same boot"
+        );
+        assert!(
+            !first_run_after_reboot(Some(&good), None),
+            "boot id unknown now"
+        );
         let failed = last(false, Some("boot-1"));
         assert!(!first_run_after_reboot(Some(&failed), Some("boot-2")));
         let unknown = last(true, None);

@@ -33,12 +33,9 @@ const FOUNDER_LOOK: (std::time::Duration, std::time::Duration) = (
 
 /// Decide, act, write the env file. Returns when starting etcd with that file is safe and will
 /// succeed, or fails after `etcd.join_timeout_seconds`.
-pub async fn bootstrap(node: &Node<'_>, own_asg: &AsgView, state: &mut BootState) -> Result<()> {
+pub async fn bootstrap(node: &Node<'_>, asg_name: &str, state: &mut BootState) -> Result<()> {
     let settings = node.settings;
     let store = node.store();
-    let asg_name = settings
-        .etcd_asg()
-        .map_or_else(|| own_asg.name.clone(), str::to_owned);
     let (client_tls, tls_files) = if settings.etcd.tls {
         let (c, f) = tls::prepare(&store, node.root, node.ident, state).await?;
         (Some(c), Some(f))
@@ -47,30 +44,28 @@ pub async fn bootstrap(node: &Node<'_>, own_asg: &AsgView, state: &mut BootState
     };
     let local = Local::new(settings, node.root, node.ident, client_tls, tls_files);
     let mut waiter = Waiter::new(settings.etcd.join_timeout);
-    // While waiting, the ASG is listed again at most every ASG_REFRESH, and the marker is
-    // read until it exists (it never changes after): a waiting node costs few AWS calls.
-    let mut asg_view = None;
-    if asg_name == own_asg.name {
-        asg_view = Some((own_asg.clone(), Instant::now()));
-    }
+    // The ASG is listed after the CA and the marker, right before the members are asked, so
+    // that a removal can mostly be decided on that first view (it must be fresh). While
+    // waiting, it is listed again at most every ASG_REFRESH, and the marker is read until it
+    // exists (it never changes after): a waiting node costs few AWS calls.
+    let mut asg_view: Option<(AsgView, Instant)> = None;
     let mut marker: Option<Marker> = None;
     let mut learners = LearnerWatch::load(node.root);
     loop {
+        if marker.is_none() {
+            marker = read_marker(&store).await?;
+        }
         let stale = asg_view
             .as_ref()
             .is_none_or(|(_, at)| at.elapsed() > ASG_REFRESH);
         if stale {
-            let view = node
-                .aws
-                .describe_asg(&asg_name)
-                .await
-                .with_context(|| format!("listing the etcd autoscaling group {asg_name}"))?;
-            asg_view = Some((view, Instant::now()));
+            let first = asg_view.is_none();
+            asg_view = Some((
+                list_group(node, asg_name, state, first).await?,
+                Instant::now(),
+            ));
         }
         let (asg, listed_at) = asg_view.as_ref().expect("listed above");
-        if marker.is_none() {
-            marker = read_marker(&store).await?;
-        }
         let candidates = local.candidates(Some(asg));
         let env_written = node.root.path(files::ETCD_ENV).exists();
         let may_found = !env_written
@@ -157,6 +152,47 @@ pub async fn bootstrap(node: &Node<'_>, own_asg: &AsgView, state: &mut BootState
             bail!("etcd is not ready to start after {}s: {why}", waiter.secs());
         }
     }
+}
+
+/// Lists the node's group: its instances' lifecycle states (one AutoScaling call) and addresses
+/// (one EC2 call). The `first` listing is recorded in `state.json`; when the config names the
+/// group, it must hold this node.
+async fn list_group(
+    node: &Node<'_>,
+    name: &str,
+    state: &mut BootState,
+    first: bool,
+) -> Result<AsgView> {
+    let step = Instant::now();
+    let asg = node
+        .aws
+        .describe_asg(name)
+        .await
+        .with_context(|| format!("listing the instances of autoscaling group {name}"))?;
+    if !first {
+        return Ok(asg);
+    }
+    let me = &node.ident.instance_id;
+    if node.settings.etcd_asg().is_some() && asg.instance(me).is_none() {
+        bail!(crate::exit::BadInput(format!(
+            "this instance {me} is not in autoscaling group {name}, which key `etcd.asg` names: \
+             an etcd node's `etcd.asg` is its own group"
+        )));
+    }
+    state.decide(
+        "discovered peers",
+        format!(
+            "autoscaling group {} has {} instances ({} in service)",
+            asg.name,
+            asg.instances.len(),
+            asg.instances.iter().filter(|i| i.in_service()).count()
+        ),
+    );
+    state.asg = Some(asg.clone());
+    state
+        .timings_ms
+        .insert("discover".into(), step.elapsed().as_millis() as u64);
+    Ok(asg)
 }
 
 /// A restart as itself (SPEC §7.4) decided without the ASG view or the marker: etcd restarts on
