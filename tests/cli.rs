@@ -208,7 +208,7 @@ fn throttling_is_retried_and_access_denied_is_not() {
     let proxy = &world.aws;
     let node = world.node(inst, &world.config("etcd", "")).unwrap();
 
-    // Throttled twice, then answered: the SDK's adaptive retry carries on.
+    // Throttled twice, then answered: the SDK's retry carries on.
     proxy.fail_next("DescribeAutoScalingInstances", 400, "Throttling", 2);
     let run = node.run(&["bootstrap"]).unwrap();
     assert_eq!(run.code, 0, "{}", run.stderr);

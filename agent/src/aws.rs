@@ -1,8 +1,11 @@
 //! AWS APIs: the autoscaling group and its instances (AutoScaling + EC2) and the state bucket (S3).
 //!
 //! Endpoints, credentials and region follow the SDK's standard conventions (SPEC §3); the seam
-//! for tests is `AWS_ENDPOINT_URL`. Throttling is retried by the SDK's adaptive retry; errors
-//! such as AccessDenied or validation are not retried.
+//! for tests is `AWS_ENDPOINT_URL`. Throttling, 5xx and network errors are retried by the SDK's
+//! standard retry (exponential backoff with full jitter, 200 ms doubling to 5 s, 8 attempts);
+//! errors such as AccessDenied or validation are not retried. Not the adaptive mode: its rate
+//! limiter is new in every process and, after one throttling answer, holds the next attempt
+//! for seconds, which a short-lived bootstrap only pays for.
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -196,8 +199,8 @@ impl Aws {
         let conf = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_string()))
             .retry_config(
-                RetryConfig::adaptive()
-                    .with_max_attempts(5)
+                RetryConfig::standard()
+                    .with_max_attempts(8)
                     .with_initial_backoff(Duration::from_millis(200))
                     .with_max_backoff(Duration::from_secs(5)),
             )
