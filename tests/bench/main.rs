@@ -2,7 +2,8 @@
 //! against the floor of the same etcd processes started with a static `--initial-cluster`.
 //! Run by `scripts/bench`; prints figures, asserts nothing beyond each step succeeding, leaves
 //! nothing running. `--what` picks the benches: this file's formation bench, `reboot` (rolling
-//! reboots, SPEC §9) and `backup` (etcd backups to S3, SPEC §10).
+//! reboots, SPEC §9), `backup` (etcd backups to S3, SPEC §10) and `storm` (a whole cluster's
+//! nodes booting at once, clean and under AWS throttling).
 //!
 //! For each cluster size N and each run:
 //! - agent cold start: a fresh world, the etcd PKI, an ASG of N; every node's boot (bootstrap,
@@ -17,6 +18,7 @@
 mod backup;
 mod figures;
 mod reboot;
+mod storm;
 
 use std::time::{Duration, Instant};
 
@@ -47,31 +49,40 @@ const STEADY: Duration = Duration::from_secs(6);
 /// Pause between looks at the cluster while timing: short, so the figures are not rounded up
 /// to the 200 ms steps of `Inspector::expect_members`.
 const POLL: Duration = Duration::from_millis(20);
+/// The goals: a cold formation within 1.5 times the static floor (medians), a member replaced
+/// in under 5 s from the new node's boot (median).
+const GOAL_RATIO: f64 = 1.5;
+const GOAL_REPLACE: f64 = 5.0;
 const CLIENT_PORT: u16 = 2379;
 const PEER_PORT: u16 = 2380;
 
 const USAGE: &str =
-    "usage: tn-bench [--what LIST] [--runs R] [--sizes N,N,...] [--backup-mib M,M,...]
-  --what LIST        which benches, comma-separated: formation, reboot, backup (default all)
-  --runs R           runs per figure (default 3); the median is reported with min and max
+    "usage: tn-bench [--what LIST] [--runs R] [--sizes N,N,...] [--backup-mib M,M,...] [--workers W]
+  --what LIST        which benches, comma-separated: formation, reboot, backup, storm
+                     (default all)
+  --runs R           runs per figure (default 5); the median is reported with min and max
   --sizes LIST       etcd cluster sizes for formation and reboot (default 3,5)
-  --backup-mib LIST  keyspace sizes in MiB for backup (default 100,1024)";
+  --backup-mib LIST  keyspace sizes in MiB for backup (default 100,1024)
+  --workers W        workers booting at once in storm (default 200, at most 240); storm
+                     runs one clean and one faults round, whatever --runs says";
 
 pub struct Options {
     what: Vec<String>,
     pub runs: usize,
     pub sizes: Vec<usize>,
     pub backup_mib: Vec<usize>,
+    pub workers: usize,
 }
 
-const BENCHES: [&str; 3] = ["formation", "reboot", "backup"];
+const BENCHES: [&str; 4] = ["formation", "reboot", "backup", "storm"];
 
 fn parse_args() -> Result<Options> {
     let mut opts = Options {
         what: BENCHES.iter().map(|s| s.to_string()).collect(),
-        runs: 3,
+        runs: 5,
         sizes: vec![3, 5],
         backup_mib: vec![100, 1024],
+        workers: 200,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -131,6 +142,14 @@ fn parse_args() -> Result<Options> {
                     })
                     .collect::<Result<_>>()?;
             }
+            "--workers" => {
+                let v = value("--workers")?;
+                opts.workers = v
+                    .parse()
+                    .ok()
+                    .filter(|w| (1..=240).contains(w))
+                    .with_context(|| format!("--workers: expected 1 to 240, got {v:?}"))?;
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -169,6 +188,7 @@ fn run(opts: &Options) -> Result<()> {
             "formation" => formation(opts)?,
             "reboot" => reboot::run(opts)?,
             "backup" => backup::run(opts)?,
+            "storm" => storm::run(opts)?,
             _ => unreachable!("checked when parsed"),
         }
         println!();
@@ -183,22 +203,17 @@ fn header(opts: &Options) -> Result<()> {
     let agent_size = std::fs::metadata(&agent)
         .with_context(|| format!("reading {}", agent.display()))?
         .len();
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
+    let build = agent_build(&agent);
     println!(
         "tn-bench: figures from a {} build of tn-agent on this machine",
-        profile.to_uppercase()
+        build.to_uppercase()
     );
     println!("machine:  {} CPUs (nproc), {}", nproc(), cpu_model());
     println!("load:     {} (1, 5, 15 min averages at start)", loadavg());
     println!("etcd:     {}", etcd_version()?);
     println!(
-        "agent:    {} ({} build, {:.1} MiB)",
+        "agent:    {} ({build} build, {:.1} MiB)",
         agent.display(),
-        profile,
         agent_size as f64 / (1024.0 * 1024.0)
     );
     println!(
@@ -210,6 +225,17 @@ fn header(opts: &Options) -> Result<()> {
         opts.runs
     );
     Ok(())
+}
+
+/// Which cargo profile built the agent binary, from the directory it is in (`…/release/` or
+/// `…/debug/`); `unknown` elsewhere.
+fn agent_build(agent: &std::path::Path) -> &'static str {
+    let dir = agent.parent().and_then(|d| d.file_name());
+    match dir.and_then(|d| d.to_str()) {
+        Some("release") => "release",
+        Some("debug") => "debug",
+        _ => "unknown",
+    }
 }
 
 /// Cold formation and member replacement against the static floor.
@@ -232,20 +258,20 @@ fn formation(opts: &Options) -> Result<()> {
     eprintln!();
 
     type Row = (&'static str, fn(&[Sample]) -> String);
-    let rows: [Row; 9] = [
+    let rows: [Row; 11] = [
         ("agent cold start to healthy", |s| {
             durations(s.iter().map(|s| s.cold))
         }),
         ("static --initial-cluster", |s| {
             durations(s.iter().map(|s| s.floor))
         }),
-        ("ratio agent / static", |s| {
-            let cold = median_of(s.iter().map(|s| s.cold.as_secs_f64()));
-            let floor = median_of(s.iter().map(|s| s.floor.as_secs_f64()));
-            format!("{:.1}x", cold / floor)
-        }),
+        ("ratio agent / static", |s| format!("{:.2}x", ratio(s))),
+        ("  goal: at most 1.5x", |s| verdict(ratio(s) <= GOAL_RATIO)),
         ("replacement to healthy", |s| {
             durations(s.iter().map(|s| s.replace))
+        }),
+        ("  goal: under 5 s", |s| {
+            verdict(median_of(s.iter().map(|s| s.replace.as_secs_f64())) < GOAL_REPLACE)
         }),
         ("AWS calls per boot (cold)", |s| {
             counts(s.iter().flat_map(|s| s.cold_calls.iter().copied()))
@@ -293,6 +319,20 @@ fn formation(opts: &Options) -> Result<()> {
         println!("{note}");
     }
     Ok(())
+}
+
+/// The cold start's median over the static floor's median, in the same runs.
+fn ratio(s: &[Sample]) -> f64 {
+    let cold = median_of(s.iter().map(|s| s.cold.as_secs_f64()));
+    let floor = median_of(s.iter().map(|s| s.floor.as_secs_f64()));
+    cold / floor
+}
+
+fn verdict(met: bool) -> String {
+    match met {
+        true => "met".into(),
+        false => "NOT met".into(),
+    }
 }
 
 /// One run of one size: an agent cluster (cold start, then a replacement) and a static floor.

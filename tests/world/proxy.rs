@@ -1,13 +1,15 @@
 //! The world's AWS front door: a proxy in front of moto that every node reaches through
 //! `AWS_ENDPOINT_URL`. It records every call with the access key id that signed it (a node's
-//! names its role, see `iam.rs`) and the status it got, for assertions and for the IAM check;
-//! answers the two AutoScaling lifecycle-action calls moto does not implement
-//! (CompleteLifecycleAction, RecordLifecycleActionHeartbeat answer HTTP 500 there) itself; can
-//! answer chosen AutoScaling actions or S3 paths with an error (throttling, access denied); can
-//! forward a request and then drop its reply (the connection closes with no answer, as when a
-//! reply is lost on the way); and forwards the rest to moto. moto 5.2's answer to S3's
-//! CompleteMultipartUpload has the wrong root element (`CompleteMultipartUploadResponse`, where
-//! S3 and the SDK say `CompleteMultipartUploadResult`): the proxy renames it.
+//! names its role, see `iam.rs`) and the status it got, for assertions and for the IAM check,
+//! and counts calls by the app id in their User-Agent (nodes of one role share a key); answers
+//! the two AutoScaling lifecycle-action calls moto does not implement (CompleteLifecycleAction,
+//! RecordLifecycleActionHeartbeat answer HTTP 500 there) itself; can answer chosen AutoScaling
+//! actions or S3 paths with an error (throttling, access denied), or a random share of one
+//! service's calls (a throttling storm); can forward a request and then drop its reply (the
+//! connection closes with no answer, as when a reply is lost on the way); and forwards the
+//! rest to moto. moto 5.2's answer to S3's CompleteMultipartUpload has the wrong root element
+//! (`CompleteMultipartUploadResponse`, where S3 and the SDK say
+//! `CompleteMultipartUploadResult`): the proxy renames it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,6 +20,8 @@ use anyhow::{anyhow, Context, Result};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use crate::form::decode;
 
@@ -51,6 +55,19 @@ struct Fault {
     left: u32,
 }
 
+/// An error to answer to a random share of one service's calls: each call of `service` gets it
+/// with probability `fraction`, drawn from a generator seeded by the caller, so a run's draws
+/// are the same every time (which call gets which draw still depends on the order calls
+/// arrive in). A count of the next calls would hit whichever nodes come first; a share hits
+/// every node of a storm alike, retries included.
+struct RandomFault {
+    service: String,
+    fraction: f64,
+    status: u16,
+    code: String,
+    rng: StdRng,
+}
+
 /// Requests to forward and then leave unanswered: `method` on paths containing `path`.
 #[derive(Debug, Clone)]
 struct LostReply {
@@ -63,6 +80,11 @@ struct LostReply {
 struct Shared {
     calls: Mutex<Vec<Seen>>,
     faults: Mutex<Vec<Fault>>,
+    random_faults: Mutex<Vec<RandomFault>>,
+    /// Calls answered with an injected error, of any kind.
+    injected: Mutex<u32>,
+    /// Calls by the app id in their User-Agent.
+    by_app: Mutex<HashMap<String, u32>>,
     drops: Mutex<Vec<LostReply>>,
     dropped: Mutex<u32>,
 }
@@ -202,9 +224,37 @@ impl AwsProxy {
         });
     }
 
-    /// Forgets the faults not used up yet.
+    /// Answers a random `fraction` (0 to 1) of the calls to `service` (`s3`, `ec2`,
+    /// `autoscaling`) with HTTP `status` and error `code` (`SlowDown` with 503, `Throttling`
+    /// with 400, ...), each call drawn from a generator seeded with `seed`, until
+    /// [`AwsProxy::clear_faults`]. Counted faults ([`AwsProxy::fail_next`],
+    /// [`AwsProxy::fail_path`]) come first.
+    pub fn fail_fraction(&self, service: &str, fraction: f64, status: u16, code: &str, seed: u64) {
+        self.shared.random_faults.lock().unwrap().push(RandomFault {
+            service: service.into(),
+            fraction: fraction.clamp(0.0, 1.0),
+            status,
+            code: code.into(),
+            rng: StdRng::seed_from_u64(seed),
+        });
+    }
+
+    /// Forgets the counted faults not used up yet and the random ones.
     pub fn clear_faults(&self) {
         self.shared.faults.lock().unwrap().clear();
+        self.shared.random_faults.lock().unwrap().clear();
+    }
+
+    /// How many calls were answered with an injected error so far, of any kind.
+    pub fn faults_injected(&self) -> u32 {
+        *self.shared.injected.lock().unwrap()
+    }
+
+    /// How many calls each caller made so far, by the app id its SDK puts in the User-Agent
+    /// (`app/<id>`, set with `AWS_SDK_UA_APP_ID`); calls without one are left out. Nodes of
+    /// one role sign with the same key: this tells them apart.
+    pub fn calls_by_app(&self) -> HashMap<String, u32> {
+        self.shared.by_app.lock().unwrap().clone()
     }
 
     /// How many replies were dropped so far.
@@ -254,6 +304,9 @@ async fn handle(
         .map_or("/", |p| p.as_str())
         .to_string();
     let (credential, service) = signer(&parts.headers);
+    if let Some(app) = app_id(&parts.headers) {
+        *shared.by_app.lock().unwrap().entry(app).or_default() += 1;
+    }
     let mut seen = Seen {
         form: if service == "s3" {
             Call::new()
@@ -272,7 +325,8 @@ async fn handle(
         status: 0,
     };
     let action = seen.form.get("Action").cloned().unwrap_or_default();
-    let (status, response) = answer(&parts, body, &action, http, upstream, shared).await;
+    let (status, response) =
+        answer(&parts, body, &seen.service, &action, http, upstream, shared).await;
     seen.status = status;
     shared.calls.lock().unwrap().push(seen);
     response
@@ -282,6 +336,7 @@ async fn handle(
 async fn answer(
     parts: &hyper::http::request::Parts,
     body: Bytes,
+    service: &str,
     action: &str,
     http: &reqwest::Client,
     upstream: &str,
@@ -289,19 +344,8 @@ async fn answer(
 ) -> (u16, Option<Response<Full<Bytes>>>) {
     let path = parts.uri.path();
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    if let Some((status, code, s3)) = take_fault(shared, action, path_and_query) {
-        let xml = if s3 {
-            format!(
-                "<Error><Code>{code}</Code><Message>injected by the test world</Message>\
-                 <RequestId>tn-world</RequestId></Error>"
-            )
-        } else {
-            format!(
-                "<ErrorResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">\
-                 <Error><Type>Sender</Type><Code>{code}</Code><Message>injected by the test \
-                 world</Message></Error><RequestId>tn-world</RequestId></ErrorResponse>"
-            )
-        };
+    if let Some((status, code)) = take_fault(shared, service, action, path_and_query) {
+        let xml = error_body(service, &code);
         return (
             status,
             Some(
@@ -395,6 +439,38 @@ fn signer(headers: &hyper::HeaderMap) -> (String, String) {
     (key, service)
 }
 
+/// The app id in a request's `x-amz-user-agent` (`... app/<id>`), if it has one.
+fn app_id(headers: &hyper::HeaderMap) -> Option<String> {
+    headers
+        .get("x-amz-user-agent")
+        .and_then(|v| v.to_str().ok())?
+        .split(' ')
+        .find_map(|part| part.strip_prefix("app/"))
+        .map(str::to_string)
+}
+
+/// An injected error's body in the service's own format (S3's `Error`, EC2's `Response`,
+/// AutoScaling's `ErrorResponse`): each SDK client finds the error code only in its own, and
+/// tells throttling by the code.
+fn error_body(service: &str, code: &str) -> String {
+    const MESSAGE: &str = "injected by the test world";
+    match service {
+        "s3" => format!(
+            "<Error><Code>{code}</Code><Message>{MESSAGE}</Message>\
+             <RequestId>tn-world</RequestId></Error>"
+        ),
+        "ec2" => format!(
+            "<Response><Errors><Error><Code>{code}</Code><Message>{MESSAGE}</Message></Error>\
+             </Errors><RequestID>tn-world</RequestID></Response>"
+        ),
+        _ => format!(
+            "<ErrorResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">\
+             <Error><Type>Sender</Type><Code>{code}</Code><Message>{MESSAGE}</Message></Error>\
+             <RequestId>tn-world</RequestId></ErrorResponse>"
+        ),
+    }
+}
+
 /// Whether a query string has parameter `name` (with a value or without).
 fn has_param(path_and_query: &str, name: &str) -> bool {
     let query = path_and_query.split_once('?').map_or("", |(_, q)| q);
@@ -434,8 +510,16 @@ fn take_drop(shared: &Shared, method: &str, path: &str) -> bool {
     true
 }
 
-/// The fault matching a request, if any is left: (status, code, whether it is an S3 one).
-fn take_fault(shared: &Shared, action: &str, path: &str) -> Option<(u16, String, bool)> {
+/// The error to answer a request with, if a fault matches it: a counted one that is not used
+/// up, else a random one whose draw hits. Each answer is counted in `Shared::injected`.
+fn take_fault(shared: &Shared, service: &str, action: &str, path: &str) -> Option<(u16, String)> {
+    let fault = take_counted(shared, action, path).or_else(|| draw_random(shared, service))?;
+    *shared.injected.lock().unwrap() += 1;
+    Some(fault)
+}
+
+/// The counted fault matching a request, if any is left (and one fewer left).
+fn take_counted(shared: &Shared, action: &str, path: &str) -> Option<(u16, String)> {
     let mut faults = shared.faults.lock().unwrap();
     let fault = faults.iter_mut().find(|f| {
         f.left > 0
@@ -443,7 +527,18 @@ fn take_fault(shared: &Shared, action: &str, path: &str) -> Option<(u16, String,
                 || f.path.as_deref().is_some_and(|p| path.contains(p)))
     })?;
     fault.left -= 1;
-    Some((fault.status, fault.code.clone(), fault.path.is_some()))
+    Some((fault.status, fault.code.clone()))
+}
+
+/// The random fault for `service` whose draw for this call hits, if any.
+fn draw_random(shared: &Shared, service: &str) -> Option<(u16, String)> {
+    let mut faults = shared.random_faults.lock().unwrap();
+    let fault = faults.iter_mut().find(|f| f.service == service)?;
+    let fraction = fault.fraction;
+    fault
+        .rng
+        .random_bool(fraction)
+        .then(|| (fault.status, fault.code.clone()))
 }
 
 /// `application/x-www-form-urlencoded` pairs (the AWS query protocol).
