@@ -15,7 +15,7 @@ use tn_agent::kube::apiserver_restart;
 use tn_agent::pki::Ca;
 use tn_agent::state::Decision;
 use tn_world::iam::role_key;
-use tn_world::{Node, Run, World};
+use tn_world::{EtcdProcess, Node, Run, World};
 use yaml_serde::Value as Yaml;
 
 use crate::support::files::{files_under, pem_body};
@@ -110,6 +110,14 @@ fn master_config(world: &World) -> String {
         "master",
         &format!("[etcd]\nasg = \"{ETCD_ASG}\"\n[kubernetes]\nversion = \"{VERSION}\"\n"),
     )
+}
+
+/// The etcd ASG with one member running, for the masters to reach.
+fn running_etcd(world: &World) -> (Node, EtcdProcess) {
+    world.create_asg(ETCD_ASG, "etcd", 1).unwrap();
+    let node = world.etcd_nodes(ETCD_ASG, 60).unwrap().remove(0);
+    let etcd = node.boot_etcd().unwrap();
+    (node, etcd)
 }
 
 /// A node for the first instance of a new ASG.
@@ -282,9 +290,7 @@ fn etcd_access(node: &Node, cert: &str, key: &str) -> EtcdAccess {
 fn a_master_writes_a_control_plane_that_reaches_etcd() {
     let world = World::start().unwrap();
     let pki = upload_pki(&world);
-    world.create_asg(ETCD_ASG, "etcd", 1).unwrap();
-    let etcd_node = world.etcd_nodes(ETCD_ASG, 60).unwrap().remove(0);
-    let _etcd = etcd_node.boot_etcd().unwrap();
+    let (etcd_node, _etcd) = running_etcd(&world);
     let master = node_of_new_asg(&world, MASTER_ASG, "master", &master_config(&world));
     bootstrap_ok(&master);
     let hostname = format!(
@@ -796,9 +802,7 @@ const DEAD_AWS: &str = "http://127.0.0.1:9";
 fn a_reboot_without_aws_keeps_the_last_known_good_files() {
     let world = World::start().unwrap();
     let _pki = upload_pki(&world);
-    world.create_asg(ETCD_ASG, "etcd", 1).unwrap();
-    let etcd_node = world.etcd_nodes(ETCD_ASG, 60).unwrap().remove(0);
-    let _etcd = etcd_node.boot_etcd().unwrap();
+    let (_etcd_node, _etcd) = running_etcd(&world);
     let mut master = node_of_new_asg(&world, MASTER_ASG, "master", &master_config(&world));
     let mut worker = node_of_new_asg(
         &world,
@@ -887,9 +891,7 @@ fn a_reboot_without_aws_keeps_the_last_known_good_files() {
 fn a_master_boots_within_its_budget_and_reboots_make_no_aws_call() {
     let world = World::start().unwrap();
     let pki = upload_pki(&world);
-    world.create_asg(ETCD_ASG, "etcd", 1).unwrap();
-    let etcd_node = world.etcd_nodes(ETCD_ASG, 60).unwrap().remove(0);
-    let _etcd = etcd_node.boot_etcd().unwrap();
+    let (_etcd_node, _etcd) = running_etcd(&world);
     let master = node_of_new_asg(&world, MASTER_ASG, "master", &master_config(&world));
     let worker = node_of_new_asg(
         &world,
@@ -1212,9 +1214,7 @@ fn reconcile_renews_certificates_near_expiry_and_nothing_else() {
         Ca::from_pem(&s3("etcd-ca.crt"), &pki.etcd_ca_key).unwrap(),
         Ca::from_pem(&s3("front-proxy-ca.crt"), &pki.front_proxy_ca_key).unwrap(),
     ];
-    world.create_asg(ETCD_ASG, "etcd", 1).unwrap();
-    let etcd_node = world.etcd_nodes(ETCD_ASG, 60).unwrap().remove(0);
-    let _etcd = etcd_node.boot_etcd().unwrap();
+    let (etcd_node, _etcd) = running_etcd(&world);
     let master = node_of_new_asg(&world, MASTER_ASG, "master", &master_config(&world));
     bootstrap_ok(&master);
     // Bootstrap marked the apiserver's manifest with the client certificates it starts with.
