@@ -4,20 +4,23 @@
 use std::io::IsTerminal;
 use std::os::fd::AsFd;
 
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::EnvFilter;
 
 /// Sets up logging for the process. `verbosity` is the count of `-v`: 0 shows the agent's
 /// events, 1 its debug detail, 2 everyone's debug detail, 3 everything.
 pub fn init(verbosity: u8) {
-    let filter = match verbosity {
-        0 => "warn,tn_agent=info",
-        1 => "warn,tn_agent=debug",
-        2 => "debug",
-        _ => "trace",
+    let (others, agent) = match verbosity {
+        0 => (LevelFilter::WARN, LevelFilter::INFO),
+        1 => (LevelFilter::WARN, LevelFilter::DEBUG),
+        2 => (LevelFilter::DEBUG, LevelFilter::DEBUG),
+        _ => (LevelFilter::TRACE, LevelFilter::TRACE),
     };
-    let filter = EnvFilter::new(filter);
+    let filter = Targets::new()
+        .with_default(others)
+        .with_target("tn_agent", agent);
     let registry = tracing_subscriber::registry().with(filter);
     if stderr_is_journal() {
         if let Ok(journald) = tracing_journald::layer() {
