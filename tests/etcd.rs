@@ -302,13 +302,18 @@ fn replace(pick: impl Fn(&Cluster) -> String) {
         removed.contains(&format!("instance {victim} is gone from the ASG")),
         "{removed}"
     );
-    // Its AWS calls: which group, the group, their addresses; the etcd CA and the marker.
+    // Its AWS calls: which group, the group, their addresses; the etcd CA and the marker. A
+    // removal is decided only on a listing less than 1 s old: on a loaded machine the first
+    // one can age past that before the members have answered, and the group is listed once
+    // more (both calls).
     let state = newcomer.state().unwrap();
+    let calls = &state.aws_calls_by_service;
+    let relisted = u32::from(calls.get("ec2") == Some(&2));
     assert_eq!(
-        state.aws_calls_by_service,
+        *calls,
         BTreeMap::from([
-            ("autoscaling".to_string(), 2),
-            ("ec2".to_string(), 1),
+            ("autoscaling".to_string(), 2 + relisted),
+            ("ec2".to_string(), 1 + relisted),
             ("s3".to_string(), 3)
         ])
     );
@@ -1105,5 +1110,11 @@ fn an_etcd_asg_that_is_not_the_nodes_own_group_is_bad_input() {
         "{}",
         run.stderr
     );
-    assert!(!node.path("/etc/etcd/etcd.env").exists());
+    for file in [
+        "/etc/etcd/etcd.env",
+        "/etc/etcd/pki/ca.crt",
+        "/etc/etcd/pki/server.key",
+    ] {
+        assert!(!node.path(file).exists(), "{file} was written");
+    }
 }

@@ -36,36 +36,42 @@ const FOUNDER_LOOK: (std::time::Duration, std::time::Duration) = (
 pub async fn bootstrap(node: &Node<'_>, asg_name: &str, state: &mut BootState) -> Result<()> {
     let settings = node.settings;
     let store = node.store();
-    let (client_tls, tls_files) = if settings.etcd.tls {
-        let (c, f) = tls::prepare(&store, node.root, node.ident, state).await?;
-        (Some(c), Some(f))
-    } else {
-        (None, None)
+    // Everything read before anything is written: the CA, the marker, the group (a config
+    // naming a group this node is not in stops here). The group is listed right before the
+    // members are asked, so that a removal can mostly be decided on that first listing (it
+    // must be fresh).
+    let ca = match settings.etcd.tls {
+        true => Some(tls::fetch_ca(&store).await?),
+        false => None,
+    };
+    let mut marker = read_marker(&store).await?;
+    let mut asg_view = (
+        list_group(node, asg_name, state, true).await?,
+        Instant::now(),
+    );
+    let (client_tls, tls_files) = match &ca {
+        Some(ca) => {
+            let (c, f) = tls::write(ca, node.root, node.ident, state)?;
+            (Some(c), Some(f))
+        }
+        None => (None, None),
     };
     let local = Local::new(settings, node.root, node.ident, client_tls, tls_files);
     let mut waiter = Waiter::new(settings.etcd.join_timeout);
-    // The ASG is listed after the CA and the marker, right before the members are asked, so
-    // that a removal can mostly be decided on that first view (it must be fresh). While
-    // waiting, it is listed again at most every ASG_REFRESH, and the marker is read until it
-    // exists (it never changes after): a waiting node costs few AWS calls.
-    let mut asg_view: Option<(AsgView, Instant)> = None;
-    let mut marker: Option<Marker> = None;
     let mut learners = LearnerWatch::load(node.root);
+    // While waiting, the group is listed again at most every ASG_REFRESH (at once when a
+    // removal needs a fresh listing), and the marker is read until it exists (it never changes
+    // after): a waiting node costs few AWS calls.
+    let mut relist = false;
     loop {
-        if marker.is_none() {
-            marker = read_marker(&store).await?;
-        }
-        let stale = asg_view
-            .as_ref()
-            .is_none_or(|(_, at)| at.elapsed() > ASG_REFRESH);
-        if stale {
-            let first = asg_view.is_none();
-            asg_view = Some((
-                list_group(node, asg_name, state, first).await?,
+        if relist || asg_view.1.elapsed() > ASG_REFRESH {
+            asg_view = (
+                list_group(node, asg_name, state, false).await?,
                 Instant::now(),
-            ));
+            );
+            relist = false;
         }
-        let (asg, listed_at) = asg_view.as_ref().expect("listed above");
+        let (asg, listed_at) = &asg_view;
         let candidates = local.candidates(Some(asg));
         let env_written = node.root.path(files::ETCD_ENV).exists();
         let may_found = !env_written
@@ -129,7 +135,7 @@ pub async fn bootstrap(node: &Node<'_>, asg_name: &str, state: &mut BootState) -
                 continue;
             }
             Plan::Relist => {
-                asg_view = None;
+                relist = true;
                 continue;
             }
             Plan::Join {
@@ -150,6 +156,9 @@ pub async fn bootstrap(node: &Node<'_>, asg_name: &str, state: &mut BootState) -
         if let Err(why) = waiter.pause(why).await {
             state.decide("gave up", why.clone());
             bail!("etcd is not ready to start after {}s: {why}", waiter.secs());
+        }
+        if marker.is_none() {
+            marker = read_marker(&store).await?;
         }
     }
 }

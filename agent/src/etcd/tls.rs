@@ -10,7 +10,7 @@ use super::env::TlsFiles;
 use crate::files;
 use crate::fsutil::{self, Root};
 use crate::identity::NodeIdentity;
-use crate::pki::{LeafRequest, Usage};
+use crate::pki::{Ca, LeafRequest, Usage};
 use crate::state::BootState;
 use crate::store::{CaName, Store};
 
@@ -49,10 +49,27 @@ pub async fn prepare(
     me: &NodeIdentity,
     state: &mut BootState,
 ) -> Result<(ClientTls, TlsFiles)> {
+    let ca = fetch_ca(store).await?;
+    write(&ca, root, me, state)
+}
+
+/// The etcd CA from the state bucket (its key in memory only).
+pub async fn fetch_ca(store: &Store<'_>) -> Result<Ca> {
     let (ca, _) = store
         .ca(CaName::Etcd)
         .await
         .with_context(|| store.pki_context())?;
+    Ok(ca)
+}
+
+/// Writes `ca.crt` and makes sure the server and peer certificates exist and fit (kept when
+/// still valid for this node, reissued otherwise).
+pub fn write(
+    ca: &Ca,
+    root: &Root,
+    me: &NodeIdentity,
+    state: &mut BootState,
+) -> Result<(ClientTls, TlsFiles)> {
     let tls_files = node_files(root);
     files::write(
         root,
@@ -62,15 +79,8 @@ pub async fn prepare(
         fsutil::MODE_PUBLIC,
     )?;
     let request = leaf_request(me, USAGES.to_vec());
-    let server = files::ensure_leaf(
-        root,
-        state,
-        "etcd server",
-        files::ETCD_SERVER,
-        &ca,
-        &request,
-    )?;
-    files::ensure_leaf(root, state, "etcd peer", files::ETCD_PEER, &ca, &request)?;
+    let server = files::ensure_leaf(root, state, "etcd server", files::ETCD_SERVER, ca, &request)?;
+    files::ensure_leaf(root, state, "etcd peer", files::ETCD_PEER, ca, &request)?;
     let client = ClientTls {
         ca_pem: ca.cert_pem().to_string(),
         cert_pem: server.cert_pem,
