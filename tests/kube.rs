@@ -874,6 +874,14 @@ fn a_reboot_without_aws_keeps_the_last_known_good_files() {
         .path("/etc/kubernetes/bootstrap-kubelet.conf")
         .exists());
 
+    // Neither is a leaf without its key.
+    let key = master.path("/etc/kubernetes/pki/front-proxy-client.key");
+    let kept = std::fs::read(&key).unwrap();
+    std::fs::remove_file(&key).unwrap();
+    let run = bootstrap(&master);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    std::fs::write(&key, kept).unwrap();
+
     // A certificate that cannot be used is not last-known-good: the master needs AWS again.
     let crt = master.path("/etc/kubernetes/pki/apiserver.crt");
     std::fs::write(&crt, "not a certificate\n").unwrap();

@@ -67,6 +67,7 @@ pub fn keep_files(
             certs.push(files::ETCD_CA_CERT);
         }
         leaves = certs::master_leaves(settings, kube, me);
+        needed.extend(leaves.iter().map(|leaf| leaf.files.key));
     } else if when == OwnFiles::Reboot {
         certs.push(files::KUBELET_CLIENT_CURRENT);
     }
