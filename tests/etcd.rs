@@ -12,7 +12,7 @@ use tn_agent::pki::Ca;
 use tn_world::{boot_in_parallel, EtcdProcess, Inspector, Instance, Node, World};
 
 use crate::support::cluster::{boot_cluster, world_with_etcd_asg, ASG, JOIN_TIMEOUT, SETTLE};
-use crate::support::files::{files_under, mode, pem_body};
+use crate::support::files::{files_under, mode, pem_body, pki_object};
 use crate::support::state::{decisions, why};
 
 fn refs(nodes: &[Node]) -> Vec<&Node> {
@@ -108,8 +108,7 @@ fn expect_node_pki(world: &World, node: &Node) {
     );
     assert!(info.dns_names.contains("localhost"), "{:?}", info.dns_names);
     assert!(info.server_auth && info.client_auth);
-    let ca_key = world.get_object("demo/pki/etcd-ca.key").unwrap().unwrap();
-    let body = pem_body(&String::from_utf8(ca_key).unwrap());
+    let body = pem_body(&pki_object(world, "etcd-ca.key"));
     for file in files_under(&node.root) {
         let path = node.root.join(file);
         if let Ok(text) = std::fs::read_to_string(&path) {
@@ -412,10 +411,7 @@ fn a_reboot_asks_aws_when_something_needs_it() {
     asks_aws(node, "the same boot");
 
     // A server certificate that expires in 10 days (renewed from 30 days before).
-    let pem = |key: &str| {
-        let bytes = c.world.get_object(&format!("demo/pki/{key}")).unwrap();
-        String::from_utf8(bytes.expect("the etcd CA is in the bucket")).unwrap()
-    };
+    let pem = |name: &str| pki_object(&c.world, name);
     let ca = Ca::from_pem(&pem("etcd-ca.crt"), &pem("etcd-ca.key")).unwrap();
     let cert = "/etc/etcd/pki/server.crt";
     crate::support::near_expiry(node, cert, &[ca], 10);
@@ -982,6 +978,52 @@ fn a_founder_that_starts_late_takes_its_founding_member() {
             .any(|m| m.id == unstarted.id && m.name == id),
         "{after:#?}"
     );
+}
+
+/// A cold start seen from one founder: the seeder's etcd runs but cannot answer clients (one
+/// founder of three is no quorum), and the founder founds at once on what the seeder's peer port
+/// lists, its member never started, without waiting on the seeder's client port; the founders
+/// then form the cluster.
+#[test]
+fn a_founder_founds_on_what_the_peer_ports_list() {
+    let (world, _ca, nodes) = world_with_etcd_asg(3);
+    let (seeder, founder, last) = (&nodes[0], &nodes[1], &nodes[2]);
+    let run = seeder.run(&["bootstrap"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(decisions(seeder).contains(&"seeded cluster".to_string()));
+    let seeder_etcd = seeder.start_etcd().unwrap();
+    let check = Inspector::new(&world, seeder, &[seeder]).unwrap();
+    // The seeder's peer port runs (etcd serves it at once) while its client port says nothing.
+    let deadline = Instant::now() + SETTLE;
+    while std::net::TcpStream::connect((seeder.ip, 2380)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the seeder's etcd does not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        check.view().is_none(),
+        "one founder of three answers clients"
+    );
+
+    let run = founder.run(&["bootstrap"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let found = why(founder, "founding member");
+    assert!(found.contains("is listed but never started"), "{found}");
+    assert_eq!(env_value(founder, "ETCD_INITIAL_CLUSTER_STATE"), "new");
+
+    let etcd = vec![
+        seeder_etcd,
+        founder.start_etcd().unwrap(),
+        last.boot_etcd().unwrap(),
+    ];
+    let c = Cluster {
+        world,
+        nodes,
+        etcd: etcd.into_iter().map(Some).collect(),
+    };
+    c.expect_healthy();
 }
 
 /// A founder whose instance dies before it ever started etcd: the ASG's replacement removes the

@@ -18,7 +18,7 @@ use tn_world::iam::role_key;
 use tn_world::{EtcdProcess, Node, Run, World};
 use yaml_serde::Value as Yaml;
 
-use crate::support::files::{files_under, pem_body};
+use crate::support::files::{files_under, pem_body, pki_object};
 use crate::support::state::{decisions, why};
 
 const ETCD_ASG: &str = "demo-etcd";
@@ -696,7 +696,7 @@ fn bad_or_missing_pki_leaves_a_master_untouched() {
     let chose = why(&master, "chose etcd servers");
     assert!(chose.contains("no etcd member answered"), "{chose}");
     let before = snapshot(&master);
-    let good_ca = String::from_utf8(world.get_object("demo/pki/ca.crt").unwrap().unwrap()).unwrap();
+    let good_ca = pki_object(&world, "ca.crt");
 
     put_pki(
         &world,
@@ -740,8 +740,7 @@ fn bad_or_missing_pki_leaves_a_master_untouched() {
     );
 
     // A service-account public key that is not sa.key's.
-    let good_pub =
-        String::from_utf8(world.get_object("demo/pki/sa.pub").unwrap().unwrap()).unwrap();
+    let good_pub = pki_object(&world, "sa.pub");
     let other = tempfile::tempdir().unwrap();
     tn_world::openssl(
         other.path(),
@@ -952,7 +951,7 @@ fn a_master_boots_within_its_budget_and_reboots_make_no_aws_call() {
         "no kubelet certificate yet: {:?}",
         state.decisions
     );
-    let ca_pem = String::from_utf8(world.get_object("demo/pki/ca.crt").unwrap().unwrap()).unwrap();
+    let ca_pem = pki_object(&world, "ca.crt");
     let ca = Ca::from_pem(&ca_pem, &pki.ca_key).unwrap();
     let leaf = tn_world::kube_api::node_cert(&ca, &worker.id).unwrap();
     let pem = worker.path(tn_agent::files::KUBELET_CLIENT_CURRENT);
@@ -1208,15 +1207,7 @@ fn days_left(node: &Node, cert: &str) -> i64 {
 fn reconcile_renews_certificates_near_expiry_and_nothing_else() {
     let world = World::start().unwrap();
     let pki = upload_pki(&world);
-    let s3 = |name: &str| {
-        String::from_utf8(
-            world
-                .get_object(&format!("demo/pki/{name}"))
-                .unwrap()
-                .unwrap(),
-        )
-        .unwrap()
-    };
+    let s3 = |name: &str| pki_object(&world, name);
     let cas = [
         Ca::from_pem(&s3("ca.crt"), &pki.ca_key).unwrap(),
         Ca::from_pem(&s3("etcd-ca.crt"), &pki.etcd_ca_key).unwrap(),

@@ -177,6 +177,11 @@ pub fn expected(role: Role, etcd_tls: bool) -> Vec<&'static str> {
     }
 }
 
+/// The first of `paths` (node paths) that does not exist on the node.
+pub fn first_missing<'a>(root: &Root, paths: &[&'a str]) -> Option<&'a str> {
+    paths.iter().copied().find(|p| !root.path(p).exists())
+}
+
 /// Writes a node file atomically with `mode` (0600 for keys and tokens), unless it already has
 /// exactly these contents and mode, so a re-run touches nothing; records it in the state when
 /// written. `Ok(true)` when it wrote.

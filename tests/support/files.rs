@@ -1,4 +1,5 @@
-//! Files as the tests look at them: every file under a directory, permission bits, PEM bodies.
+//! Files as the tests look at them: every file under a directory, permission bits, PEM bodies,
+//! the cluster's PKI objects in the bucket.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -33,4 +34,14 @@ pub fn mode(path: &Path) -> u32 {
 /// The base64 body of a PEM block (its lines between the `-----` ones), on one line.
 pub fn pem_body(pem: &str) -> String {
     pem.lines().filter(|l| !l.starts_with("-----")).collect()
+}
+
+/// The cluster's PKI object `name` in the state bucket (`demo/pki/<name>`), as text.
+pub fn pki_object(world: &tn_world::World, name: &str) -> String {
+    let key = format!("demo/pki/{name}");
+    let bytes = world
+        .get_object(&key)
+        .unwrap()
+        .unwrap_or_else(|| panic!("no {key} in the bucket"));
+    String::from_utf8(bytes).unwrap_or_else(|e| panic!("{key}: {e}"))
 }

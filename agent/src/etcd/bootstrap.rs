@@ -9,8 +9,8 @@ use super::client::ErrorKind;
 use super::model::{
     ClusterState, ClusterView, Founder, InitialCluster, Marker, MemberInfo, MemberRecord,
 };
-use super::plan::{self, DataDir, Facts, Plan, Removal};
-use super::{env, tls, Local, Waiter};
+use super::plan::{self, DataDir, Facts, Plan, Removal, Wait};
+use super::{env, peers, tls, Local, Waiter};
 use crate::aws::AsgView;
 use crate::exit::one_line;
 use crate::files;
@@ -22,14 +22,9 @@ use crate::store::Store;
 /// How old the ASG view may get while waiting.
 const ASG_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// How long a founder that may still found waits for members to answer (a connection, a
-/// request). During a cold start the founders' etcds accept connections but answer nothing
-/// until a quorum of them runs, so the usual timeouts would hold every founder back by
-/// seconds; a member that runs answers in milliseconds.
-const FOUNDER_LOOK: (std::time::Duration, std::time::Duration) = (
-    std::time::Duration::from_millis(300),
-    std::time::Duration::from_millis(700),
-);
+/// How often a node waiting for the seeder asks the seeder's etcd peer port (no AWS call): once
+/// it answers, the marker is there to read.
+const SEEDER_LOOK: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Decide, act, write the env file. Returns when starting etcd with that file is safe and will
 /// succeed, or fails after `etcd.join_timeout_seconds`.
@@ -74,17 +69,30 @@ pub async fn bootstrap(node: &Node<'_>, asg_name: &str, state: &mut BootState) -
         let (asg, listed_at) = &asg_view;
         let candidates = local.candidates(Some(asg));
         let env_written = node.root.path(files::ETCD_ENV).exists();
-        let may_found = !env_written
-            && marker
-                .as_ref()
-                .is_some_and(|m| !m.founders.is_empty() && m.founded_by(&local.me));
-        let cluster = match may_found {
-            true => {
-                let (connect, request) = FOUNDER_LOOK;
-                let access = local.access.impatient(connect, request);
-                access.observe(&candidates).await
-            }
-            false => local.access.observe(&candidates).await,
+        let data = local.data_dir_state();
+        let facts = Facts {
+            me: &local.me,
+            asg: &asg.instances,
+            asg_age: listed_at.elapsed(),
+            marker: marker.as_ref(),
+            marker_age: marker.as_ref().and_then(age_of),
+            cluster: None,
+            listening: &[],
+            data: &data,
+            env_written,
+            learners_unhealthy_for: &Default::default(),
+            learner_timeout: settings.etcd.learner_timeout,
+            unstarted_per_peers: None,
+        };
+        // A founder asks the peer ports first: during a cold start the founders' client ports
+        // answer only once a quorum of them runs, their peer ports at once.
+        let unstarted_per_peers = match plan::may_found_at_once(&facts) {
+            true => peers::unstarted_member(&local.access, &candidates, &local.me).await,
+            false => None,
+        };
+        let cluster = match unstarted_per_peers {
+            Some(_) => None,
+            None => local.access.observe(&candidates).await,
         };
         // Nobody answers and no marker: before anyone seeds, is an etcd there that we cannot
         // talk to?
@@ -92,22 +100,27 @@ pub async fn bootstrap(node: &Node<'_>, asg_name: &str, state: &mut BootState) -
             (None, None) => local.access.listening(&candidates).await,
             _ => Vec::new(),
         };
-        let data = local.data_dir_state();
         let learners_unhealthy_for = learners.look(cluster.as_ref(), &local.me);
         let plan = plan::decide(&Facts {
-            me: &local.me,
-            asg: &asg.instances,
-            asg_age: listed_at.elapsed(),
-            marker: marker.as_ref(),
-            marker_age: marker.as_ref().and_then(age_of),
             cluster: cluster.as_ref(),
             listening: &listening,
-            data: &data,
-            env_written,
             learners_unhealthy_for: &learners_unhealthy_for,
-            learner_timeout: settings.etcd.learner_timeout,
+            unstarted_per_peers,
+            ..facts
         });
         tracing::debug!(?plan, "etcd plan");
+        // Waiting for the seeder, look again as soon as its etcd runs: it wrote the marker
+        // before its files, and its etcd starts from them.
+        let seeder = match &plan {
+            Plan::Wait(Wait::ForSeeder { seeder }) => asg
+                .instance(seeder)
+                .and_then(|i| i.private_ip)
+                .map(|ip| local.access.client_url(ip)),
+            _ => None,
+        };
+        let seeder_runs = seeder
+            .as_deref()
+            .map(|url| peers::until_answers(&local.access, url, SEEDER_LOOK));
         let why = match plan {
             Plan::Seed => match seed(&local, &store, asg, state).await? {
                 None => return Ok(()),
@@ -153,7 +166,7 @@ pub async fn bootstrap(node: &Node<'_>, asg_name: &str, state: &mut BootState) -
             Plan::Wait(why) => why.to_string(),
             Plan::Refuse(why) => format!("refusing to change membership: {why}"),
         };
-        if let Err(why) = waiter.pause(why).await {
+        if let Err(why) = waiter.pause_until(why, seeder_runs).await {
             state.decide("gave up", why.clone());
             bail!("etcd is not ready to start after {}s: {why}", waiter.secs());
         }
@@ -216,10 +229,8 @@ pub async fn restart_as_before(
     when: OwnFiles,
 ) -> Result<bool> {
     let (settings, root) = (node.settings, node.root);
-    let missing = files::expected(crate::config::Role::Etcd, settings.etcd.tls)
-        .into_iter()
-        .find(|f| !root.path(f).exists());
-    if let Some(file) = missing {
+    let expected = files::expected(crate::config::Role::Etcd, settings.etcd.tls);
+    if let Some(file) = files::first_missing(root, &expected) {
         tracing::info!(file, "not starting as before: a file is missing");
         return Ok(false);
     }

@@ -126,13 +126,9 @@ impl EtcdAccess {
         }
     }
 
-    /// The same access with other timeouts for one connection and one request.
-    pub fn impatient(&self, connect_timeout: Duration, request_timeout: Duration) -> Self {
-        EtcdAccess {
-            connect_timeout,
-            request_timeout,
-            ..self.clone()
-        }
+    /// The client certificate and CA, when the cluster speaks TLS.
+    pub(super) fn tls(&self) -> Option<&ClientTls> {
+        self.tls.as_deref()
     }
 
     /// The cluster's endpoints as this access reaches them.

@@ -10,6 +10,7 @@ pub mod client;
 pub mod env;
 mod membership;
 pub mod model;
+mod peers;
 pub mod plan;
 mod restore;
 pub mod tls;
@@ -67,6 +68,17 @@ impl Waiter {
 
     /// Waits before the next look, or `Err(why)` when that would pass the deadline.
     async fn pause(&mut self, why: String) -> Result<(), String> {
+        self.pause_until(why, None::<std::future::Pending<()>>)
+            .await
+    }
+
+    /// [`Waiter::pause`], cut short when `sign` completes: what is waited for shows itself
+    /// before the next look is due.
+    async fn pause_until(
+        &mut self,
+        why: String,
+        sign: Option<impl std::future::Future<Output = ()>>,
+    ) -> Result<(), String> {
         if why != self.last_why {
             tracing::info!(reason = %why, "waiting");
             self.last_why = why.clone();
@@ -76,7 +88,16 @@ impl Waiter {
         if Instant::now() + wait > self.deadline {
             return Err(why);
         }
-        tokio::time::sleep(wait).await;
+        let sign = async {
+            match sign {
+                Some(sign) => sign.await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = sign => {}
+        }
         Ok(())
     }
 

@@ -70,6 +70,11 @@ pub struct Facts<'a> {
     /// Whether `etcd.env` exists: etcd can have started from this node's configuration only
     /// if it does (the unit reads it, and starts only after a bootstrap that wrote it).
     pub env_written: bool,
+    /// This node's member as the members' peer ports list it, asked only when this node may
+    /// found ([`may_found_at_once`]): `Some(id)` when every peer port that answered lists it as
+    /// never started. Their client ports are not asked then (`cluster` is `None`): during a
+    /// cold start they answer only once a quorum of founders runs.
+    pub unstarted_per_peers: Option<u64>,
 }
 
 /// A stale member to remove before joining, and why it is stale.
@@ -304,8 +309,11 @@ fn decide_fresh(f: &Facts, record: Option<&MemberRecord>) -> Plan {
         return match f.marker {
             Some(marker) if seeded_but_never_started(f, marker, record) => Plan::ResumeSeed,
             Some(marker) if founder_may_found(f, marker, record) => {
-                Plan::Found(Found::NobodyAnswers {
-                    seeded_by: marker.seeded_by.clone(),
+                Plan::Found(match f.unstarted_per_peers {
+                    Some(id) => Found::Unstarted { id },
+                    None => Found::NobodyAnswers {
+                        seeded_by: marker.seeded_by.clone(),
+                    },
                 })
             }
             Some(marker) => Plan::Wait(Wait::NobodyAnswers {
@@ -340,6 +348,15 @@ fn seeded_but_never_started(f: &Facts, marker: &Marker, record: Option<&MemberRe
             && r.member_id.is_none()
     });
     mine && seeding_record && !f.env_written
+}
+
+/// Whether this node, its data dir empty, is a founder that may start `new` if no member lists
+/// its member as started ([`founder_may_found`]): then the peer ports' word settles the plan.
+pub fn may_found_at_once(f: &Facts) -> bool {
+    match (f.data, f.marker) {
+        (DataDir::Empty { record }, Some(marker)) => founder_may_found(f, marker, record.as_ref()),
+        _ => false,
+    }
 }
 
 /// Whether this node is a founder other than the seeder whose member can never have started,

@@ -182,6 +182,7 @@ struct World {
     data: DataDir,
     env_written: bool,
     learners_unhealthy_for: BTreeMap<u64, Duration>,
+    unstarted_per_peers: Option<u64>,
 }
 
 /// The default `etcd.learner_timeout_seconds`.
@@ -201,6 +202,24 @@ impl World {
             env_written: self.env_written,
             learners_unhealthy_for: &self.learners_unhealthy_for,
             learner_timeout: LEARNER_TIMEOUT,
+            unstarted_per_peers: self.unstarted_per_peers,
+        })
+    }
+
+    fn may_found_at_once(&self) -> bool {
+        super::may_found_at_once(&Facts {
+            me: &self.me,
+            asg: &self.asg,
+            asg_age: self.asg_age,
+            marker: self.marker.as_ref(),
+            marker_age: self.marker_age,
+            cluster: None,
+            listening: &self.listening,
+            data: &self.data,
+            env_written: self.env_written,
+            learners_unhealthy_for: &self.learners_unhealthy_for,
+            learner_timeout: LEARNER_TIMEOUT,
+            unstarted_per_peers: None,
         })
     }
 
@@ -233,6 +252,7 @@ fn baseline() -> World {
         data: DataDir::Empty { record: None },
         env_written: false,
         learners_unhealthy_for: BTreeMap::new(),
+        unstarted_per_peers: None,
     }
 }
 
@@ -586,6 +606,25 @@ fn rows() -> Vec<Row> {
             Plan::Found(Found::NobodyAnswers {
                 seeded_by: "i-a".into(),
             }),
+        ),
+        (
+            "... at once when the peer ports list its member as never started (their client \
+             ports answer only once a quorum of founders runs)",
+            |w| {
+                (w.marker, w.cluster) = (Some(founding_marker()), None);
+                w.unstarted_per_peers = Some(2);
+            },
+            Plan::Found(Found::Unstarted { id: 2 }),
+        ),
+        (
+            "... whose word counts only while the founder may found (not once its env file was \
+             written)",
+            |w| {
+                (w.marker, w.cluster) = (Some(founding_marker()), None);
+                w.unstarted_per_peers = Some(2);
+                w.env_written = true;
+            },
+            nobody_answers(),
         ),
         (
             "... also when its run wrote the founding record but not the env file",
@@ -991,4 +1030,36 @@ fn leave_keeps_quorum() {
 #[test]
 fn quorum_sizes() {
     assert_eq!((1..=6).map(quorum).collect::<Vec<_>>(), [1, 2, 2, 3, 3, 4]);
+}
+
+/// When the peer ports may settle the plan: a founder other than the seeder, data dir empty,
+/// no env file, a founding record or none, within the founding window.
+#[test]
+fn who_may_found_at_once() {
+    let founder = || World {
+        marker: Some(founding_marker()),
+        cluster: None,
+        ..baseline()
+    };
+    assert!(founder().may_found_at_once());
+    type Change = (&'static str, fn(&mut World));
+    let rows: [Change; 6] = [
+        ("the seeder (it resumes its seed)", |w| w.me = me("i-a", 1)),
+        ("env file written", |w| w.env_written = true),
+        ("data present", |w| {
+            w.data = DataDir::Present { record: None }
+        }),
+        ("a joiner's record", |w| {
+            w.data = empty_with_record("i-b", "prod-abc")
+        }),
+        ("the founding window passed", |w| {
+            w.marker_age = Some(FOUNDING_WINDOW)
+        }),
+        ("a marker without founders", |w| w.marker = Some(marker())),
+    ];
+    for (what, change) in rows {
+        let mut w = founder();
+        change(&mut w);
+        assert!(!w.may_found_at_once(), "{what}");
+    }
 }

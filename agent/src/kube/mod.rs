@@ -71,7 +71,7 @@ pub fn keep_files(
     } else if when == OwnFiles::Reboot {
         certs.push(files::KUBELET_CLIENT_CURRENT);
     }
-    if let Some(file) = needed.iter().find(|f| !root.path(f).exists()) {
+    if let Some(file) = files::first_missing(root, &needed) {
         tracing::info!(file, "not starting as before: a file is missing");
         return Ok(false);
     }

@@ -1,0 +1,135 @@
+//! etcd's peer port: what members say before their client ports answer.
+//!
+//! etcd serves its peer API from the moment it runs (members must reach each other to elect a
+//! leader), but its client port answers only once a quorum of members runs and it has published
+//! itself: during a cold start, the founders' client ports accept connections and say nothing.
+//! `GET /members` on the peer port, what etcd itself asks when a member joins with `existing`,
+//! answers at once with the member list as that member knows it: each member's id, peer URLs
+//! and, once it has run, client URLs. The peer API checks client certificates against the etcd
+//! CA, which every etcd node's own certificates are issued by.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::task::JoinSet;
+
+use super::client::EtcdAccess;
+use super::model::{host_of, Me};
+use crate::exit::one_line;
+
+/// Time for one connection and for one answer: a running etcd answers its peer port in
+/// milliseconds, a host without etcd refuses the connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(700);
+
+/// One member as a peer port lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+struct Listed {
+    id: u64,
+    #[serde(default, rename = "peerURLs")]
+    peer_urls: Vec<String>,
+    /// Published by the member once it runs: empty for one that never started.
+    #[serde(default, rename = "clientURLs")]
+    client_urls: Vec<String>,
+}
+
+/// This node's member, when every peer port that answers lists it as never started: `Some(id)`
+/// when at least one answers, each lists a member with this node's peer URL, and none shows it
+/// started. A founder whose member some etcd knows as never started may take it (SPEC §7.6).
+/// `None` when nobody answers or any answer says otherwise: the client ports must tell.
+pub async fn unstarted_member(access: &EtcdAccess, client_urls: &[String], me: &Me) -> Option<u64> {
+    let answers = members(access, client_urls).await;
+    let mut mine = None;
+    for (peer, listed) in &answers {
+        match listed.iter().find(|m| m.peer_urls.contains(&me.peer_url)) {
+            Some(m) if m.client_urls.is_empty() && mine.is_none_or(|id| id == m.id) => {
+                mine = Some(m.id)
+            }
+            other => {
+                tracing::debug!(%peer, member = ?other, "a peer does not list this node's member as never started");
+                return None;
+            }
+        }
+    }
+    mine
+}
+
+/// Returns once the member at `client_url`'s host answers on its peer port, asked `every` so
+/// often; the caller bounds the wait.
+pub async fn until_answers(access: &EtcdAccess, client_url: &str, every: Duration) {
+    let urls = [client_url.to_string()];
+    while members(access, &urls).await.is_empty() {
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// The member lists of the peer ports that answer, of the members at `client_urls`' hosts,
+/// asked in parallel.
+async fn members(access: &EtcdAccess, client_urls: &[String]) -> Vec<(String, Vec<Listed>)> {
+    let http = match http_client(access) {
+        Ok(http) => http,
+        Err(e) => {
+            tracing::warn!(error = %one_line(&e), "cannot ask etcd peer ports");
+            return Vec::new();
+        }
+    };
+    let mut set = JoinSet::new();
+    for url in client_urls {
+        let Some(host) = host_of(url) else { continue };
+        let peer = access.endpoints().peer_url(host);
+        let http = http.clone();
+        set.spawn(async move {
+            let answer = async {
+                let reply = http.get(format!("{peer}/members")).send().await?;
+                reply.error_for_status()?.json::<Vec<Listed>>().await
+            };
+            match answer.await {
+                Ok(listed) => Some((peer, listed)),
+                Err(e) => {
+                    tracing::debug!(%peer, error = %one_line(&e), "no member list from the peer port");
+                    None
+                }
+            }
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        if let Ok(Some(answer)) = joined {
+            out.push(answer);
+        }
+    }
+    out
+}
+
+/// An HTTP client for the peer ports: with TLS, the etcd CA alone and the node's certificate.
+fn http_client(access: &EtcdAccess) -> reqwest::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT);
+    if let Some(tls) = access.tls() {
+        let ca = reqwest::Certificate::from_pem(tls.ca_pem.as_bytes())?;
+        let identity = format!("{}\n{}", tls.cert_pem, tls.key_pem);
+        builder = builder
+            .tls_certs_only([ca])
+            .identity(reqwest::Identity::from_pem(identity.as_bytes())?);
+    }
+    builder.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What etcd 3.4 answers on its peer port: a founder that never started has a name (from
+    /// the initial cluster) but no client URLs.
+    #[test]
+    fn reads_what_etcd_lists() {
+        let body = r#"[{"id":5889314382718021807,"peerURLs":["https://10.0.1.5:2380"],"name":"i-b"},
+            {"id":17371728233233438452,"peerURLs":["https://10.0.1.4:2380"],"name":"i-a",
+             "clientURLs":["https://10.0.1.4:2379"]}]"#;
+        let listed: Vec<Listed> = serde_json::from_str(body).unwrap();
+        assert_eq!(listed[0].id, 5889314382718021807);
+        assert!(listed[0].client_urls.is_empty());
+        assert_eq!(listed[1].client_urls, ["https://10.0.1.4:2379"]);
+    }
+}
