@@ -31,19 +31,20 @@ const SEEDER_LOOK: std::time::Duration = std::time::Duration::from_millis(50);
 pub async fn bootstrap(node: &Node<'_>, asg_name: &str, state: &mut BootState) -> Result<()> {
     let settings = node.settings;
     let store = node.store();
-    // Everything read before anything is written: the CA, the marker, the group (a config
-    // naming a group this node is not in stops here). The group is listed right before the
-    // members are asked, so that a removal can mostly be decided on that first listing (it
-    // must be fresh).
+    // Everything read before anything is written: the CA, the group (a config naming a group
+    // this node is not in stops here), the marker. The group is listed, and the marker read,
+    // right before the members are asked: a removal can mostly be decided on that first
+    // listing (it must be fresh), and a seeder's etcd that started after the marker was read
+    // would be asked without it (the marker is read again only after a pause).
     let ca = match settings.etcd.tls {
         true => Some(tls::fetch_ca(&store).await?),
         false => None,
     };
-    let mut marker = read_marker(&store).await?;
     let mut asg_view = (
         list_group(node, asg_name, state, true).await?,
         Instant::now(),
     );
+    let mut marker = read_marker(&store).await?;
     let (client_tls, tls_files) = match &ca {
         Some(ca) => {
             let (c, f) = tls::write(ca, node.root, node.ident, state)?;
