@@ -980,6 +980,47 @@ fn a_founder_that_starts_late_takes_its_founding_member() {
     );
 }
 
+/// The agent's clock shifted 340 days ahead, as a soak lives a year of the cluster in minutes:
+/// reconcile judges the member's certificates (a year long by the system clock) by its own
+/// clock, finds them within 30 days of expiry and renews them; the new ones are valid by both
+/// clocks (etcd checks the system's) and the member keeps serving over them; a second run at the
+/// same time renews nothing.
+#[test]
+fn certificates_go_by_the_agents_clock() {
+    let mut c = Cluster::boot(1);
+    let cert = "/etc/etcd/pki/server.crt";
+    let read = |node: &Node| std::fs::read_to_string(node.path(cert)).unwrap();
+    let issued = read(&c.nodes[0]);
+    let run = c.nodes[0].run(&["reconcile"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(read(&c.nodes[0]), issued, "not due by the system clock");
+
+    let ahead = time::Duration::days(340);
+    c.nodes[0].env.push((
+        "TN_AGENT_CLOCK_OFFSET_SECONDS".into(),
+        ahead.whole_seconds().to_string(),
+    ));
+    let run = c.nodes[0].run(&["reconcile"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let renewed = read(&c.nodes[0]);
+    assert_ne!(renewed, issued, "due by the agent's clock");
+    let info = tn_agent::pki::inspect(&renewed).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    assert!(
+        info.not_before <= now,
+        "valid now by the system clock: {info:?}"
+    );
+    assert!(
+        info.not_after - (now + ahead) > time::Duration::days(360),
+        "a year long by the agent's clock: {info:?}"
+    );
+    let run = c.nodes[0].run(&["reconcile"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(read(&c.nodes[0]), renewed, "renewed once");
+    c.check().put("/after-renewal", "v").unwrap();
+    c.expect_healthy();
+}
+
 /// A cold start seen from one founder: the seeder's etcd runs but cannot answer clients (one
 /// founder of three is no quorum), and the founder founds at once on what the seeder's peer port
 /// lists, its member never started, without waiting on the seeder's client port; the founders

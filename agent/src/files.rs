@@ -280,7 +280,7 @@ pub fn unusable_cert(root: &Root, node_path: &str) -> Option<String> {
         Ok(info) => info,
         Err(e) => return Some(format!("{node_path}: {e}")),
     };
-    let now = time::OffsetDateTime::now_utc();
+    let now = crate::clock::now();
     if now < info.not_before || now >= info.not_after {
         return Some(format!(
             "{node_path} is valid from {} to {}, not now",

@@ -114,7 +114,7 @@ async fn renew_certificates(
     ident: &NodeIdentity,
     changes: &mut Vec<String>,
 ) -> Result<()> {
-    let now = time::OffsetDateTime::now_utc();
+    let now = crate::clock::now();
     let due: Vec<&str> = own_leaves(settings, ident)
         .into_iter()
         .filter(|cert| {

@@ -7,7 +7,6 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber, PKCS_ECDSA_P256_SHA256,
 };
-use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::public_key::PublicKey;
 
@@ -122,9 +121,7 @@ impl Ca {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now - BACKDATE;
-        params.not_after = now + CA_VALIDITY;
+        (params.not_before, params.not_after) = crate::clock::validity(BACKDATE, CA_VALIDITY);
         params.serial_number = Some(random_serial());
         let cert = params.self_signed(&key).map_err(|source| PkiError::Issue {
             cn: common_name.to_string(),
@@ -139,12 +136,13 @@ impl Ca {
     }
 
     /// Issue a leaf: new ECDSA P-256 key generated here, validity 1 year from now with
-    /// `notBefore` 5 minutes back, signed by this CA. basicConstraints CA:FALSE, keyUsage
+    /// `notBefore` 5 minutes back (by the agent's clock and the system's, [`crate::clock`]),
+    /// signed by this CA. basicConstraints CA:FALSE, keyUsage
     /// digitalSignature + keyEncipherment, extendedKeyUsage from `usages`, SANs, subject key id,
     /// authority key id, random positive 128-bit serial.
     pub fn issue(&self, req: &LeafRequest) -> Result<Leaf, PkiError> {
-        let now = std::time::SystemTime::now();
-        self.issue_with_validity(req, now - BACKDATE, now + LEAF_VALIDITY)
+        let (not_before, not_after) = crate::clock::validity(BACKDATE, LEAF_VALIDITY);
+        self.issue_with_validity(req, not_before.into(), not_after.into())
     }
 
     /// [`Ca::issue`] with the given validity period: for tests (certificates close to expiry)

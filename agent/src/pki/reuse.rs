@@ -50,7 +50,7 @@ pub fn check_reuse(
         ca,
         req,
         renew_before,
-        OffsetDateTime::now_utc(),
+        crate::clock::now(),
     );
     if let Reuse::Reissue(why) = &verdict {
         tracing::debug!(cn = %req.common_name, reason = %why, "certificate must be reissued");
@@ -90,7 +90,7 @@ pub fn check_reuse_against_cert(
         Ok(ca) => ca,
         Err(e) => return Reuse::Reissue(format!("CA certificate: {}", one_line(&e))),
     };
-    let now = OffsetDateTime::now_utc();
+    let now = crate::clock::now();
     match reissue_reason(cert_pem, key_pem, &ca, req, renew_before, now) {
         None => Reuse::Keep,
         Some(why) => Reuse::Reissue(why),
