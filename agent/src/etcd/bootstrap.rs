@@ -69,6 +69,12 @@ pub async fn bootstrap(node: &Node<'_>, asg_name: &str, state: &mut BootState) -
         }
         let (asg, listed_at) = &asg_view;
         let candidates = local.candidates(Some(asg));
+        // No marker yet, but an etcd runs: the seeder may have written it since it was read,
+        // and the seeder's etcd, until a quorum of founders runs, would hold the look below
+        // for its whole timeout.
+        if marker.is_none() && peers::any_runs(&local.access, &candidates).await {
+            marker = read_marker(&store).await?;
+        }
         let env_written = node.root.path(files::ETCD_ENV).exists();
         let data = local.data_dir_state();
         let facts = Facts {

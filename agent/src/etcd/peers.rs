@@ -54,6 +54,11 @@ pub async fn unstarted_member(access: &EtcdAccess, client_urls: &[String], me: &
     mine
 }
 
+/// Whether any member at `client_urls`' hosts answers on its peer port: an etcd runs there.
+pub async fn any_runs(access: &EtcdAccess, client_urls: &[String]) -> bool {
+    !members(access, client_urls).await.is_empty()
+}
+
 /// Returns once the member at `client_url`'s host answers on its peer port, asked `every` so
 /// often; the caller bounds the wait.
 pub async fn until_answers(access: &EtcdAccess, client_url: &str, every: Duration) {
