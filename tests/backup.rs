@@ -27,7 +27,7 @@ fn backup_dropin(nodes: &[Node]) {
 }
 
 /// Every key under the backups prefix.
-fn backup_keys(world: &World) -> Vec<String> {
+pub(crate) fn backup_keys(world: &World) -> Vec<String> {
     let out = world
         .block_on(
             world
