@@ -53,6 +53,7 @@ pub async fn bootstrap(node: &Node<'_>, asg_name: &str, state: &mut BootState) -
         None => (None, None),
     };
     let local = Local::new(settings, node.root, node.ident, client_tls, tls_files);
+    let peer_ports = peers::PeerPorts::new(&local.access);
     let mut waiter = Waiter::new(settings.etcd.join_timeout);
     let mut learners = LearnerWatch::load(node.root);
     // While waiting, the group is listed again at most every ASG_REFRESH (at once when a
@@ -72,7 +73,7 @@ pub async fn bootstrap(node: &Node<'_>, asg_name: &str, state: &mut BootState) -
         // No marker yet, but an etcd runs: the seeder may have written it since it was read,
         // and the seeder's etcd, until a quorum of founders runs, would hold the look below
         // for its whole timeout.
-        if marker.is_none() && peers::any_runs(&local.access, &candidates).await {
+        if marker.is_none() && peer_ports.any_runs(&candidates).await {
             marker = read_marker(&store).await?;
         }
         let env_written = node.root.path(files::ETCD_ENV).exists();
@@ -94,7 +95,7 @@ pub async fn bootstrap(node: &Node<'_>, asg_name: &str, state: &mut BootState) -
         // A founder asks the peer ports first: during a cold start the founders' client ports
         // answer only once a quorum of them runs, their peer ports at once.
         let unstarted_per_peers = match plan::may_found_at_once(&facts) {
-            true => peers::unstarted_member(&local.access, &candidates, &local.me).await,
+            true => peer_ports.unstarted_member(&candidates, &local.me).await,
             false => None,
         };
         let cluster = match unstarted_per_peers {
@@ -127,7 +128,7 @@ pub async fn bootstrap(node: &Node<'_>, asg_name: &str, state: &mut BootState) -
         };
         let seeder_runs = seeder
             .as_deref()
-            .map(|url| peers::until_answers(&local.access, url, SEEDER_LOOK));
+            .map(|url| peer_ports.until_answers(url, SEEDER_LOOK));
         let why = match plan {
             Plan::Seed => match seed(&local, &store, asg, state).await? {
                 None => return Ok(()),

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use tokio::task::JoinSet;
 
 use super::client::EtcdAccess;
-use super::model::{host_of, Me};
+use super::model::{host_of, Endpoints, Me};
 use crate::exit::one_line;
 
 /// Time for one connection and for one answer: a running etcd answers its peer port in
@@ -33,77 +33,95 @@ struct Listed {
     client_urls: Vec<String>,
 }
 
-/// This node's member, when every peer port that answers lists it as never started: `Some(id)`
-/// when at least one answers, each lists a member with this node's peer URL, and none shows it
-/// started. A founder whose member some etcd knows as never started may take it (SPEC §7.6).
-/// `None` when nobody answers or any answer says otherwise: the client ports must tell.
-pub async fn unstarted_member(access: &EtcdAccess, client_urls: &[String], me: &Me) -> Option<u64> {
-    let answers = members(access, client_urls).await;
-    let mut mine = None;
-    for (peer, listed) in &answers {
-        match listed.iter().find(|m| m.peer_urls.contains(&me.peer_url)) {
-            Some(m) if m.client_urls.is_empty() && mine.is_none_or(|id| id == m.id) => {
-                mine = Some(m.id)
-            }
-            other => {
-                tracing::debug!(%peer, member = ?other, "a peer does not list this node's member as never started");
-                return None;
-            }
+/// The peer ports of the cluster's members, asked with one HTTP client made once.
+pub struct PeerPorts {
+    /// `None` when the client cannot be made from the TLS material (logged): nobody answers.
+    http: Option<reqwest::Client>,
+    endpoints: Endpoints,
+}
+
+impl PeerPorts {
+    /// Peer ports reached as `access` reaches the client ports: with TLS, the etcd CA alone and
+    /// the node's certificate.
+    pub fn new(access: &EtcdAccess) -> Self {
+        let http = http_client(access)
+            .inspect_err(|e| tracing::warn!(error = %one_line(e), "cannot ask etcd peer ports"))
+            .ok();
+        PeerPorts {
+            http,
+            endpoints: *access.endpoints(),
         }
     }
-    mine
-}
 
-/// Whether any member at `client_urls`' hosts answers on its peer port: an etcd runs there.
-pub async fn any_runs(access: &EtcdAccess, client_urls: &[String]) -> bool {
-    !members(access, client_urls).await.is_empty()
-}
-
-/// Returns once the member at `client_url`'s host answers on its peer port, asked `every` so
-/// often; the caller bounds the wait.
-pub async fn until_answers(access: &EtcdAccess, client_url: &str, every: Duration) {
-    let urls = [client_url.to_string()];
-    while members(access, &urls).await.is_empty() {
-        tokio::time::sleep(every).await;
-    }
-}
-
-/// The member lists of the peer ports that answer, of the members at `client_urls`' hosts,
-/// asked in parallel.
-async fn members(access: &EtcdAccess, client_urls: &[String]) -> Vec<(String, Vec<Listed>)> {
-    let http = match http_client(access) {
-        Ok(http) => http,
-        Err(e) => {
-            tracing::warn!(error = %one_line(&e), "cannot ask etcd peer ports");
-            return Vec::new();
-        }
-    };
-    let mut set = JoinSet::new();
-    for url in client_urls {
-        let Some(host) = host_of(url) else { continue };
-        let peer = access.endpoints().peer_url(host);
-        let http = http.clone();
-        set.spawn(async move {
-            let answer = async {
-                let reply = http.get(format!("{peer}/members")).send().await?;
-                reply.error_for_status()?.json::<Vec<Listed>>().await
-            };
-            match answer.await {
-                Ok(listed) => Some((peer, listed)),
-                Err(e) => {
-                    tracing::debug!(%peer, error = %one_line(&e), "no member list from the peer port");
-                    None
+    /// This node's member, when every peer port that answers lists it as never started:
+    /// `Some(id)` when at least one answers, each lists a member with this node's peer URL, and
+    /// none shows it started. A founder whose member some etcd knows as never started may take
+    /// it (SPEC §7.6). `None` when nobody answers or any answer says otherwise: the client
+    /// ports must tell.
+    pub async fn unstarted_member(&self, client_urls: &[String], me: &Me) -> Option<u64> {
+        let answers = self.members(client_urls).await;
+        let mut mine = None;
+        for (peer, listed) in &answers {
+            match listed.iter().find(|m| m.peer_urls.contains(&me.peer_url)) {
+                Some(m) if m.client_urls.is_empty() && mine.is_none_or(|id| id == m.id) => {
+                    mine = Some(m.id)
+                }
+                other => {
+                    tracing::debug!(%peer, member = ?other, "a peer does not list this node's member as never started");
+                    return None;
                 }
             }
-        });
+        }
+        mine
     }
-    let mut out = Vec::new();
-    while let Some(joined) = set.join_next().await {
-        if let Ok(Some(answer)) = joined {
-            out.push(answer);
+
+    /// Whether any member at `client_urls`' hosts answers on its peer port: an etcd runs there.
+    pub async fn any_runs(&self, client_urls: &[String]) -> bool {
+        !self.members(client_urls).await.is_empty()
+    }
+
+    /// Returns once the member at `client_url`'s host answers on its peer port, asked `every`
+    /// so often; the caller bounds the wait.
+    pub async fn until_answers(&self, client_url: &str, every: Duration) {
+        let urls = [client_url.to_string()];
+        while self.members(&urls).await.is_empty() {
+            tokio::time::sleep(every).await;
         }
     }
-    out
+
+    /// The member lists of the peer ports that answer, of the members at `client_urls'` hosts,
+    /// asked in parallel.
+    async fn members(&self, client_urls: &[String]) -> Vec<(String, Vec<Listed>)> {
+        let Some(http) = &self.http else {
+            return Vec::new();
+        };
+        let mut set = JoinSet::new();
+        for url in client_urls {
+            let Some(host) = host_of(url) else { continue };
+            let peer = self.endpoints.peer_url(host);
+            let http = http.clone();
+            set.spawn(async move {
+                let answer = async {
+                    let reply = http.get(format!("{peer}/members")).send().await?;
+                    reply.error_for_status()?.json::<Vec<Listed>>().await
+                };
+                match answer.await {
+                    Ok(listed) => Some((peer, listed)),
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %one_line(&e), "no member list from the peer port");
+                        None
+                    }
+                }
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            if let Ok(Some(answer)) = joined {
+                out.push(answer);
+            }
+        }
+        out
+    }
 }
 
 /// An HTTP client for the peer ports: with TLS, the etcd CA alone and the node's certificate.
