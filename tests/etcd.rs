@@ -853,6 +853,38 @@ fn a_whole_cluster_restart_without_aws() {
     assert!(!newcomer.path("/etc/etcd/etcd.env").exists());
 }
 
+/// A member reboots while its instance metadata service does not answer: it comes back as
+/// the node its last bootstrap recorded (saying so), and its timers (reconcile, backup) run.
+/// Waiting for IMDS as a node with no record would (a minute) is not needed: a few seconds.
+#[test]
+fn a_member_reboots_while_imds_is_down() {
+    let mut c = Cluster::boot(3);
+    c.kill(1);
+    c.nodes[1].imds.down();
+    let node = &c.nodes[1];
+    node.new_boot().unwrap();
+    let started = std::time::Instant::now();
+    let run = node.run(&["bootstrap"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("going by the identity this node's last bootstrap recorded"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    c.etcd[1] = Some(c.nodes[1].start_etcd().unwrap());
+    c.expect_healthy();
+    for args in [&["reconcile"][..], &["etcd", "backup", "--force"]] {
+        let run = c.nodes[1].run(args).unwrap();
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+    }
+}
+
 /// A node joins as a learner, starts, and dies before its promotion (its instance stays
 /// alive): its learner blocks every join (etcd takes one at a time). The next joiner waits
 /// `etcd.learner_timeout_seconds`, then removes it (a learner has no vote) and joins; the dead

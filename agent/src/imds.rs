@@ -91,6 +91,13 @@ impl Imds {
         Self::new(&endpoint, Self::DEFAULT_POLICY)
     }
 
+    /// [`Imds::from_env`] with another retry policy.
+    pub fn with_policy_from_env(policy: Backoff) -> Self {
+        let mut imds = Self::from_env();
+        imds.policy = policy;
+        imds
+    }
+
     pub fn new(endpoint: &str, policy: Backoff) -> Self {
         let http = reqwest::Client::builder()
             .no_proxy()

@@ -10,7 +10,6 @@ use crate::aws::{Aws, AwsError};
 use crate::config::{Role, RoleSettings, Settings};
 use crate::exit::one_line;
 use crate::identity::NodeIdentity;
-use crate::imds::Imds;
 use crate::node::{Node, OwnFiles};
 use crate::state::{now_rfc3339, BootState};
 
@@ -34,6 +33,9 @@ impl Bootstrap {
             .as_ref()
             .and_then(|p| p.own_asg())
             .map(str::to_owned);
+        // Who this node is, until this run finds out again (IMDS may not answer: the
+        // identity's fallback reads it from here).
+        state.identity = previous.as_ref().and_then(|p| p.identity.clone());
         if settings.role() == Role::Master {
             // The apiserver manifest and the addon keep them until this run writes them again.
             if let Some(p) = previous {
@@ -120,10 +122,7 @@ async fn work(
     rebooted: bool,
 ) -> Result<()> {
     let step = Instant::now();
-    let imds = Imds::from_env();
-    let me = NodeIdentity::from_imds(&imds)
-        .await
-        .context("finding out who this node is from the instance metadata service")?;
+    let me = NodeIdentity::find(&globals.root).await?;
     tracing::info!(
         instance_id = %me.instance_id,
         private_ip = %me.private_ip,

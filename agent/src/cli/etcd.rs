@@ -48,9 +48,7 @@ impl Etcd {
             return list_backups(&settings, json).await;
         }
         let imds = Imds::from_env();
-        let me = NodeIdentity::from_imds(&imds)
-            .await
-            .context("finding out who this node is from the instance metadata service")?;
+        let me = NodeIdentity::find(&globals.root).await?;
         match self {
             Etcd::Promote => {
                 let done = crate::etcd::promote(&settings, &globals.root, &me).await?;

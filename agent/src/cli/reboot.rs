@@ -14,7 +14,6 @@ use crate::exit::BadInput;
 use crate::files;
 use crate::fsutil;
 use crate::identity::NodeIdentity;
-use crate::imds::Imds;
 use crate::kube::client::KubeClient;
 use crate::reboot::etcd_lock::{self, EtcdLock};
 use crate::reboot::kube_lock::KubeLock;
@@ -87,9 +86,7 @@ impl Reboot {
             return Ok(crate::exit::OK);
         }
         let settings = globals.load_config()?;
-        let me = NodeIdentity::from_imds(&Imds::from_env())
-            .await
-            .context("finding out who this node is from the instance metadata service")?;
+        let me = NodeIdentity::find(&globals.root).await?;
         if let Reboot::Watch = self {
             // A service: it waits for etcd or the apiserver rather than failing when they are
             // not up yet.

@@ -1,11 +1,10 @@
 //! `tn-agent reconcile` (SPEC §11): the day-2 pass `tn-agent-reconcile.timer` runs.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 
 use super::Globals;
 use crate::identity::NodeIdentity;
-use crate::imds::Imds;
 
 #[derive(Debug, Args)]
 pub struct Reconcile {}
@@ -15,9 +14,7 @@ impl Reconcile {
     /// in `state.json`, shown by `status`).
     pub async fn run(self, globals: &Globals) -> Result<u8> {
         let settings = globals.load_config()?;
-        let me = NodeIdentity::from_imds(&Imds::from_env())
-            .await
-            .context("finding out who this node is from the instance metadata service")?;
+        let me = NodeIdentity::find(&globals.root).await?;
         let changes = crate::reconcile::run(&settings, &globals.root, &me).await?;
         if changes.is_empty() {
             println!("reconciled: nothing to change");
