@@ -193,6 +193,40 @@ fn only_the_leader_backs_up_and_only_when_something_changed() {
     assert_eq!(status["backup"]["last_run"]["outcome"], "skipped");
 }
 
+/// The timer fires just as the leader dies: the others still name it for a moment, then
+/// elect another; the runs wait for a live leader, and the new one uploads (without the wait,
+/// both would skip and the cluster would go a whole interval without a backup).
+#[test]
+fn a_backup_is_taken_when_the_leader_has_just_died() {
+    let (world, _ca, nodes) = world_with_etcd_asg(3);
+    backup_dropin(&nodes);
+    let mut etcd = boot_cluster(&world, &nodes);
+    let all: Vec<&Node> = nodes.iter().collect();
+    Inspector::new(&world, &nodes[0], &all)
+        .unwrap()
+        .put("/app/one", "1")
+        .unwrap();
+    let leader = leader_index(&world, &nodes);
+    etcd[leader].kill();
+    let others: Vec<&Node> = (0..3).filter(|i| *i != leader).map(|i| &nodes[i]).collect();
+    let runs: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = others
+            .iter()
+            .map(|n| s.spawn(move || n.run(&["etcd", "backup"]).unwrap()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (node, run) in others.iter().zip(&runs) {
+        assert_eq!(run.code, 0, "{}: {}", node.id, run.stderr);
+    }
+    let uploaded = runs
+        .iter()
+        .filter(|r| r.stdout.starts_with("backup "))
+        .count();
+    assert_eq!(uploaded, 1, "{runs:#?}");
+    assert_eq!(backup_keys(&world).len(), 2);
+}
+
 /// S3 refuses the snapshot (AccessDenied), then fails a part of a multipart upload with 503s
 /// past the SDK's retries: each run exits 1 naming the S3 error, leaves no object and no upload
 /// in progress, and `status` calls it a problem until a run succeeds.

@@ -2,7 +2,7 @@
 //! the local member streamed to S3, then its `meta.json`, then retention. Every run, taken or
 //! not, is recorded in [`BackupRecord`].
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
@@ -11,6 +11,7 @@ use super::record::{BackupRecord, SeenBackup};
 use super::upload::{self, Uploaded};
 use crate::aws::Aws;
 use crate::config::Settings;
+use crate::etcd::client::{EtcdAccess, Status};
 use crate::fsutil::Root;
 use crate::identity::NodeIdentity;
 use crate::store::Store;
@@ -78,6 +79,53 @@ pub async fn run(
     result
 }
 
+/// How long a run waits for the members to elect a leader when the one they know is gone.
+const ELECTION_WAIT: Duration = Duration::from_secs(15);
+const ELECTION_LOOK: Duration = Duration::from_millis(200);
+
+/// This member's status once the leader it names is alive. Right after the leader is lost
+/// (its node died, rebooted or was replaced) the others still name it for an election timeout,
+/// then name none until they elect another: a timer run in that second would skip on every
+/// member and leave the cluster without a backup for a whole interval. So a run whose leader
+/// does not answer looks again until a live leader is named (at most [`ELECTION_WAIT`]).
+async fn status_with_live_leader(access: &EtcdAccess, own: &str) -> Result<Status> {
+    let deadline = Instant::now() + ELECTION_WAIT;
+    loop {
+        let status = access
+            .status(own)
+            .await
+            .context("asking this node's etcd member for its status")?;
+        let settled = status.leader == status.member_id
+            || (status.leader != 0 && leader_answers(access, own, status.leader).await);
+        if settled || Instant::now() >= deadline {
+            return Ok(status);
+        }
+        tokio::time::sleep(ELECTION_LOOK).await;
+    }
+}
+
+/// Whether member `leader` answers at one of its client URLs (as this member lists it).
+async fn leader_answers(access: &EtcdAccess, own: &str, leader: u64) -> bool {
+    let Ok(members) = access.member_list(&[own.to_string()]).await else {
+        return false;
+    };
+    let urls = members
+        .into_iter()
+        .find(|m| m.id == leader)
+        .map(|m| m.client_urls)
+        .unwrap_or_default();
+    for url in urls {
+        if access
+            .status(&url)
+            .await
+            .is_ok_and(|s| s.member_id == leader)
+        {
+            return true;
+        }
+    }
+    false
+}
+
 async fn take(
     settings: &Settings,
     root: &Root,
@@ -87,10 +135,7 @@ async fn take(
 ) -> Result<Outcome> {
     let (access, _) = crate::etcd::node_client(settings, root, me)?;
     let own = access.client_url(me.private_ip);
-    let status = access
-        .status(&own)
-        .await
-        .context("asking this node's etcd member for its status")?;
+    let status = status_with_live_leader(&access, &own).await?;
     let aws = Aws::connect(&me.region).await;
     let store = Store::new(&aws, &settings.state_bucket, settings.cluster.as_str());
     if !force && status.leader != status.member_id {
