@@ -7,7 +7,7 @@
 use sha2::{Digest, Sha256};
 use tn_agent::aws::Aws;
 use tn_agent::backup::upload::{self, ChunkSource, UploadError};
-use tn_world::{Inspector, Node, World};
+use tn_world::{run_at_once, Inspector, Node, Run, World};
 
 use crate::support::cluster::{boot_cluster, world_with_etcd_asg, SETTLE};
 
@@ -123,13 +123,10 @@ fn only_the_leader_backs_up_and_only_when_something_changed() {
     inspector.put("/app/one", "1").unwrap();
     let leader = leader_index(&world, &nodes);
 
-    let runs: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = nodes
-            .iter()
-            .map(|n| s.spawn(move || n.run(&["etcd", "backup"]).unwrap()))
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let runs: Vec<Run> = run_at_once(&all, &["etcd", "backup"])
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     for (i, run) in runs.iter().enumerate() {
         assert_eq!(run.code, 0, "{}: {}", nodes[i].id, run.stderr);
         if i == leader {
@@ -209,13 +206,10 @@ fn a_backup_is_taken_when_the_leader_has_just_died() {
     let leader = leader_index(&world, &nodes);
     etcd[leader].kill();
     let others: Vec<&Node> = (0..3).filter(|i| *i != leader).map(|i| &nodes[i]).collect();
-    let runs: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = others
-            .iter()
-            .map(|n| s.spawn(move || n.run(&["etcd", "backup"]).unwrap()))
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let runs: Vec<Run> = run_at_once(&others, &["etcd", "backup"])
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     for (node, run) in others.iter().zip(&runs) {
         assert_eq!(run.code, 0, "{}: {}", node.id, run.stderr);
     }

@@ -11,7 +11,7 @@ use tn_world::kube_reboot::{
     node_name, reboot_table, request_reboot, simulate_kube_reboot, write_kubelet_credentials,
 };
 use tn_world::reboot::{reboot_state, simulate_reboot, stage_update, Watch};
-use tn_world::{boot_in_parallel, EtcdProcess, Inspector, Node, World};
+use tn_world::{boot_in_parallel, run_at_once, EtcdProcess, Inspector, Node, World};
 
 struct Pool {
     asg: &'static str,
@@ -348,16 +348,7 @@ fn backup_and_restore(
     }
     let check = inspector(world, nodes)?;
     check.put("/demo/orders", "backed up at the last backup")?;
-    let runs: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = nodes
-            .iter()
-            .map(|n| s.spawn(move || n.run(&["etcd", "backup"])))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("backup thread"))
-            .collect()
-    });
+    let runs = run_at_once(&nodes.iter().collect::<Vec<_>>(), &["etcd", "backup"]);
     for (node, run) in nodes.iter().zip(runs) {
         let run = run?;
         println!("{}: exit {}: {}", node.id, run.code, run.stdout.trim());

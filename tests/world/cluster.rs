@@ -9,7 +9,7 @@ use tn_agent::etcd::client::{ClientTls, EtcdAccess};
 use tn_agent::etcd::model::{ClusterView, Endpoints};
 use tn_agent::pki::Ca;
 
-use crate::{EtcdProcess, Node, World};
+use crate::{EtcdProcess, Node, Run, World};
 
 /// How long [`Inspector`]'s key-value requests are tried: an etcd election after a member's
 /// loss takes about a second (more on a loaded machine).
@@ -137,6 +137,18 @@ pub fn boot_in_parallel(nodes: &[&Node]) -> Result<Vec<EtcdProcess>> {
         handles
             .into_iter()
             .map(|h| h.join().expect("boot thread panicked"))
+            .collect()
+    })
+}
+
+/// Runs `tn-agent <args>` on every node at the same moment (a timer firing on every node),
+/// each on its own thread; the runs in the nodes' order.
+pub fn run_at_once(nodes: &[&Node], args: &[&str]) -> Vec<Result<Run>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = nodes.iter().map(|n| s.spawn(|| n.run(args))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("run thread panicked"))
             .collect()
     })
 }

@@ -36,7 +36,7 @@ use aws_sdk_ec2::types::{RequestLaunchTemplateData, ResourceType, TagSpecificati
 use tn_agent::state::BootState;
 
 pub use agent::{agent_bin, Agent, Run};
-pub use cluster::{boot_in_parallel, Inspector};
+pub use cluster::{boot_in_parallel, run_at_once, Inspector};
 pub use etcd::EtcdProcess;
 pub use imds::{FakeImds, ImdsData};
 pub use moto::Moto;

@@ -20,7 +20,7 @@ use tn_world::cluster::ETCD_PORTS;
 use tn_world::kube_api::{KubeApi, PodSeed};
 use tn_world::kube_reboot::{node_name, reboot_table, write_kubelet_credentials};
 use tn_world::reboot::Watch;
-use tn_world::{EtcdProcess, Instance, Node, World};
+use tn_world::{boot_in_parallel, EtcdProcess, Instance, Node, World};
 
 use crate::clock::{SimClock, HOUR};
 use crate::invariants::Rule;
@@ -163,18 +163,8 @@ impl<'a> Cluster<'a> {
             self.etcd.push(EtcdNode { node, etcd: None });
         }
         ensure!(self.etcd.len() == size as usize, "the etcd ASG's instances");
-        let booted = std::thread::scope(|s| {
-            let handles: Vec<_> = self
-                .etcd
-                .iter()
-                .map(|e| s.spawn(|| e.node.boot_etcd()))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("boot thread"))
-                .collect::<Result<Vec<_>>>()
-        })
-        .context("booting the etcd members")?;
+        let nodes: Vec<&Node> = self.etcd.iter().map(|e| &e.node).collect();
+        let booted = boot_in_parallel(&nodes).context("booting the etcd members")?;
         for (member, etcd) in self.etcd.iter_mut().zip(booted) {
             member.etcd = Some(etcd);
         }
@@ -359,7 +349,13 @@ impl<'a> Cluster<'a> {
     /// back and healthy after every reboot).
     pub fn settle(&mut self) -> Result<()> {
         self.boot_due(true)?;
-        let whole = self.wait_whole("the day's reboots");
+        self.check_whole("the day's reboots")
+    }
+
+    /// [`Cluster::wait_whole`] as a check of the rule "every node back and healthy after every
+    /// reboot".
+    pub(super) fn check_whole(&mut self, after: &str) -> Result<()> {
+        let whole = self.wait_whole(after);
         let day = self.day();
         self.shared
             .invariants

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use tn_agent::backup::catalog::{BackupName, META_FILE};
 use tn_agent::pki::inspect;
-use tn_world::{Node, Run};
+use tn_world::{run_at_once, Node};
 
 use crate::invariants::Rule;
 use crate::timeline::MarkKind;
@@ -24,16 +24,7 @@ impl Cluster<'_> {
             .filter(|e| e.etcd.is_some())
             .map(|e| &e.node)
             .collect();
-        let runs: Vec<Result<Run>> = std::thread::scope(|s| {
-            let handles: Vec<_> = up
-                .iter()
-                .map(|n| s.spawn(move || n.run(&["etcd", "backup"])))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("backup thread"))
-                .collect()
-        });
+        let runs = run_at_once(&up, &["etcd", "backup"]);
         let mut uploaded = false;
         let mut skips = Vec::new();
         for (node, run) in up.iter().zip(runs) {
