@@ -5,6 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use tn_agent::reboot::etcd_lock::PREFIX as LOCK_PREFIX;
+use tn_agent::reboot::lock::ETCD_GROUP;
+use tn_agent::reboot::semaphore::Semaphore;
 use tn_world::kube_reboot::node_name;
 use tn_world::reboot::{reboot_mark, reboot_state, Watch};
 
@@ -181,10 +184,17 @@ impl Cluster<'_> {
     }
 
     /// After a round (every node idle): every member a healthy voter, every Node Ready and
-    /// schedulable.
+    /// schedulable, every lock free.
     fn check_back(&mut self) -> Result<()> {
         let whole = self.check_whole("the update round");
         let day = self.day();
+        for (group, holders) in self.lock_holders()? {
+            self.shared
+                .invariants
+                .check(Rule::BackAfterReboot, day, holders.is_empty(), || {
+                    format!("the {group} lock still held by {holders:?} after the round")
+                });
+        }
         for k in &self.kube {
             let name = node_name(&k.node);
             let node = self.api.node(&name);
@@ -205,5 +215,56 @@ impl Cluster<'_> {
                 });
         }
         whole
+    }
+
+    /// Every group's lock holders as its document says now: the etcd group's key (read
+    /// through the members, tried for up to 10 s), the ConfigMaps of the others.
+    fn lock_holders(&self) -> Result<Vec<(String, Vec<String>)>> {
+        let parse = |group: &str, doc: Option<Vec<u8>>| -> Result<Vec<String>> {
+            Ok(match doc {
+                Some(bytes) => {
+                    Semaphore::parse(&bytes)
+                        .with_context(|| format!("the {group} lock"))?
+                        .holders
+                }
+                None => Vec::new(),
+            })
+        };
+        let access = Self::etcd_access(self.world, Duration::from_secs(1), Duration::from_secs(2))?;
+        let urls: Vec<String> = self.etcd.iter().map(|e| e.node.client_url()).collect();
+        let key = format!("{LOCK_PREFIX}{ETCD_GROUP}/semaphore");
+        let doc = self.world.block_on(async {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let attempt = async {
+                    let mut c =
+                        etcd_client::Client::connect(urls.clone(), Some(access.connect_options()))
+                            .await?;
+                    let resp = c.get(key.as_str(), None).await?;
+                    Ok::<_, etcd_client::Error>(resp.kvs().first().map(|kv| kv.value().to_vec()))
+                };
+                match attempt.await {
+                    Ok(doc) => return Ok(doc),
+                    Err(e) if Instant::now() > deadline => {
+                        return Err(anyhow::Error::new(e).context("reading the etcd lock"))
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+                }
+            }
+        })?;
+        let mut out = vec![(ETCD_GROUP.to_string(), parse(ETCD_GROUP, doc)?)];
+        let groups: Vec<String> = self.kube.iter().map(|k| k.group.clone()).collect();
+        for group in groups
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            let doc = self
+                .api
+                .configmap_value("kube-system", &format!("tn-reboot-{group}"), "semaphore")
+                .map(String::into_bytes);
+            let holders = parse(&group, doc)?;
+            out.push((group, holders));
+        }
+        Ok(out)
     }
 }
