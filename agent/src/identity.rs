@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::exit::one_line;
 use crate::fsutil::Root;
-use crate::imds::Imds;
+use crate::imds::{Imds, ImdsError};
 use crate::retry::Backoff;
 
 /// How long IMDS is waited for when the node's identity is recorded (IMDS's own wait, for a
@@ -31,7 +31,8 @@ pub struct NodeIdentity {
 
 impl NodeIdentity {
     /// Who this node is: IMDS's answer (at `AWS_EC2_METADATA_SERVICE_ENDPOINT`, else the
-    /// standard address). When IMDS does not answer within a few seconds, the identity the
+    /// standard address). When IMDS does not answer within a few seconds (unreachable, or
+    /// server errors; not when it answers something invalid, missing or refused), the identity the
     /// node's last bootstrap recorded in `state.json`, with a warning: an instance's id,
     /// address, zone and region never change, and a node must come back from a reboot and
     /// keep its timers running while IMDS has a bad moment. The record is used only when its
@@ -46,6 +47,9 @@ impl NodeIdentity {
         let imds = Imds::with_policy_from_env(IMDS_WAIT_WITH_RECORD);
         match Self::from_imds(&imds).await {
             Ok(me) => Ok(me),
+            Err(e) if !not_answering(&e) => {
+                Err(e).context("finding out who this node is from the instance metadata service")
+            }
             Err(e) => {
                 tracing::warn!(
                     error = %one_line(e.as_ref()),
@@ -80,6 +84,25 @@ impl NodeIdentity {
     }
 }
 
+/// Whether `e` says IMDS did not answer — unreachable, or server errors (5xx) — rather than
+/// that it answered something: an invalid or missing value, a refusal (4xx). Only then may the
+/// recorded identity stand in; an answer that is wrong is bad input, as ever.
+fn not_answering(e: &anyhow::Error) -> bool {
+    let mut silent = false;
+    for cause in e.chain() {
+        let imds = cause
+            .downcast_ref::<ImdsError>()
+            .or_else(|| cause.downcast_ref::<Box<ImdsError>>().map(|b| &**b));
+        match imds {
+            Some(ImdsError::Invalid { .. } | ImdsError::Missing { .. }) => return false,
+            Some(ImdsError::Status { status, .. }) if *status < 500 => return false,
+            Some(ImdsError::Unreachable { .. } | ImdsError::Status { .. }) => silent = true,
+            _ => {}
+        }
+    }
+    silent
+}
+
 /// The identity in `state.json`, when its private address is this host's.
 fn recorded(root: &Root) -> Option<NodeIdentity> {
     let me = crate::state::BootState::load(root)
@@ -107,6 +130,26 @@ mod tests {
             region: "us-east-1".into(),
         });
         state.save(root).unwrap();
+    }
+
+    #[test]
+    fn only_silence_lets_the_record_stand_in() {
+        let status = |status| ImdsError::Status {
+            method: "GET",
+            path: "/latest/dynamic/instance-identity/document".into(),
+            status,
+        };
+        let wrapped = |e: ImdsError| anyhow::Error::new(e).context("reading the document");
+        assert!(not_answering(&wrapped(status(503))));
+        assert!(!not_answering(&wrapped(status(404))));
+        assert!(!not_answering(&wrapped(ImdsError::Invalid {
+            path: "/latest/meta-data/local-hostname".into(),
+            why: "not a DNS name".into(),
+        })));
+        assert!(!not_answering(&wrapped(ImdsError::Missing {
+            path: "/latest/meta-data/local-hostname".into(),
+        })));
+        assert!(!not_answering(&anyhow::anyhow!("something else")));
     }
 
     #[test]
