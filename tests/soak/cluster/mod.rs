@@ -101,7 +101,7 @@ pub struct Cluster<'a> {
     /// then as good as one taken at that moment: SPEC §10 skips such a backup).
     unchanged_at: Option<(BackupName, time::OffsetDateTime)>,
     pub backups: usize,
-    /// When a backup run failed while S3 was not failing on purpose.
+    /// Backup runs that failed while S3 was not failing on purpose.
     pub backup_failures: u64,
 }
 

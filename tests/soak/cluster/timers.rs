@@ -10,7 +10,7 @@ use tn_world::{run_at_once, Node};
 
 use crate::invariants::Rule;
 use crate::timeline::MarkKind;
-use crate::writer::{self};
+use crate::writer;
 
 use super::{error_line, Cluster, KEEP_DAILY_DAYS};
 
