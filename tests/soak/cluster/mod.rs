@@ -41,6 +41,8 @@ const MASTERS: i32 = 2;
 /// The backup timer's interval, and the retention (`[backup]`): one backup a day, kept 14 days.
 pub const BACKUP_INTERVAL: i64 = 24 * HOUR;
 const KEEP_DAILY_DAYS: usize = 14;
+/// The reboot window's start, every day (UTC, the agents' clock), 4 h long.
+const WINDOW_START: &str = "05:00";
 /// How long bootstrap and promote may wait for etcd.
 const JOIN_TIMEOUT: u32 = 120;
 /// How long the cluster may take to be whole again after a step.
@@ -105,13 +107,22 @@ pub struct Cluster<'a> {
     pub backup_failures: u64,
 }
 
+/// Every node's `[reboot]`: the world's (look every second, reboot by leaving a mark) and a
+/// daily window, 05:00 to 09:00 UTC by the agents' clock, when the update rounds run (06:00).
+fn reboot_config(node: &Node) -> String {
+    format!(
+        "{}window_start = \"{WINDOW_START}\"\nwindow_length = \"4h\"\n",
+        reboot_table(node)
+    )
+}
+
 /// What the etcd group's config says beyond the world's defaults.
 fn etcd_extra(node: &Node) -> String {
     format!(
         "[etcd]\nasg = \"{ETCD_ASG}\"\njoin_timeout_seconds = {JOIN_TIMEOUT}\n\
          [backup]\ninterval = \"24h\"\nkeep_hourly_days = 1\nkeep_daily_days = {KEEP_DAILY_DAYS}\n\
          restore_tool = \"etcdctl\"\n{}",
-        reboot_table(node)
+        reboot_config(node)
     )
 }
 
@@ -197,12 +208,12 @@ impl<'a> Cluster<'a> {
                     "master",
                     &format!(
                         "[etcd]\nasg = \"{ETCD_ASG}\"\n{kube}{}worker_groups = [{}]\n",
-                        reboot_table(&node),
+                        reboot_config(&node),
                         groups.join(", ")
                     ),
                 )
             } else {
-                world.config("worker", &format!("{kube}{}", reboot_table(&node)))
+                world.config("worker", &format!("{kube}{}", reboot_config(&node)))
             };
             node.write_config(&config)?;
             self.set_clock(&mut node);
