@@ -50,7 +50,7 @@ impl Drop for Owned {
 /// One thread that lives as long as the process spawns every child: `PR_SET_PDEATHSIG` fires
 /// when the thread that spawned a child exits, so children spawned from short-lived threads
 /// would die early, and children spawned from here die exactly when the test process does.
-mod spawner {
+pub(crate) mod spawner {
     use std::os::unix::process::CommandExt;
     use std::process::{Child, Command};
     use std::sync::mpsc::{channel, Sender};

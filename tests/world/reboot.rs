@@ -17,13 +17,10 @@ impl Watch {
     pub fn start(node: &Node, n: usize) -> Result<Watch> {
         let path = node.root.join(format!("watch-{n}.log"));
         let log = std::fs::File::create(&path)?;
-        let child = node
-            .agent()?
-            .command(&["reboot", "watch"])
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("starting reboot watch")?;
+        let mut cmd = node.agent()?.command(&["reboot", "watch"]);
+        cmd.stdout(log.try_clone()?).stderr(log);
+        // Killed with this process too, however it ends (as etcd and moto_server are).
+        let child = crate::process::spawner::spawn(cmd).context("starting reboot watch")?;
         Ok(Watch(child, path))
     }
 
