@@ -356,6 +356,36 @@ impl<'a> Cluster<'a> {
         }
     }
 
+    /// A read of `key` through the members, each try bounded by `timing.0`, tried again for
+    /// up to `timing.1` (right after a member went down the others answer once they have a
+    /// leader).
+    pub(super) fn etcd_get(
+        &self,
+        key: &str,
+        options: Option<etcd_client::GetOptions>,
+        timing: (Duration, Duration),
+    ) -> Result<etcd_client::GetResponse> {
+        let (request, patience) = timing;
+        let access = Self::etcd_access(self.world, Duration::from_secs(1), request)?;
+        let urls: Vec<String> = self.etcd.iter().map(|e| e.node.client_url()).collect();
+        self.world.block_on(async {
+            let deadline = Instant::now() + patience;
+            loop {
+                let attempt = async {
+                    let mut c =
+                        etcd_client::Client::connect(urls.clone(), Some(access.connect_options()))
+                            .await?;
+                    c.get(key, options.clone()).await
+                };
+                match attempt.await {
+                    Ok(resp) => return Ok(resp),
+                    Err(e) if Instant::now() > deadline => return Err(e.into()),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+                }
+            }
+        })
+    }
+
     /// Every node that went down today is back: the members healthy voters (a rule: every node
     /// back and healthy after every reboot).
     pub fn settle(&mut self) -> Result<()> {

@@ -1,7 +1,7 @@
 //! The cluster's timers as the soak fires them (backups, reconcile) and the looks that follow:
 //! the backups in S3, every certificate in use, every acknowledged write.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tn_agent::backup::catalog::{BackupName, META_FILE};
@@ -202,35 +202,20 @@ impl Cluster<'_> {
     /// Every write etcd acknowledged (up to `revision`, when given) is there.
     pub fn check_writes(&self, up_to: Option<i64>) -> Result<()> {
         let acked: Vec<(u64, i64)> = self.writes.acked.lock().expect("acked").clone();
-        let access = Self::etcd_access(self.world, Duration::from_secs(1), Duration::from_secs(5))?;
-        let urls: Vec<String> = self.etcd.iter().map(|e| e.node.client_url()).collect();
-        let present: std::collections::HashSet<String> = self.world.block_on(async {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let attempt = async {
-                    let mut c =
-                        etcd_client::Client::connect(urls.clone(), Some(access.connect_options()))
-                            .await?;
-                    let opts = etcd_client::GetOptions::new()
-                        .with_prefix()
-                        .with_keys_only();
-                    let resp = c.get(writer::PREFIX, Some(opts)).await?;
-                    Ok::<_, etcd_client::Error>(
-                        resp.kvs()
-                            .iter()
-                            .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
-                            .collect(),
-                    )
-                };
-                match attempt.await {
-                    Ok(keys) => return Ok(keys),
-                    Err(e) if Instant::now() > deadline => {
-                        return Err(anyhow::Error::new(e).context("reading the writer's keys"))
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
-                }
-            }
-        })?;
+        let opts = etcd_client::GetOptions::new()
+            .with_prefix()
+            .with_keys_only();
+        let present: std::collections::HashSet<String> = self
+            .etcd_get(
+                writer::PREFIX,
+                Some(opts),
+                (Duration::from_secs(5), Duration::from_secs(30)),
+            )
+            .context("reading the writer's keys")?
+            .kvs()
+            .iter()
+            .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
+            .collect();
         let due: Vec<&(u64, i64)> = acked
             .iter()
             .filter(|(_, rev)| up_to.is_none_or(|r| *rev <= r))

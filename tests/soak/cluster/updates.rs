@@ -230,28 +230,17 @@ impl Cluster<'_> {
                 None => Vec::new(),
             })
         };
-        let access = Self::etcd_access(self.world, Duration::from_secs(1), Duration::from_secs(2))?;
-        let urls: Vec<String> = self.etcd.iter().map(|e| e.node.client_url()).collect();
         let key = format!("{LOCK_PREFIX}{ETCD_GROUP}/semaphore");
-        let doc = self.world.block_on(async {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                let attempt = async {
-                    let mut c =
-                        etcd_client::Client::connect(urls.clone(), Some(access.connect_options()))
-                            .await?;
-                    let resp = c.get(key.as_str(), None).await?;
-                    Ok::<_, etcd_client::Error>(resp.kvs().first().map(|kv| kv.value().to_vec()))
-                };
-                match attempt.await {
-                    Ok(doc) => return Ok(doc),
-                    Err(e) if Instant::now() > deadline => {
-                        return Err(anyhow::Error::new(e).context("reading the etcd lock"))
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
-                }
-            }
-        })?;
+        let doc = self
+            .etcd_get(
+                &key,
+                None,
+                (Duration::from_secs(2), Duration::from_secs(10)),
+            )
+            .context("reading the etcd lock")?
+            .kvs()
+            .first()
+            .map(|kv| kv.value().to_vec());
         let mut out = vec![(ETCD_GROUP.to_string(), parse(ETCD_GROUP, doc)?)];
         let groups: Vec<String> = self.kube.iter().map(|k| k.group.clone()).collect();
         for group in groups
