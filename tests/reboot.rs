@@ -701,6 +701,47 @@ fn a_stale_backup_holds_the_reboot_back() {
     );
 }
 
+/// The backup gate reads the bucket when the node's own record is too old: a member whose timer
+/// run listed the bucket before the leader's upload of the same tick had finished must not wait
+/// a whole interval for its next run while a fresh backup is there.
+#[test]
+fn a_record_that_missed_the_newest_backup_does_not_hold_the_reboot() {
+    let (world, _ca, mut nodes) = world_with_etcd_asg(3);
+    let _etcd = boot_cluster(&world, &nodes);
+    let run = nodes[0].run(&["etcd", "backup", "--force"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let all: Vec<&Node> = nodes.iter().collect();
+    let check = tn_world::Inspector::new(&world, &nodes[0], &all).unwrap();
+    check.put("/app/changed", "after the backup").unwrap();
+    drop(check);
+    for n in nodes.iter_mut() {
+        n.env
+            .push(("TN_AGENT_CLOCK_OFFSET_SECONDS".into(), "3600".into()));
+    }
+    // An hour later another member backs up; the node's record still names the first backup.
+    let run = nodes[1].run(&["etcd", "backup", "--force"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let record = |node: &Node| -> serde_json::Value {
+        let text = std::fs::read(node.path("/var/lib/tn-agent/backup.json")).unwrap();
+        serde_json::from_slice(&text).unwrap()
+    };
+    let (first, second) = (record(&nodes[0]), record(&nodes[1]));
+    assert_ne!(first["newest"]["name"], second["newest"]["name"]);
+
+    let node = &nodes[0];
+    stage_update(&world, node, "").unwrap();
+    assert!(
+        watch_reboots_within(node, 1, Duration::from_secs(30)),
+        "{:?}",
+        reboot_state(node)
+    );
+    assert_eq!(
+        record(node)["newest"]["name"],
+        second["newest"]["name"],
+        "the node records the backup it found"
+    );
+}
+
 /// A waiting node is woken by the lock's change, not by its check interval: with the default
 /// interval of a minute, a slot freed by its holder is taken within seconds.
 #[test]

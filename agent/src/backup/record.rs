@@ -73,11 +73,11 @@ impl SeenBackup {
 /// of SPEC §9): `Err(why)` when backups exist and the newest holds nothing newer than two
 /// intervals ago. No backups at all: fresh (a cluster that does not back up is not held back).
 pub fn fresh_enough(
-    record: Option<&BackupRecord>,
+    newest: Option<&SeenBackup>,
     now: time::OffsetDateTime,
     interval: std::time::Duration,
 ) -> Result<(), String> {
-    let Some(newest) = record.and_then(|r| r.newest.as_ref()) else {
+    let Some(newest) = newest else {
         return Ok(());
     };
     let limit = time::Duration::try_from(interval * 2).unwrap_or(time::Duration::MAX);
@@ -119,6 +119,23 @@ impl BackupRecord {
             .map_err(|e| anyhow::Error::new(e).context(format!("writing {}", path.display())))
     }
 
+    /// Takes `seen` as the newest backup when it holds more than the recorded one does (a
+    /// listing that found the bucket further along than this node's last run); whether it did.
+    pub fn saw(&mut self, seen: SeenBackup) -> bool {
+        let further = match &self.newest {
+            None => true,
+            Some(old) => match (old.fresh_since(), seen.fresh_since()) {
+                (Some(old), Some(new)) => new > old,
+                (None, _) => true,
+                (Some(_), None) => false,
+            },
+        };
+        if further {
+            self.newest = Some(seen);
+        }
+        further
+    }
+
     /// Records a run: a success clears the last failure, a failure is kept until then.
     pub fn ran(&mut self, outcome: &str, detail: String) {
         let run = RunRecord {
@@ -140,15 +157,12 @@ mod tests {
     use super::*;
     use time::macros::datetime;
 
-    fn record(taken: &str, current: Option<&str>) -> BackupRecord {
-        BackupRecord {
-            newest: Some(SeenBackup {
-                name: "20261202T100000Z-r5".into(),
-                taken_at: taken.into(),
-                revision: 5,
-                current_at: current.map(str::to_string),
-            }),
-            ..Default::default()
+    fn seen(taken: &str, current: Option<&str>) -> SeenBackup {
+        SeenBackup {
+            name: "20261202T100000Z-r5".into(),
+            taken_at: taken.into(),
+            revision: 5,
+            current_at: current.map(str::to_string),
         }
     }
 
@@ -160,12 +174,34 @@ mod tests {
             fresh_enough(None, now, interval).is_ok(),
             "no backups: not held back"
         );
-        assert!(fresh_enough(Some(&BackupRecord::default()), now, interval).is_ok());
-        assert!(fresh_enough(Some(&record("2026-12-02T10:10:00Z", None)), now, interval).is_ok());
-        let stale = fresh_enough(Some(&record("2026-12-02T10:00:00Z", None)), now, interval);
+        assert!(fresh_enough(Some(&seen("2026-12-02T10:10:00Z", None)), now, interval).is_ok());
+        let stale = fresh_enough(Some(&seen("2026-12-02T10:00:00Z", None)), now, interval);
         assert!(stale.unwrap_err().contains("20261202T100000Z-r5"));
         // Nothing changed since: a run at 10:30 found the keyspace still at revision 5.
-        let current = record("2026-12-02T10:00:00Z", Some("2026-12-02T10:30:00Z"));
+        let current = seen("2026-12-02T10:00:00Z", Some("2026-12-02T10:30:00Z"));
         assert!(fresh_enough(Some(&current), now, interval).is_ok());
+    }
+
+    #[test]
+    fn a_listing_replaces_the_recorded_backup_only_when_it_holds_more() {
+        let older = seen("2026-12-02T10:00:00Z", None);
+        let mut record = BackupRecord::default();
+        assert!(record.saw(older.clone()), "nothing recorded yet");
+        let newer = SeenBackup {
+            name: "20261202T101500Z-r9".into(),
+            taken_at: "2026-12-02T10:15:00Z".into(),
+            revision: 9,
+            current_at: None,
+        };
+        assert!(record.saw(newer.clone()));
+        assert!(!record.saw(older.clone()), "an older listing never wins");
+        assert_eq!(record.newest.as_ref(), Some(&newer));
+        // The same backup found still current later holds more.
+        let current = SeenBackup {
+            current_at: Some("2026-12-02T10:40:00Z".into()),
+            ..newer
+        };
+        assert!(record.saw(current.clone()));
+        assert_eq!(record.newest, Some(current));
     }
 }

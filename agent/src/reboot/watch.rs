@@ -24,6 +24,7 @@ use super::lock::{GroupLock, ETCD_GROUP, MASTER_GROUP};
 use super::phase::{boot_id, booted_version, Phase, RebootState};
 use super::semaphore::Outcome;
 use crate::aws::Aws;
+use crate::backup::record::{fresh_enough, BackupRecord, SeenBackup};
 use crate::config::{Role, Settings};
 use crate::etcd::client::EtcdAccess;
 use crate::etcd::model::{ClusterView, Me, MemberInfo};
@@ -33,6 +34,7 @@ use crate::fsutil::{self, Root, MODE_PUBLIC};
 use crate::identity::NodeIdentity;
 use crate::kube::apiserver_restart;
 use crate::kube::client::{Eviction, KubeClient};
+use crate::store::Store;
 
 /// How long the leadership hand-off may take before it is tried again.
 const HANDOFF_WAIT: Duration = Duration::from_secs(30);
@@ -460,18 +462,60 @@ async fn gates(node: &Node<'_>, reach: &Reach<'_>) -> Result<(), String> {
                 .await
                 .map_err(|e| format!("cannot read etcd's alarms: {}", one_line(&e)))?;
             etcd_gates(&view, &m.me, &alarms).map_err(|c| c.to_string())?;
-            let record = crate::backup::record::BackupRecord::load(node.root);
-            crate::backup::record::fresh_enough(
-                record.as_ref(),
-                crate::clock::now(),
-                node.settings.backup.interval,
-            )
+            backup_fresh(node, m).await
         }
         Reach::Kube { client, .. } if node.settings.role() == Role::Master => {
             other_apiservers_ready(node, client).await
         }
         Reach::Kube { .. } => Ok(()),
     }
+}
+
+/// The backup gate (SPEC §9, §10): the newest backup in this node's record, else in the bucket.
+/// All members' timer runs of one tick start together, so a member that does not lead may list
+/// the bucket while the leader is still uploading, and record the backup before: its own record
+/// would then hold its reboot for an interval although a fresh backup is there. So a record too
+/// old to pass is checked against the bucket (one listing per check, only while it fails), and
+/// a newer backup found there is recorded for `status` too.
+async fn backup_fresh(node: &Node<'_>, member: &EtcdMember) -> Result<(), String> {
+    let interval = node.settings.backup.interval;
+    let record = BackupRecord::load(node.root).unwrap_or_default();
+    let Err(why) = fresh_enough(record.newest.as_ref(), crate::clock::now(), interval) else {
+        return Ok(());
+    };
+    let aws = Aws::connect(&node.ident.region).await;
+    let store = Store::new(
+        &aws,
+        &node.settings.state_bucket,
+        node.settings.cluster.as_str(),
+    );
+    let catalog = match store.backups().await {
+        Ok(catalog) => catalog,
+        Err(e) => {
+            return Err(format!(
+                "{why} (the bucket could not be listed: {})",
+                one_line(&e)
+            ))
+        }
+    };
+    let Some(newest) = catalog.newest() else {
+        return Err(why);
+    };
+    // The keyspace's revision as this member has applied it: a backup at that revision holds
+    // everything there is (none read: the backup counts from when it was taken).
+    let revision = member
+        .access
+        .status(&member.access.client_url(member.me.ip))
+        .await
+        .map_or(-1, |s| s.revision);
+    // Read again: a timer run may have saved the record while the bucket was listed.
+    let mut record = BackupRecord::load(node.root).unwrap_or_default();
+    if record.saw(SeenBackup::of(newest, revision)) {
+        if let Err(e) = record.save(node.root) {
+            tracing::warn!(error = %format!("{e:#}"), "could not record the newest backup");
+        }
+    }
+    fresh_enough(record.newest.as_ref(), crate::clock::now(), interval)
 }
 
 /// A master's gate: the apiserver of every other in-service master answers `/readyz`, so that
