@@ -381,10 +381,14 @@ fn etcd_panel(out: &mut String, t: &Timeline, panel: &Panel) {
 
 fn holders_panel(out: &mut String, t: &Timeline, panel: &Panel) {
     panel_frame(out, panel, "reboot lock holders", &y_ticks(panel.y_max));
+    let groups = t.groups.len();
     for (i, (name, max)) in t.groups.iter().enumerate() {
         let colour = GROUP_COLOURS[i % GROUP_COLOURS.len()];
         let holders = columns(t, |s| s.holders.get(i).map(|h| f64::from(*h)));
-        series(out, &format!("holders-{i}"), &holders, panel, colour, 1.5);
+        // Groups often hold the same count at once: earlier ones are drawn wider, so each line
+        // drawn on top leaves the ones beneath it showing at its edges.
+        let width = 1.5 + 1.5 * (groups - 1 - i) as f64;
+        series(out, &format!("holders-{i}"), &holders, panel, colour, width);
         legend_entry(
             out,
             panel,
