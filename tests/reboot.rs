@@ -14,7 +14,7 @@ use tn_agent::reboot::semaphore::{Outcome, Semaphore};
 use tn_world::reboot::{
     leave_phase, reboot_mark, reboot_state, simulate_reboot, stage_update, Watch,
 };
-use tn_world::Node;
+use tn_world::{Node, World};
 
 use crate::support::cluster::{boot_cluster, world_with_etcd_asg};
 
@@ -635,6 +635,24 @@ fn simulate_reboot_keeping_state(node: &Node) {
     }
 }
 
+/// A backup taken by the first node, then a change it does not hold; the inspector that made it.
+fn backed_up_then_changed<'w>(world: &'w World, nodes: &[Node]) -> tn_world::Inspector<'w> {
+    let run = nodes[0].run(&["etcd", "backup", "--force"]).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let all: Vec<&Node> = nodes.iter().collect();
+    let check = tn_world::Inspector::new(world, &nodes[0], &all).unwrap();
+    check.put("/app/changed", "after the backup").unwrap();
+    check
+}
+
+/// The agents' clock an hour ahead from now on: four intervals of the default 15 minutes.
+fn an_hour_later(nodes: &mut [Node]) {
+    for n in nodes.iter_mut() {
+        n.env
+            .push(("TN_AGENT_CLOCK_OFFSET_SECONDS".into(), "3600".into()));
+    }
+}
+
 /// The backup gate (SPEC §9, step 1): an hour later by the agent's clock, with changes since the
 /// newest backup, a node does not take the lock and says why; once the leader's timer run has
 /// taken a backup and the node's own run has seen it, it reboots.
@@ -642,11 +660,7 @@ fn simulate_reboot_keeping_state(node: &Node) {
 fn a_stale_backup_holds_the_reboot_back() {
     let (world, _ca, mut nodes) = world_with_etcd_asg(3);
     let _etcd = boot_cluster(&world, &nodes);
-    let run = nodes[0].run(&["etcd", "backup", "--force"]).unwrap();
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let all: Vec<&Node> = nodes.iter().collect();
-    let check = tn_world::Inspector::new(&world, &nodes[0], &all).unwrap();
-    check.put("/app/changed", "after the backup").unwrap();
+    let check = backed_up_then_changed(&world, &nodes);
     // Another member leads (the seeder usually wins the first election, not always): the node
     // does not take the backup itself.
     let view = check.view().unwrap();
@@ -664,10 +678,7 @@ fn a_stale_backup_holds_the_reboot_back() {
             .unwrap();
     }
     drop(check);
-    for n in nodes.iter_mut() {
-        n.env
-            .push(("TN_AGENT_CLOCK_OFFSET_SECONDS".into(), "3600".into()));
-    }
+    an_hour_later(&mut nodes);
     let node = &nodes[0];
     stage_update(&world, node, "").unwrap();
     assert!(!watch_reboots_within(node, 0, Duration::from_secs(4)));
@@ -708,16 +719,9 @@ fn a_stale_backup_holds_the_reboot_back() {
 fn a_record_that_missed_the_newest_backup_does_not_hold_the_reboot() {
     let (world, _ca, mut nodes) = world_with_etcd_asg(3);
     let _etcd = boot_cluster(&world, &nodes);
-    let run = nodes[0].run(&["etcd", "backup", "--force"]).unwrap();
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let all: Vec<&Node> = nodes.iter().collect();
-    let check = tn_world::Inspector::new(&world, &nodes[0], &all).unwrap();
-    check.put("/app/changed", "after the backup").unwrap();
+    let check = backed_up_then_changed(&world, &nodes);
     drop(check);
-    for n in nodes.iter_mut() {
-        n.env
-            .push(("TN_AGENT_CLOCK_OFFSET_SECONDS".into(), "3600".into()));
-    }
+    an_hour_later(&mut nodes);
     // An hour later another member backs up; the node's record still names the first backup.
     let run = nodes[1].run(&["etcd", "backup", "--force"]).unwrap();
     assert_eq!(run.code, 0, "{}", run.stderr);
