@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use tn_agent::backup::catalog::BackupName;
-use tn_agent::etcd::client::{ClientTls, EtcdAccess};
+use tn_agent::etcd::client::{ClientTls, EtcdAccess, EtcdError};
 use tn_agent::pki::{Ca, LeafRequest, Usage};
 use tn_world::cluster::ETCD_PORTS;
 use tn_world::kube_api::{KubeApi, PodSeed};
@@ -356,29 +356,22 @@ impl<'a> Cluster<'a> {
         }
     }
 
-    /// A read of `key` through the members, each try bounded by `timing.0`, tried again for
-    /// up to `timing.1` (right after a member went down the others answer once they have a
-    /// leader).
-    pub(super) fn etcd_get(
+    /// `read` through the members with a client whose requests are bounded by `timing.0`,
+    /// tried again for up to `timing.1` (right after a member went down the others answer once
+    /// they have a leader).
+    pub(super) fn etcd_read<T>(
         &self,
-        key: &str,
-        options: Option<etcd_client::GetOptions>,
         timing: (Duration, Duration),
-    ) -> Result<etcd_client::GetResponse> {
+        read: impl AsyncFn(&EtcdAccess, &[String]) -> Result<T, EtcdError>,
+    ) -> Result<T> {
         let (request, patience) = timing;
         let access = Self::etcd_access(self.world, Duration::from_secs(1), request)?;
         let urls: Vec<String> = self.etcd.iter().map(|e| e.node.client_url()).collect();
         self.world.block_on(async {
             let deadline = Instant::now() + patience;
             loop {
-                let attempt = async {
-                    let mut c =
-                        etcd_client::Client::connect(urls.clone(), Some(access.connect_options()))
-                            .await?;
-                    c.get(key, options.clone()).await
-                };
-                match attempt.await {
-                    Ok(resp) => return Ok(resp),
+                match read(&access, &urls).await {
+                    Ok(value) => return Ok(value),
                     Err(e) if Instant::now() > deadline => return Err(e.into()),
                     Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
                 }

@@ -202,19 +202,14 @@ impl Cluster<'_> {
     /// Every write etcd acknowledged (up to `revision`, when given) is there.
     pub fn check_writes(&self, up_to: Option<i64>) -> Result<()> {
         let acked: Vec<(u64, i64)> = self.writes.acked.lock().expect("acked").clone();
-        let opts = etcd_client::GetOptions::new()
-            .with_prefix()
-            .with_keys_only();
         let present: std::collections::HashSet<String> = self
-            .etcd_get(
-                writer::PREFIX,
-                Some(opts),
+            .etcd_read(
                 (Duration::from_secs(5), Duration::from_secs(30)),
+                async |access, urls| access.get_prefix(urls, writer::PREFIX).await,
             )
             .context("reading the writer's keys")?
-            .kvs()
-            .iter()
-            .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
+            .into_iter()
+            .map(|kv| kv.key)
             .collect();
         let due: Vec<&(u64, i64)> = acked
             .iter()

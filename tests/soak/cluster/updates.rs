@@ -232,15 +232,12 @@ impl Cluster<'_> {
         };
         let key = format!("{LOCK_PREFIX}{ETCD_GROUP}/semaphore");
         let doc = self
-            .etcd_get(
-                &key,
-                None,
+            .etcd_read(
                 (Duration::from_secs(2), Duration::from_secs(10)),
+                async |access, urls| access.get_versioned(urls, &key).await,
             )
             .context("reading the etcd lock")?
-            .kvs()
-            .first()
-            .map(|kv| kv.value().to_vec());
+            .map(|kv| kv.value);
         let mut out = vec![(ETCD_GROUP.to_string(), parse(ETCD_GROUP, doc)?)];
         let groups: Vec<String> = self.kube.iter().map(|k| k.group.clone()).collect();
         for group in groups
