@@ -8,8 +8,10 @@
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use serde_json::{json, Value};
+use tn_agent::http::{HttpClient, HttpError, Timeouts};
 use tn_agent::pki::{Ca, Leaf};
 use tn_world::kube_api::{
     admin_cert, client_cert, node_cert, Amount, Budget, KubeApi, LockCreate, LockNames, Pdb,
@@ -102,10 +104,10 @@ fn ok(out: Output) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// A rustls client holding a certificate (or none), trusting only the fake's CA.
+/// The agent's TLS client holding a certificate (or none), trusting only the fake's CA.
 struct Client {
     rt: tokio::runtime::Runtime,
-    http: reqwest::Client,
+    http: HttpClient,
     base: String,
 }
 
@@ -115,19 +117,22 @@ impl Client {
     }
 
     fn trusting(api: &KubeApi, identity: Option<&Leaf>, ca_pem: &str) -> Client {
-        let mut builder = reqwest::Client::builder()
-            .no_proxy()
-            .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap()]);
-        if let Some(leaf) = identity {
-            let pem = format!("{}{}", leaf.cert_pem, leaf.key_pem);
-            builder = builder.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
-        }
+        let pem = identity.map(|leaf| format!("{}{}", leaf.cert_pem, leaf.key_pem));
+        let timeouts = Timeouts {
+            connect: Duration::from_secs(5),
+            request: Duration::from_secs(15),
+        };
         Client {
             rt: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap(),
-            http: builder.build().unwrap(),
+            http: HttpClient::tls(
+                ca_pem.as_bytes(),
+                pem.as_ref().map(|p| p.as_bytes()),
+                timeouts,
+            )
+            .unwrap(),
             base: api.url(),
         }
     }
@@ -142,20 +147,23 @@ impl Client {
         method: &str,
         path: &str,
         body: Option<(&str, Value)>,
-    ) -> reqwest::Result<(u16, Value)> {
-        self.rt.block_on(async {
-            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-            let mut req = self.http.request(method, format!("{}{path}", self.base));
-            if let Some((content_type, body)) = body {
-                req = req
-                    .header("content-type", content_type)
-                    .body(body.to_string());
+    ) -> Result<(u16, Value), HttpError> {
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        let body = match body {
+            Some((content_type, body)) => {
+                req = req.header("content-type", content_type);
+                body.to_string().into()
             }
-            let resp = req.send().await?;
-            let status = resp.status().as_u16();
-            let text = resp.text().await?;
-            Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
-        })
+            None => Default::default(),
+        };
+        let resp = self.rt.block_on(self.http.send(req.body(body).unwrap()))?;
+        let status = resp.status().as_u16();
+        Ok((
+            status,
+            serde_json::from_slice(resp.body()).unwrap_or(Value::Null),
+        ))
     }
 
     fn get(&self, path: &str) -> (u16, Value) {

@@ -15,6 +15,8 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
+use aws_smithy_http_client::tls;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use serde::{Deserialize, Serialize};
 
 /// An AWS call that failed, with the SDK's whole error context.
@@ -193,10 +195,21 @@ const MAX_PAGE: i32 = 1000;
 /// Most values one EC2 filter takes.
 const MAX_FILTER_VALUES: usize = 200;
 
+/// The SDK's HTTPS client, trusting the system's roots, with ring for TLS: the TLS library the
+/// agent's other clients (etcd, the apiserver) use, so the binary carries one.
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
 impl Aws {
     /// Clients for `region`, with credentials and endpoints from the SDK's default chain.
     pub async fn connect(region: &str) -> Self {
         let conf = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https_client())
             .region(Region::new(region.to_string()))
             .retry_config(
                 RetryConfig::standard()

@@ -6,9 +6,12 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http::Request;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
+use crate::http::{HttpClient, HttpError, Timeouts};
 use crate::retry::{retry, Backoff, RetryError, Step};
 
 /// Where IMDS is on every EC2 instance.
@@ -24,7 +27,7 @@ pub enum ImdsError {
     Unreachable {
         endpoint: String,
         #[source]
-        source: reqwest::Error,
+        source: HttpError,
     },
     #[error("instance metadata service answered HTTP {status} to {method} {path}")]
     Status {
@@ -34,6 +37,18 @@ pub enum ImdsError {
     },
     #[error("instance metadata {path} has no value on this instance")]
     Missing { path: String },
+    #[error("cannot make the request for {path} to the instance metadata service at {endpoint:?}")]
+    Request {
+        endpoint: String,
+        path: String,
+        #[source]
+        source: http::Error,
+    },
+    #[error("instance metadata {path} is not text: {why}")]
+    NotText {
+        path: String,
+        why: std::str::Utf8Error,
+    },
     #[error("instance metadata {path} is not valid: {why}")]
     Invalid { path: String, why: String },
     #[error("asking the instance metadata service for {path}")]
@@ -67,7 +82,7 @@ struct Token {
 
 /// An IMDSv2 client. Cheap to share by reference; the token is cached inside.
 pub struct Imds {
-    http: reqwest::Client,
+    http: HttpClient,
     endpoint: String,
     token: Mutex<Option<Token>>,
     token_ttl: Duration,
@@ -99,12 +114,10 @@ impl Imds {
     }
 
     pub fn new(endpoint: &str, policy: Backoff) -> Self {
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .connect_timeout(Duration::from_secs(1))
-            .timeout(Duration::from_secs(3))
-            .build()
-            .expect("reqwest client with static settings");
+        let http = HttpClient::plain(Timeouts {
+            connect: Duration::from_secs(1),
+            request: Duration::from_secs(3),
+        });
         Imds {
             http,
             endpoint: endpoint.trim_end_matches('/').to_string(),
@@ -194,21 +207,13 @@ impl Imds {
 
     async fn get_once(&self, path: &str) -> Result<Option<String>, Step<Box<ImdsError>>> {
         let token = self.token().await?;
-        let url = format!("{}{}", self.endpoint, path);
-        let resp = self
-            .http
-            .get(&url)
+        let request = Request::get(format!("{}{}", self.endpoint, path))
             .header(TOKEN_HEADER, token)
-            .send()
-            .await
-            .map_err(|e| Step::Retry(self.unreachable(e)))?;
+            .body(Bytes::new());
+        let resp = self.send(request, path).await?;
         let status = resp.status().as_u16();
         match status {
-            200 => resp
-                .text()
-                .await
-                .map(Some)
-                .map_err(|e| Step::Retry(self.unreachable(e))),
+            200 => text(path, resp.into_body()).map(Some).map_err(Step::Stop),
             404 => Ok(None),
             401 => {
                 tracing::debug!("IMDS token rejected; requesting a new one");
@@ -225,21 +230,15 @@ impl Imds {
             return Ok(t.value.clone());
         }
         let path = "/latest/api/token";
-        let resp = self
-            .http
-            .put(format!("{}{}", self.endpoint, path))
+        let request = Request::put(format!("{}{}", self.endpoint, path))
             .header(TOKEN_TTL_HEADER, self.token_ttl.as_secs().to_string())
-            .send()
-            .await
-            .map_err(|e| Step::Retry(self.unreachable(e)))?;
+            .body(Bytes::new());
+        let resp = self.send(request, path).await?;
         let status = resp.status().as_u16();
         if status != 200 {
             return Err(classify(status_error("PUT", path, status), status));
         }
-        let value = resp
-            .text()
-            .await
-            .map_err(|e| Step::Retry(self.unreachable(e)))?;
+        let value = text(path, resp.into_body()).map_err(Step::Stop)?;
         // Renew well before the token expires.
         let renew_at = Instant::now() + self.token_ttl.mul_f64(0.8);
         *cached = Some(Token {
@@ -249,11 +248,36 @@ impl Imds {
         Ok(value)
     }
 
-    fn unreachable(&self, source: reqwest::Error) -> Box<ImdsError> {
-        Box::new(ImdsError::Unreachable {
-            endpoint: self.endpoint.clone(),
-            source,
+    /// One request; a failure to get any reply is retried.
+    async fn send(
+        &self,
+        request: http::Result<Request<Bytes>>,
+        path: &str,
+    ) -> Result<http::Response<Bytes>, Step<Box<ImdsError>>> {
+        let request = request.map_err(|source| {
+            Step::Stop(Box::new(ImdsError::Request {
+                endpoint: self.endpoint.clone(),
+                path: path.into(),
+                source,
+            }))
+        })?;
+        self.http.send(request).await.map_err(|source| {
+            Step::Retry(Box::new(ImdsError::Unreachable {
+                endpoint: self.endpoint.clone(),
+                source,
+            }))
         })
+    }
+}
+
+/// A reply's body as text.
+fn text(path: &str, body: Bytes) -> Result<String, Box<ImdsError>> {
+    match String::from_utf8(body.into()) {
+        Ok(text) => Ok(text),
+        Err(e) => Err(Box::new(ImdsError::NotText {
+            path: path.into(),
+            why: e.utf8_error(),
+        })),
     }
 }
 

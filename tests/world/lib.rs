@@ -148,6 +148,7 @@ impl World {
             .build()?;
         let conf = rt.block_on(
             aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .http_client(tn_agent::aws::https_client())
                 .region(aws_config::Region::new(REGION))
                 .endpoint_url(&moto.endpoint)
                 .credentials_provider(aws_sdk_ec2::config::Credentials::new(

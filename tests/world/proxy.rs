@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use http_body_util::{BodyExt, Full};
@@ -22,6 +23,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use tn_agent::http::{HttpClient, Timeouts};
 
 use crate::form::decode;
 
@@ -131,10 +133,10 @@ impl AwsProxy {
                         return;
                     }
                 };
-                let http = reqwest::Client::builder()
-                    .no_proxy()
-                    .build()
-                    .expect("client");
+                let http = HttpClient::plain(Timeouts {
+                    connect: Duration::from_secs(5),
+                    request: Duration::from_secs(600),
+                });
                 loop {
                     tokio::select! {
                         _ = &mut stop_rx => return,
@@ -288,7 +290,7 @@ impl Drop for AwsProxy {
 
 async fn handle(
     req: Request<Incoming>,
-    http: &reqwest::Client,
+    http: &HttpClient,
     upstream: &str,
     shared: &Shared,
 ) -> Option<Response<Full<Bytes>>> {
@@ -338,7 +340,7 @@ async fn answer(
     body: Bytes,
     service: &str,
     action: &str,
-    http: &reqwest::Client,
+    http: &HttpClient,
     upstream: &str,
     shared: &Shared,
 ) -> (u16, Option<Response<Full<Bytes>>>) {
@@ -375,17 +377,17 @@ async fn answer(
     }
     let drop_reply = take_drop(shared, parts.method.as_str(), path);
     let url = format!("{upstream}{path_and_query}");
-    let mut forward = http.request(parts.method.clone(), url).body(body.to_vec());
+    let mut forward = Request::builder().method(parts.method.clone()).uri(url);
     for (name, value) in parts.headers.iter() {
         if name != "host" && name != "content-length" {
             forward = forward.header(name, value);
         }
     }
-    match forward.send().await {
+    match http.send(forward.body(body).expect("a request")).await {
         Ok(resp) => {
             let status = resp.status();
             let headers = resp.headers().clone();
-            let mut bytes = resp.bytes().await.unwrap_or_default();
+            let mut bytes = resp.into_body();
             if parts.method == hyper::Method::POST && path_and_query.contains("uploadId=") {
                 bytes = Bytes::from(
                     String::from_utf8_lossy(&bytes)

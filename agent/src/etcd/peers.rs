@@ -16,11 +16,14 @@ use tokio::task::JoinSet;
 use super::client::EtcdAccess;
 use super::model::{host_of, Endpoints, Me};
 use crate::exit::one_line;
+use crate::http::{HttpClient, Timeouts, TlsError};
 
 /// Time for one connection and for one answer: a running etcd answers its peer port in
 /// milliseconds, a host without etcd refuses the connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
-const REQUEST_TIMEOUT: Duration = Duration::from_millis(700);
+const TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_millis(300),
+    request: Duration::from_millis(700),
+};
 
 /// One member as a peer port lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -36,7 +39,7 @@ struct Listed {
 /// The peer ports of the cluster's members, asked with one HTTP client made once.
 pub struct PeerPorts {
     /// `None` when the client cannot be made from the TLS material (logged): nobody answers.
-    http: Option<reqwest::Client>,
+    http: Option<HttpClient>,
     endpoints: Endpoints,
 }
 
@@ -101,14 +104,18 @@ impl PeerPorts {
             let peer = self.endpoints.peer_url(host);
             let http = http.clone();
             set.spawn(async move {
-                let answer = async {
-                    let reply = http.get(format!("{peer}/members")).send().await?;
-                    reply.error_for_status()?.json::<Vec<Listed>>().await
+                let answer = match http.get(&format!("{peer}/members")).await {
+                    Ok(reply) if reply.status().is_success() => {
+                        serde_json::from_slice::<Vec<Listed>>(reply.body())
+                            .map_err(|e| format!("not a member list: {e}"))
+                    }
+                    Ok(reply) => Err(format!("HTTP {}", reply.status())),
+                    Err(e) => Err(one_line(&e)),
                 };
-                match answer.await {
+                match answer {
                     Ok(listed) => Some((peer, listed)),
-                    Err(e) => {
-                        tracing::debug!(%peer, error = %one_line(&e), "no member list from the peer port");
+                    Err(error) => {
+                        tracing::debug!(%peer, %error, "no member list from the peer port");
                         None
                     }
                 }
@@ -125,18 +132,14 @@ impl PeerPorts {
 }
 
 /// An HTTP client for the peer ports: with TLS, the etcd CA alone and the node's certificate.
-fn http_client(access: &EtcdAccess) -> reqwest::Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT);
-    if let Some(tls) = access.tls() {
-        let ca = reqwest::Certificate::from_pem(tls.ca_pem.as_bytes())?;
-        let identity = format!("{}\n{}", tls.cert_pem, tls.key_pem);
-        builder = builder
-            .tls_certs_only([ca])
-            .identity(reqwest::Identity::from_pem(identity.as_bytes())?);
+fn http_client(access: &EtcdAccess) -> Result<HttpClient, TlsError> {
+    match access.tls() {
+        Some(tls) => {
+            let identity = format!("{}\n{}", tls.cert_pem, tls.key_pem);
+            HttpClient::tls(tls.ca_pem.as_bytes(), Some(identity.as_bytes()), TIMEOUTS)
+        }
+        None => Ok(HttpClient::plain(TIMEOUTS)),
     }
-    builder.build()
 }
 
 #[cfg(test)]

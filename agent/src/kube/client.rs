@@ -2,7 +2,7 @@
 //! (the kubelet's kubeconfig): read and cordon its Node, list its pods, evict them, and read and
 //! update its reboot group's lock ConfigMap.
 //!
-//! A small typed client on reqwest rather than kube-rs: k8s-openapi (which kube-rs needs) builds
+//! A small typed client on the agent's HTTP client rather than kube-rs: k8s-openapi (which kube-rs needs) builds
 //! its types for one Kubernetes minor version at a time and its current release starts at 1.33,
 //! older than the clusters tn-agent configures (SPEC's example is v1.31); the calls here are
 //! stable `v1` and `policy/v1` paths that every supported version serves the same; and the whole
@@ -14,14 +14,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine as _;
+use bytes::Bytes;
+use http::{Method, Request};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::kubeconfig::Kubeconfig;
+use crate::http::{HttpClient, HttpError, Timeouts};
 
-/// How long one request may take, connection included.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one request may take, connection included, and its connection.
+const TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_secs(5),
+    request: Duration::from_secs(15),
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
@@ -35,11 +40,17 @@ pub enum KubeError {
         reason: String,
         message: String,
     },
+    #[error("{what}: cannot make the request")]
+    Request {
+        what: String,
+        #[source]
+        source: http::Error,
+    },
     #[error("{what}")]
     Transport {
         what: String,
         #[source]
-        source: reqwest::Error,
+        source: HttpError,
     },
     #[error("{what}: the reply is not a Kubernetes object: {why}")]
     Reply { what: String, why: String },
@@ -58,7 +69,7 @@ impl KubeError {
 /// A client of one apiserver, authenticated by a client certificate.
 #[derive(Clone)]
 pub struct KubeClient {
-    http: reqwest::Client,
+    http: HttpClient,
     server: String,
 }
 
@@ -178,20 +189,16 @@ impl KubeClient {
             identity.push(b'\n');
             identity.extend(read(&user.client_key_data, &user.client_key, "client key")?);
         }
-        let ca = reqwest::Certificate::from_pem_bundle(&ca)
-            .map_err(|e| bad(format!("the certificate authority is not PEM: {e}")))?;
-        let identity = reqwest::Identity::from_pem(&identity)
-            .map_err(|e| bad(format!("the client certificate and key are not PEM: {e}")))?;
-        let http = reqwest::Client::builder()
-            .tls_certs_only(ca)
-            .identity(identity)
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()
-            .map_err(|e| bad(format!("cannot make a TLS client from it: {e}")))?;
+        let server = cluster.server.trim_end_matches('/');
+        match server.parse::<http::Uri>() {
+            Ok(uri) if uri.scheme_str() == Some("https") && uri.host().is_some() => {}
+            _ => return Err(bad(format!("server {server:?} is not an https:// URL"))),
+        }
+        let http = HttpClient::tls(&ca, Some(&identity), TIMEOUTS)
+            .map_err(|e| bad(crate::exit::one_line(&e)))?;
         Ok(KubeClient {
             http,
-            server: cluster.server.trim_end_matches('/').to_string(),
+            server: server.to_string(),
         })
     }
 
@@ -211,7 +218,7 @@ impl KubeClient {
     pub async fn node(&self, name: &str) -> Result<NodeView, KubeError> {
         let path = format!("/api/v1/nodes/{name}");
         let what = format!("reading Node {name}");
-        let node: Value = self.call(reqwest::Method::GET, &path, None, &what).await?;
+        let node: Value = self.call(Method::GET, &path, None, &what).await?;
         let unschedulable = node["spec"]["unschedulable"].as_bool().unwrap_or(false);
         let ready = node["status"]["conditions"]
             .as_array()
@@ -239,9 +246,7 @@ impl KubeClient {
             ),
         };
         let body = ("application/merge-patch+json", patch.to_string());
-        let _: Value = self
-            .call(reqwest::Method::PATCH, &path, Some(body), &what)
-            .await?;
+        let _: Value = self.call(Method::PATCH, &path, Some(body), &what).await?;
         Ok(())
     }
 
@@ -249,7 +254,7 @@ impl KubeClient {
     pub async fn pods_on(&self, node: &str) -> Result<Vec<PodView>, KubeError> {
         let path = format!("/api/v1/pods?fieldSelector=spec.nodeName%3D{node}");
         let what = format!("listing the pods of Node {node}");
-        let list: Value = self.call(reqwest::Method::GET, &path, None, &what).await?;
+        let list: Value = self.call(Method::GET, &path, None, &what).await?;
         let items = list["items"].as_array().ok_or_else(|| KubeError::Reply {
             what: what.clone(),
             why: "no items".into(),
@@ -268,7 +273,7 @@ impl KubeClient {
         });
         let body = ("application/json", body.to_string());
         match self
-            .call::<Value>(reqwest::Method::POST, &path, Some(body), &what)
+            .call::<Value>(Method::POST, &path, Some(body), &what)
             .await
         {
             Ok(_) => Ok(Eviction::Started),
@@ -288,7 +293,7 @@ impl KubeClient {
     ) -> Result<Option<ConfigMap>, KubeError> {
         let path = format!("/api/v1/namespaces/{namespace}/configmaps/{name}");
         let what = format!("reading ConfigMap {namespace}/{name}");
-        let object: Value = match self.call(reqwest::Method::GET, &path, None, &what).await {
+        let object: Value = match self.call(Method::GET, &path, None, &what).await {
             Ok(v) => v,
             Err(KubeError::Api { code: 404, .. }) => return Ok(None),
             Err(e) => return Err(e),
@@ -331,7 +336,7 @@ impl KubeClient {
         object["data"] = json!(data);
         let body = ("application/json", object.to_string());
         match self
-            .call::<Value>(reqwest::Method::PUT, &path, Some(body), &what)
+            .call::<Value>(Method::PUT, &path, Some(body), &what)
             .await
         {
             Ok(_) => Ok(true),
@@ -345,18 +350,17 @@ impl KubeClient {
         let what = format!("asking {} whether it is ready", self.server);
         let resp = self
             .http
-            .get(format!("{}/readyz", self.server))
-            .send()
+            .get(&format!("{}/readyz", self.server))
             .await
             .map_err(|source| KubeError::Transport {
                 what: what.clone(),
                 source,
             })?;
         let code = resp.status();
-        let body = resp.text().await.unwrap_or_default();
         if code.is_success() {
             return Ok(());
         }
+        let body = String::from_utf8_lossy(resp.body());
         Err(KubeError::Api {
             what,
             code: code.as_u16(),
@@ -369,25 +373,36 @@ impl KubeClient {
     /// reason and message.
     async fn call<T: serde::de::DeserializeOwned>(
         &self,
-        method: reqwest::Method,
+        method: Method,
         path: &str,
         body: Option<(&str, String)>,
         what: &str,
     ) -> Result<T, KubeError> {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.server))
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.server))
             .header("accept", "application/json");
-        if let Some((content_type, body)) = body {
-            req = req.header("content-type", content_type).body(body);
-        }
-        let transport = |source| KubeError::Transport {
+        let body = match body {
+            Some((content_type, body)) => {
+                req = req.header("content-type", content_type);
+                Bytes::from(body)
+            }
+            None => Bytes::new(),
+        };
+        let req = req.body(body).map_err(|source| KubeError::Request {
             what: what.to_string(),
             source,
-        };
-        let resp = req.send().await.map_err(transport)?;
+        })?;
+        let resp = self
+            .http
+            .send(req)
+            .await
+            .map_err(|source| KubeError::Transport {
+                what: what.to_string(),
+                source,
+            })?;
         let code = resp.status();
-        let bytes = resp.bytes().await.map_err(transport)?;
+        let bytes = resp.into_body();
         if !code.is_success() {
             let status: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             let text = |key: &str| status[key].as_str().unwrap_or("").to_string();

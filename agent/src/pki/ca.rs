@@ -74,7 +74,7 @@ impl Ca {
                 return Err(PkiError::NotCa("keyUsage lacks keyCertSign"));
             }
         }
-        // Before loading the key: aws-lc refuses small RSA keys with a less helpful error.
+        // Before loading the key: ring refuses small RSA keys with a less helpful error.
         if let Ok(PublicKey::RSA(rsa)) = cert.public_key().parsed() {
             let bits = rsa.key_size();
             if bits < MIN_RSA_BITS {

@@ -3,8 +3,8 @@
 //!
 //! A leaf on disk is kept across runs when [`check_reuse`] finds it still fits the request;
 //! otherwise [`ensure_leaf`] issues a new key and certificate and writes both atomically.
-//! Signatures are verified with x509-parser's `verify-aws` support, which rcgen's `aws_lc_rs`
-//! feature turns on (the same aws-lc that signs).
+//! Signatures are verified with x509-parser's `verify` support, which rcgen's `ring` feature
+//! turns on (the same ring that signs, and that TLS uses).
 //!
 //! The parts: [`Ca`] loads, generates and issues (`ca`); [`inspect`] and [`verifies`] read
 //! certificates (`inspect`, over the PEM helpers of `pem`); [`check_reuse`] decides keep or

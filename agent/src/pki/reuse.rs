@@ -29,7 +29,7 @@ pub enum Reuse {
 /// 2. the key's public key is the certificate's (raw subjectPublicKey bits compared);
 /// 3. it was signed by this CA: the issuer name equals the CA's subject name (DER bytes), the
 ///    authority key identifier equals the CA's subject key identifier when both exist, and the
-///    signature verifies with the CA's public key (aws-lc, through x509-parser);
+///    signature verifies with the CA's public key (ring, through x509-parser);
 /// 4. it is not a CA certificate;
 /// 5. the subject CN and O equal the request's;
 /// 6. the DNS SANs (compared case-insensitively) and IP SANs equal the request's exactly;

@@ -7,10 +7,17 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use futures_util::StreamExt;
+
+use crate::dbus::{method_call, Bus, Message, Value};
 
 /// update_engine's status when an update is staged and waits for a reboot.
 pub const NEED_REBOOT: &str = "UPDATE_STATUS_UPDATED_NEED_REBOOT";
+
+const UPDATE_ENGINE: &str = "com.coreos.update1";
+const UPDATE_ENGINE_PATH: &str = "/com/coreos/update1";
+const UPDATE_ENGINE_MANAGER: &str = "com.coreos.update1.Manager";
+/// How long connecting and the first `GetStatus` may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What update_engine last said.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,22 +31,28 @@ impl UpdateStatus {
     pub fn needs_reboot(&self) -> bool {
         self.operation == NEED_REBOOT
     }
-}
 
-/// `GetStatus` and `StatusUpdate` carry (last_checked_time, progress, current_operation,
-/// new_version, new_size).
-type Status = (i64, f64, String, String, i64);
-
-fn status_of((_, _, operation, new_version, _): Status) -> UpdateStatus {
-    UpdateStatus {
-        operation,
-        new_version,
+    /// `GetStatus`'s reply and `StatusUpdate`'s body: (last_checked_time, progress,
+    /// current_operation, new_version, new_size).
+    fn of(message: &Message) -> Result<UpdateStatus> {
+        match (message.signature.as_str(), message.body.as_slice()) {
+            ("xdssx", [_, _, Value::Str(operation), Value::Str(new_version), _]) => {
+                Ok(UpdateStatus {
+                    operation: operation.clone(),
+                    new_version: new_version.clone(),
+                })
+            }
+            (signature, _) => anyhow::bail!(
+                "update_engine's status has the signature {signature:?}, not \"xdssx\""
+            ),
+        }
     }
 }
 
 /// update_engine on the system bus, and its signals.
 pub struct UpdateEngine {
-    signals: zbus::proxy::SignalStream<'static>,
+    /// `None` once the bus closed the connection.
+    bus: Option<Bus>,
     last: Option<UpdateStatus>,
 }
 
@@ -47,7 +60,10 @@ impl UpdateEngine {
     /// Asks update_engine for its status and listens to its signals; `None` (logged) when there
     /// is no bus or no update_engine on it.
     pub async fn connect() -> Option<Self> {
-        match Self::try_connect().await {
+        let connected = tokio::time::timeout(CONNECT_TIMEOUT, Self::try_connect())
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {CONNECT_TIMEOUT:?}")));
+        match connected {
             Ok(engine) => Some(engine),
             Err(e) => {
                 tracing::info!(error = %format!("{e:#}"), "no update_engine on D-Bus: the reboot sentinel alone says when to reboot");
@@ -57,66 +73,125 @@ impl UpdateEngine {
     }
 
     async fn try_connect() -> Result<Self> {
-        let proxy = system_proxy(
-            "com.coreos.update1",
-            "/com/coreos/update1",
-            "com.coreos.update1.Manager",
-        )
-        .await?;
-        let signals = proxy.receive_signal("StatusUpdate").await?;
-        let status: Status = proxy
-            .call("GetStatus", &())
+        let mut bus = Bus::system()
+            .await
+            .context("connecting to the system D-Bus")?;
+        bus.add_match(&format!(
+            "type='signal',sender='{UPDATE_ENGINE}',path='{UPDATE_ENGINE_PATH}',\
+             interface='{UPDATE_ENGINE_MANAGER}',member='StatusUpdate'"
+        ))
+        .await
+        .context("subscribing to update_engine's StatusUpdate")?;
+        let reply = bus
+            .call(method_call(
+                UPDATE_ENGINE,
+                UPDATE_ENGINE_PATH,
+                UPDATE_ENGINE_MANAGER,
+                "GetStatus",
+                vec![],
+            ))
             .await
             .context("calling update_engine's GetStatus")?;
-        let last = Some(status_of(status));
+        let last = Some(UpdateStatus::of(&reply)?);
         tracing::info!(status = ?last, "update_engine status");
-        Ok(UpdateEngine { signals, last })
+        Ok(UpdateEngine {
+            bus: Some(bus),
+            last,
+        })
     }
 
     pub fn last(&self) -> Option<&UpdateStatus> {
         self.last.as_ref()
     }
 
-    /// Waits up to `wait` for update_engine's next `StatusUpdate`, and remembers it.
+    /// Waits up to `wait` for update_engine's next `StatusUpdate`, and remembers it. Once the
+    /// bus has closed the connection, only waits: the last status stands (the sentinel still
+    /// says when a reboot is needed).
     pub async fn wait(&mut self, wait: Duration) {
-        let Ok(Some(msg)) = tokio::time::timeout(wait, self.signals.next()).await else {
-            return;
-        };
-        match msg.body().deserialize::<Status>() {
-            Ok(status) => {
-                let status = status_of(status);
-                tracing::debug!(status = ?status, "update_engine status update");
-                self.last = Some(status);
+        let deadline = tokio::time::Instant::now() + wait;
+        while let Some(bus) = &mut self.bus {
+            let Ok(signal) = tokio::time::timeout_at(deadline, bus.next_signal()).await else {
+                return;
+            };
+            let signal = match signal {
+                Ok(signal) => signal,
+                Err(e) => {
+                    tracing::warn!(error = %crate::exit::one_line(&e), "lost the D-Bus connection: update_engine's last status stands");
+                    self.bus = None;
+                    break;
+                }
+            };
+            if signal.interface.as_deref() != Some(UPDATE_ENGINE_MANAGER)
+                || signal.member.as_deref() != Some("StatusUpdate")
+            {
+                continue;
             }
-            Err(e) => tracing::warn!(error = %e, "ignoring a malformed StatusUpdate signal"),
+            match UpdateStatus::of(&signal) {
+                Ok(status) => {
+                    tracing::debug!(status = ?status, "update_engine status update");
+                    self.last = Some(status);
+                    return;
+                }
+                Err(e) => tracing::warn!(error = %e, "ignoring a malformed StatusUpdate signal"),
+            }
         }
+        tokio::time::sleep_until(deadline).await;
     }
 }
 
 /// Asks logind to reboot the machine (`org.freedesktop.login1.Manager.Reboot`, not
 /// interactive).
 pub async fn logind_reboot() -> Result<()> {
-    let proxy = system_proxy(
+    let mut bus = Bus::system()
+        .await
+        .context("connecting to the system D-Bus")?;
+    bus.call(method_call(
         "org.freedesktop.login1",
         "/org/freedesktop/login1",
         "org.freedesktop.login1.Manager",
-    )
-    .await?;
-    proxy
-        .call::<_, _, ()>("Reboot", &(false,))
-        .await
-        .context("calling logind's Reboot")?;
+        "Reboot",
+        vec![Value::Bool(false)],
+    ))
+    .await
+    .context("calling logind's Reboot")?;
     Ok(())
 }
 
-/// A proxy for `interface` of `path` at `destination` on the system bus.
-async fn system_proxy(
-    destination: &'static str,
-    path: &'static str,
-    interface: &'static str,
-) -> Result<zbus::Proxy<'static>> {
-    let conn = zbus::Connection::system()
-        .await
-        .context("connecting to the system D-Bus")?;
-    Ok(zbus::Proxy::new(&conn, destination, path, interface).await?)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dbus::bus_that_closes;
+
+    /// A StatusUpdate is taken; once the bus has gone, `wait` still waits (a watch that waits on
+    /// it must not spin) and the last status stands.
+    #[tokio::test]
+    async fn a_status_update_then_a_lost_bus() {
+        let signal = Message {
+            kind: Some(crate::dbus::Kind::Signal),
+            interface: Some(UPDATE_ENGINE_MANAGER.into()),
+            member: Some("StatusUpdate".into()),
+            signature: "xdssx".into(),
+            body: vec![
+                Value::I64(0),
+                Value::F64(0.0),
+                Value::Str(NEED_REBOOT.into()),
+                Value::Str("4230.2.1".into()),
+                Value::I64(0),
+            ],
+            ..Message::default()
+        };
+        let (_dir, address) = bus_that_closes(vec![signal]).await;
+        let mut engine = UpdateEngine {
+            bus: Some(Bus::connect(&address).await.unwrap()),
+            last: None,
+        };
+        engine.wait(Duration::from_secs(5)).await;
+        let staged = engine.last().unwrap();
+        assert!(staged.needs_reboot() && staged.new_version == "4230.2.1");
+        let start = std::time::Instant::now();
+        engine.wait(Duration::from_millis(300)).await;
+        assert!(start.elapsed() >= Duration::from_millis(300));
+        assert!(engine.bus.is_none());
+        assert!(engine.last().unwrap().needs_reboot());
+    }
 }

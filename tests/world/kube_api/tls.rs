@@ -48,7 +48,7 @@ pub(super) fn server_config(
     ca_pem: &str,
     serving: &Leaf,
 ) -> Result<(Arc<ServerConfig>, Arc<dyn ClientCertVerifier>)> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots
