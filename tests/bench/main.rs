@@ -212,7 +212,7 @@ fn header(opts: &Options) -> Result<()> {
     println!("load:     {} (1, 5, 15 min averages at start)", loadavg());
     println!("etcd:     {}", etcd_version()?);
     println!(
-        "agent:    {} ({build} build, {:.1} MiB)",
+        "agent:    {} ({build} build, {:.2} MiB, {agent_size} bytes)",
         agent.display(),
         agent_size as f64 / (1024.0 * 1024.0)
     );
