@@ -114,6 +114,14 @@ pub fn method_call(
     }
 }
 
+/// The system bus's address: `DBUS_SYSTEM_BUS_ADDRESS`, else the standard socket.
+pub fn system_bus_address() -> String {
+    std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
+        .ok()
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| DEFAULT_SYSTEM_BUS.to_string())
+}
+
 /// A connection to a bus.
 pub struct Bus {
     writer: OwnedWriteHalf,
@@ -131,15 +139,6 @@ impl Drop for Bus {
 }
 
 impl Bus {
-    /// The system bus: `DBUS_SYSTEM_BUS_ADDRESS`, else the standard socket.
-    pub async fn system() -> Result<Bus, DbusError> {
-        let address = std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
-            .ok()
-            .filter(|a| !a.is_empty())
-            .unwrap_or_else(|| DEFAULT_SYSTEM_BUS.to_string());
-        Bus::connect(&address).await
-    }
-
     /// Connects to the first address of `address` (`;`-separated) that accepts, authenticates
     /// and says `Hello`.
     pub async fn connect(address: &str) -> Result<Bus, DbusError> {
@@ -600,38 +599,50 @@ impl Reader<'_> {
     }
 }
 
-/// A bus of one connection, for tests: it authenticates the client, answers its `Hello`, sends
-/// `signals`, and closes the connection.
+/// A fake bus for tests. Each connection it accepts is authenticated and answered `Hello`; then,
+/// for each method call the client sends, `replies` gives the reply's body (an empty one when
+/// it gives none), and after the `calls`-th call the bus sends `signals` and closes the
+/// connection.
 #[cfg(test)]
-pub(crate) async fn bus_that_closes(signals: Vec<Message>) -> (tempfile::TempDir, String) {
+pub(crate) async fn fake_bus(
+    calls: usize,
+    replies: fn(&Message) -> Option<Vec<Value>>,
+    signals: Vec<Message>,
+) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bus");
     let listener = tokio::net::UnixListener::bind(&path).unwrap();
     tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let (read, mut write) = stream.into_split();
-        let mut read = BufReader::new(read);
-        let mut line = Vec::new();
-        read.read_until(b'\n', &mut line).await.unwrap();
-        let uid = hex::encode(nix::unistd::getuid().as_raw().to_string());
-        assert_eq!(line, format!("\0AUTH EXTERNAL {uid}\r\n").as_bytes());
-        write.write_all(b"OK 0123456789abcdef\r\n").await.unwrap();
-        line.clear();
-        read.read_until(b'\n', &mut line).await.unwrap();
-        assert_eq!(line, b"BEGIN\r\n");
-        let hello = read_message(&mut read).await.unwrap();
-        assert_eq!(hello.member.as_deref(), Some("Hello"));
-        let reply = Message {
-            kind: Some(Kind::MethodReturn),
-            serial: 1,
-            reply_serial: Some(hello.serial),
-            signature: "s".into(),
-            body: vec![Value::Str(":1.1".into())],
-            ..Message::default()
-        };
-        write.write_all(&encode(&reply)).await.unwrap();
-        for signal in signals {
-            write.write_all(&encode(&signal)).await.unwrap();
+        while let Ok((stream, _)) = listener.accept().await {
+            let (read, mut write) = stream.into_split();
+            let mut read = BufReader::new(read);
+            let mut line = Vec::new();
+            read.read_until(b'\n', &mut line).await.unwrap();
+            let uid = hex::encode(nix::unistd::getuid().as_raw().to_string());
+            assert_eq!(line, format!("\0AUTH EXTERNAL {uid}\r\n").as_bytes());
+            write.write_all(b"OK 0123456789abcdef\r\n").await.unwrap();
+            line.clear();
+            read.read_until(b'\n', &mut line).await.unwrap();
+            assert_eq!(line, b"BEGIN\r\n");
+            for n in 0..=calls {
+                let call = read_message(&mut read).await.unwrap();
+                let body = match n {
+                    0 => vec![Value::Str(":1.1".into())],
+                    _ => replies(&call).unwrap_or_default(),
+                };
+                let reply = Message {
+                    kind: Some(Kind::MethodReturn),
+                    serial: n as u32 + 1,
+                    reply_serial: Some(call.serial),
+                    signature: body.iter().map(Value::code).collect(),
+                    body,
+                    ..Message::default()
+                };
+                write.write_all(&encode(&reply)).await.unwrap();
+            }
+            for signal in &signals {
+                write.write_all(&encode(signal)).await.unwrap();
+            }
         }
     });
     (dir, format!("unix:path={}", path.display()))
@@ -644,7 +655,7 @@ mod tests {
     /// Authentication, `Hello`, a signal, and the end of the connection, as the client sees them.
     #[tokio::test]
     async fn signals_then_the_end_of_the_connection() {
-        let (_dir, address) = bus_that_closes(vec![status_signal()]).await;
+        let (_dir, address) = fake_bus(0, |_| None, vec![status_signal()]).await;
         let mut bus = Bus::connect(&address).await.unwrap();
         assert_eq!(bus.next_signal().await.unwrap(), status_signal());
         let end = bus.next_signal().await.unwrap_err();

@@ -51,6 +51,8 @@ impl UpdateStatus {
 
 /// update_engine on the system bus, and its signals.
 pub struct UpdateEngine {
+    /// The bus's address, to connect again.
+    address: String,
     /// `None` once the bus closed the connection.
     bus: Option<Bus>,
     last: Option<UpdateStatus>,
@@ -60,7 +62,8 @@ impl UpdateEngine {
     /// Asks update_engine for its status and listens to its signals; `None` (logged) when there
     /// is no bus or no update_engine on it.
     pub async fn connect() -> Option<Self> {
-        let connected = tokio::time::timeout(CONNECT_TIMEOUT, Self::try_connect())
+        let address = crate::dbus::system_bus_address();
+        let connected = tokio::time::timeout(CONNECT_TIMEOUT, Self::try_connect(&address))
             .await
             .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {CONNECT_TIMEOUT:?}")));
         match connected {
@@ -72,8 +75,8 @@ impl UpdateEngine {
         }
     }
 
-    async fn try_connect() -> Result<Self> {
-        let mut bus = Bus::system()
+    async fn try_connect(address: &str) -> Result<Self> {
+        let mut bus = Bus::connect(address)
             .await
             .context("connecting to the system D-Bus")?;
         bus.add_match(&format!(
@@ -95,6 +98,7 @@ impl UpdateEngine {
         let last = Some(UpdateStatus::of(&reply)?);
         tracing::info!(status = ?last, "update_engine status");
         Ok(UpdateEngine {
+            address: address.to_string(),
             bus: Some(bus),
             last,
         })
@@ -104,21 +108,33 @@ impl UpdateEngine {
         self.last.as_ref()
     }
 
-    /// Waits up to `wait` for update_engine's next `StatusUpdate`, and remembers it. Once the
-    /// bus has closed the connection, only waits: the last status stands (the sentinel still
-    /// says when a reboot is needed).
+    /// Waits up to `wait` for update_engine's next `StatusUpdate`, and remembers it. When the
+    /// bus has closed the connection (dbus-daemon restarted), connects again instead, at most
+    /// once a wait, and takes update_engine's status then; until that works, the last status
+    /// stands and the wait is slept out (the sentinel still says when a reboot is needed).
     pub async fn wait(&mut self, wait: Duration) {
         let deadline = tokio::time::Instant::now() + wait;
-        while let Some(bus) = &mut self.bus {
+        let Some(bus) = &mut self.bus else {
+            let again = tokio::time::timeout_at(deadline, Self::try_connect(&self.address)).await;
+            if let Ok(Ok(again)) = again {
+                tracing::info!("connected to update_engine again");
+                *self = again;
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+            return;
+        };
+        loop {
             let Ok(signal) = tokio::time::timeout_at(deadline, bus.next_signal()).await else {
                 return;
             };
             let signal = match signal {
                 Ok(signal) => signal,
                 Err(e) => {
-                    tracing::warn!(error = %crate::exit::one_line(&e), "lost the D-Bus connection: update_engine's last status stands");
+                    tracing::warn!(error = %crate::exit::one_line(&e), "lost the D-Bus connection: update_engine's last status stands until it is back");
                     self.bus = None;
-                    break;
+                    tokio::time::sleep_until(deadline).await;
+                    return;
                 }
             };
             if signal.interface.as_deref() != Some(UPDATE_ENGINE_MANAGER)
@@ -135,14 +151,13 @@ impl UpdateEngine {
                 Err(e) => tracing::warn!(error = %e, "ignoring a malformed StatusUpdate signal"),
             }
         }
-        tokio::time::sleep_until(deadline).await;
     }
 }
 
 /// Asks logind to reboot the machine (`org.freedesktop.login1.Manager.Reboot`, not
 /// interactive).
 pub async fn logind_reboot() -> Result<()> {
-    let mut bus = Bus::system()
+    let mut bus = Bus::connect(&crate::dbus::system_bus_address())
         .await
         .context("connecting to the system D-Bus")?;
     bus.call(method_call(
@@ -160,38 +175,52 @@ pub async fn logind_reboot() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dbus::bus_that_closes;
+    use crate::dbus::{fake_bus, Kind};
 
-    /// A StatusUpdate is taken; once the bus has gone, `wait` still waits (a watch that waits on
-    /// it must not spin) and the last status stands.
+    fn status(operation: &str, version: &str) -> Vec<Value> {
+        vec![
+            Value::I64(0),
+            Value::F64(0.0),
+            Value::Str(operation.into()),
+            Value::Str(version.into()),
+            Value::I64(0),
+        ]
+    }
+
+    /// update_engine as the fake bus plays it: idle when asked, then a StatusUpdate saying
+    /// 4230.2.1 is staged, then the connection closes.
+    fn update_engine(call: &Message) -> Option<Vec<Value>> {
+        (call.member.as_deref() == Some("GetStatus")).then(|| status("UPDATE_STATUS_IDLE", ""))
+    }
+
+    /// A StatusUpdate is taken; when the bus closes the connection, that wait is slept out (a
+    /// watch waiting on it must not spin) and the status stands; the next wait connects again
+    /// and takes update_engine's status anew.
     #[tokio::test]
-    async fn a_status_update_then_a_lost_bus() {
+    async fn a_status_update_a_lost_bus_and_connecting_again() {
         let signal = Message {
-            kind: Some(crate::dbus::Kind::Signal),
+            kind: Some(Kind::Signal),
             interface: Some(UPDATE_ENGINE_MANAGER.into()),
             member: Some("StatusUpdate".into()),
             signature: "xdssx".into(),
-            body: vec![
-                Value::I64(0),
-                Value::F64(0.0),
-                Value::Str(NEED_REBOOT.into()),
-                Value::Str("4230.2.1".into()),
-                Value::I64(0),
-            ],
+            body: status(NEED_REBOOT, "4230.2.1"),
             ..Message::default()
         };
-        let (_dir, address) = bus_that_closes(vec![signal]).await;
-        let mut engine = UpdateEngine {
-            bus: Some(Bus::connect(&address).await.unwrap()),
-            last: None,
-        };
+        // AddMatch and GetStatus, then the signal.
+        let (_dir, address) = fake_bus(2, update_engine, vec![signal]).await;
+        let mut engine = UpdateEngine::try_connect(&address).await.unwrap();
+        assert_eq!(engine.last().unwrap().operation, "UPDATE_STATUS_IDLE");
         engine.wait(Duration::from_secs(5)).await;
         let staged = engine.last().unwrap();
         assert!(staged.needs_reboot() && staged.new_version == "4230.2.1");
+
         let start = std::time::Instant::now();
         engine.wait(Duration::from_millis(300)).await;
         assert!(start.elapsed() >= Duration::from_millis(300));
-        assert!(engine.bus.is_none());
-        assert!(engine.last().unwrap().needs_reboot());
+        assert!(engine.bus.is_none() && engine.last().unwrap().needs_reboot());
+
+        engine.wait(Duration::from_secs(5)).await;
+        assert!(engine.bus.is_some());
+        assert_eq!(engine.last().unwrap().operation, "UPDATE_STATUS_IDLE");
     }
 }
