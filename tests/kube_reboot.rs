@@ -18,9 +18,7 @@ use tn_agent::kube::client::KubeClient;
 use tn_agent::kube::render::reboot_locks_addon;
 use tn_agent::pki::Ca;
 use tn_agent::reboot::semaphore::Semaphore;
-use tn_world::kube_api::{
-    admin_cert, Amount, Budget, KubeApi, Pdb, PodSeed, Policy, Termination, LOCALHOST,
-};
+use tn_world::kube_api::{admin_cert, Amount, Budget, KubeApi, Pdb, PodSeed, Policy, Termination};
 use tn_world::kube_reboot::{kube_node, node_name, request_reboot, simulate_kube_reboot};
 use tn_world::reboot::{reboot_mark, reboot_state, Watch};
 use tn_world::{Node, World};
@@ -37,7 +35,7 @@ impl Cluster {
     fn start(worker_groups: &[&str], policy: Policy) -> Cluster {
         let world = World::start().unwrap();
         let ca = Ca::generate("kubernetes").unwrap();
-        let api = KubeApi::start_with(&ca, SocketAddr::new(LOCALHOST, 0), policy).unwrap();
+        let api = KubeApi::start_with(&ca, world.apiserver_addr(), policy).unwrap();
         let mut groups = vec!["master".to_string()];
         groups.extend(worker_groups.iter().map(|g| g.to_string()));
         api.apply_reboot_locks_addon(&reboot_locks_addon(&groups))

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use tn_agent::pki::Ca;
-use tn_world::kube_api::{KubeApi, LOCALHOST};
+use tn_world::kube_api::{KubeApi, Policy};
 use tn_world::World;
 
 use crate::clock::{SimClock, DAY, HOUR};
@@ -151,7 +151,7 @@ fn run(opts: &Options) -> Result<bool> {
         std::fs::read_to_string(operator.join(n)).with_context(|| format!("operator/{n}"))
     };
     let ca = Ca::from_pem(&read("ca.crt")?, &read("ca.key")?)?;
-    let api = KubeApi::start(&ca, LOCALHOST)?;
+    let api = KubeApi::start_with(&ca, world.apiserver_addr(), Policy::default())?;
 
     let clock = SimClock::new();
     let invariants = Invariants::new();

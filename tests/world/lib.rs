@@ -235,6 +235,14 @@ impl World {
         format!("127.{}.0.0/16", self.net.octet)
     }
 
+    /// Where a cluster's fake apiserver listens: an address of the world's own that no instance
+    /// has (127.<n>.255.254), and the apiserver's real port 6443. Masters' own apiservers listen
+    /// on their addresses and the same port; below the kernel's ephemeral range, that port is
+    /// never held there by a listener bound to port 0 (a node's fake IMDS) or by a connection.
+    pub fn apiserver_addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::new(Ipv4Addr::new(127, self.net.octet, 255, 254).into(), 6443)
+    }
+
     /// Creates an ASG of `size` for `role` (a subnet 127.<n>.<k>.0/24 of its own, a launch
     /// template, the cluster's tags) and returns its instances' ids, sorted.
     pub fn create_asg(&self, name: &str, role: &str, size: i32) -> Result<Vec<String>> {
