@@ -387,6 +387,10 @@ impl Writer {
         self.pad(4);
         self.bytes(&v.to_le_bytes());
     }
+    fn u64(&mut self, v: u64) {
+        self.pad(8);
+        self.bytes(&v.to_le_bytes());
+    }
     fn string(&mut self, s: &str) {
         self.u32(s.len() as u32);
         self.bytes(s.as_bytes());
@@ -407,14 +411,8 @@ impl Writer {
         match value {
             Value::Bool(b) => self.u32(u32::from(*b)),
             Value::U32(v) => self.u32(*v),
-            Value::I64(v) => {
-                self.pad(8);
-                self.bytes(&v.to_le_bytes());
-            }
-            Value::F64(v) => {
-                self.pad(8);
-                self.bytes(&v.to_le_bytes());
-            }
+            Value::I64(v) => self.u64(*v as u64),
+            Value::F64(v) => self.u64(v.to_bits()),
             Value::Str(s) => self.string(s),
         }
     }
@@ -428,20 +426,11 @@ async fn read_message<R: AsyncReadExt + Unpin>(read: &mut R) -> Result<Message, 
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(DbusError::Closed),
         Err(e) => return Err(e.into()),
     }
-    let little = match fixed[0] {
-        b'l' => true,
-        b'B' => false,
-        other => return Err(bad(format!("byte order {other:#04x}"))),
-    };
-    let word = |at: usize| {
-        let b = [fixed[at], fixed[at + 1], fixed[at + 2], fixed[at + 3]];
-        (if little {
-            u32::from_le_bytes(b)
-        } else {
-            u32::from_be_bytes(b)
-        }) as usize
-    };
-    let (body_len, fields_len) = (word(4), word(12));
+    let mut r = Reader::new(&fixed)?;
+    r.take::<4>()?;
+    let body_len = r.u32()? as usize;
+    r.u32()?; // the serial
+    let fields_len = r.u32()? as usize;
     let head_len = (16 + fields_len).next_multiple_of(8);
     let total = head_len.saturating_add(body_len);
     if total > MAX_MESSAGE {
@@ -455,11 +444,7 @@ async fn read_message<R: AsyncReadExt + Unpin>(read: &mut R) -> Result<Message, 
 
 /// A whole message from its bytes.
 fn decode(buf: &[u8]) -> Result<Message, DbusError> {
-    let mut r = Reader {
-        buf,
-        at: 0,
-        little: buf.first() == Some(&b'l'),
-    };
+    let mut r = Reader::new(buf)?;
     let [_, kind, _, _] = r.take::<4>()?;
     let body_len = r.u32()? as usize;
     let mut message = Message {
@@ -542,7 +527,17 @@ struct Reader<'a> {
     little: bool,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    /// A reader of the message in `buf`, in the byte order its first byte names.
+    fn new(buf: &'a [u8]) -> Result<Reader<'a>, DbusError> {
+        let little = match buf.first() {
+            Some(b'l') => true,
+            Some(b'B') => false,
+            Some(other) => return Err(bad(format!("byte order {other:#04x}"))),
+            None => return Err(bad("it is empty".into())),
+        };
+        Ok(Reader { buf, at: 0, little })
+    }
     fn take<const N: usize>(&mut self) -> Result<[u8; N], DbusError> {
         let bytes = self
             .buf
@@ -559,23 +554,20 @@ impl Reader<'_> {
         self.at = to;
         Ok(())
     }
+    /// The next `N`-byte number, aligned to `N`, as little-endian bytes.
+    fn number<const N: usize>(&mut self) -> Result<[u8; N], DbusError> {
+        self.align(N)?;
+        let mut b = self.take::<N>()?;
+        if !self.little {
+            b.reverse();
+        }
+        Ok(b)
+    }
     fn u32(&mut self) -> Result<u32, DbusError> {
-        self.align(4)?;
-        let b = self.take::<4>()?;
-        Ok(if self.little {
-            u32::from_le_bytes(b)
-        } else {
-            u32::from_be_bytes(b)
-        })
+        Ok(u32::from_le_bytes(self.number()?))
     }
     fn u64(&mut self) -> Result<u64, DbusError> {
-        self.align(8)?;
-        let b = self.take::<8>()?;
-        Ok(if self.little {
-            u64::from_le_bytes(b)
-        } else {
-            u64::from_be_bytes(b)
-        })
+        Ok(u64::from_le_bytes(self.number()?))
     }
     fn text(&mut self, len: usize) -> Result<String, DbusError> {
         let bytes = self
@@ -741,6 +733,13 @@ mod tests {
         for cut in [0, 5, 16, 40, good.len() - 1] {
             assert!(decode(&good[..cut]).is_err(), "cut at {cut}");
         }
+        let mut order = good.clone();
+        order[0] = b'x';
+        let err = decode(&order).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the bus sent a malformed message: byte order 0x78"
+        );
         let mut long = good.clone();
         long[12] = 0xff; // the fields' length runs past the end
         assert!(decode(&long).is_err());

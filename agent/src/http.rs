@@ -97,7 +97,12 @@ impl HttpClient {
             .with_tls_config(config)
             .https_only()
             .enable_http1()
-            .wrap_connector(connector(timeouts));
+            .wrap_connector({
+                // The TLS connector checks the scheme itself (https only).
+                let mut tcp = connector(timeouts);
+                tcp.enforce_http(false);
+                tcp
+            });
         Ok(HttpClient {
             inner: Arc::new(Inner::Tls(pool().build(https))),
             timeouts,
@@ -153,8 +158,6 @@ fn connector(timeouts: Timeouts) -> HttpConnector {
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(timeouts.connect));
     http.set_nodelay(true);
-    // The TLS connector wraps this one and checks the scheme itself.
-    http.enforce_http(false);
     http
 }
 
@@ -251,6 +254,13 @@ mod tests {
         let err = client.get(&closed).await.unwrap_err();
         assert!(matches!(err, HttpError::Send { .. }), "{err:?}");
         assert_eq!(err.to_string(), format!("GET {closed}"));
+        // A plain client never sends an https:// request in the clear.
+        let https = silent.replace("http://", "https://");
+        let err = client.get(&https).await.unwrap_err();
+        assert!(
+            crate::exit::one_line(&err).contains("invalid URL, scheme is not http"),
+            "{err:?}"
+        );
         let err = client.get(&silent).await.unwrap_err();
         assert_eq!(
             err.to_string(),
